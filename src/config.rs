@@ -1,0 +1,583 @@
+//! The command line and the settings it resolves to.
+//!
+//! Flag names, meanings and precedence are Gunicorn's: built-in defaults (some read
+//! `WEB_CONCURRENCY` and `PORT`) < the extra arguments in `HEAVY_API_CMD_ARGS` (or
+//! `GUNICORN_CMD_ARGS`) < the real command line. The defaults differ from Gunicorn's only where
+//! the original service's production settings did: 4 workers, 2 threads, a 120 s timeout.
+
+use crate::app::Limits;
+use crate::http::HttpLimits;
+use crate::log::Level;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const EXTRA_ARGS_ENV: &str = "HEAVY_API_CMD_ARGS";
+pub const GUNICORN_EXTRA_ARGS_ENV: &str = "GUNICORN_CMD_ARGS";
+pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
+    r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "heavy-api",
+    version,
+    about = "A deliberately CPU- and I/O-heavy HTTP API for load-testing platforms, served by a \
+             Gunicorn-style prefork server (a master and N workers with M handler threads each).",
+    long_about = None,
+    after_help = "Endpoints: GET /heavy/health/ and GET /heavy/cpu-io-no-db/?prime_limit=&hash_rounds=&io_kb=\n\
+                  Extra arguments are also read from $HEAVY_API_CMD_ARGS (or $GUNICORN_CMD_ARGS); \
+                  the real command line wins.\n\
+                  Signals to the master: TERM graceful stop, INT/QUIT quick stop, HUP reload, \
+                  TTIN/TTOU one worker more/less, USR1 reopen log files.",
+    args_override_self = true,
+    args_conflicts_with_subcommands = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Probe a running server's /heavy/health/ and exit 0 if it answers 200, else 1 (for
+    /// container health checks: the image has no curl).
+    Healthcheck {
+        /// Server to probe: a base URL, or the full health URL.
+        #[arg(default_value = "http://127.0.0.1:8000")]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3.0)]
+        timeout: f64,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Socket to bind: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeat for several.
+    /// [default: 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set]
+    #[arg(short = 'b', long = "bind", value_name = "ADDRESS", help_heading = "Server socket")]
+    pub bind: Vec<String>,
+
+    /// Maximum number of pending connections (listen backlog).
+    #[arg(long, default_value_t = 2048, value_name = "INT", help_heading = "Server socket")]
+    pub backlog: i32,
+
+    /// Number of worker processes. [default: $WEB_CONCURRENCY, else 4]
+    #[arg(short = 'w', long, value_name = "INT", value_parser = clap::value_parser!(u32).range(1..),
+          help_heading = "Worker processes")]
+    pub workers: Option<u32>,
+
+    /// Handler threads per worker (the heavy requests a worker runs at once).
+    #[arg(long, default_value_t = 2, value_name = "INT",
+          value_parser = clap::value_parser!(u32).range(1..=1024), help_heading = "Worker processes")]
+    pub threads: u32,
+
+    /// Accepted for Gunicorn compatibility; every worker is the threaded kind.
+    #[arg(short = 'k', long, value_name = "STRING", default_value = "gthread",
+          help_heading = "Worker processes")]
+    pub worker_class: String,
+
+    /// Most connections one worker holds open (active and keep-alive); beyond it new
+    /// connections wait in the listen backlog.
+    #[arg(long, default_value_t = 1000, value_name = "INT",
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Worker processes")]
+    pub worker_connections: u32,
+
+    /// Seconds a heavy request may run before it is answered 503 and stopped; a worker that stops
+    /// making progress for this long is killed and replaced. 0 disables both.
+    #[arg(short = 't', long, default_value_t = 120, value_name = "INT",
+          help_heading = "Worker processes")]
+    pub timeout: u64,
+
+    /// Seconds workers get to finish their requests after a stop or restart signal, before they
+    /// are killed.
+    #[arg(long, default_value_t = 30, value_name = "INT", help_heading = "Worker processes")]
+    pub graceful_timeout: u64,
+
+    /// Seconds an idle keep-alive connection is kept open. 0 disables keep-alive.
+    #[arg(long = "keep-alive", default_value_t = 2, value_name = "INT",
+          help_heading = "Worker processes")]
+    pub keep_alive: u64,
+
+    /// Restart a worker after it has handled this many requests (0: never).
+    #[arg(long, default_value_t = 0, value_name = "INT", help_heading = "Worker processes")]
+    pub max_requests: u64,
+
+    /// Add a random 0..=N to --max-requests per worker, so workers do not restart together.
+    #[arg(long, default_value_t = 0, value_name = "INT", help_heading = "Worker processes")]
+    pub max_requests_jitter: u64,
+
+    /// Accepted for Gunicorn compatibility; the heartbeat lives in shared memory, not in files.
+    #[arg(long, value_name = "DIR", help_heading = "Worker processes")]
+    pub worker_tmp_dir: Option<PathBuf>,
+
+    /// Longest request line in bytes (0: 8190). Longer lines get 400.
+    #[arg(long, default_value_t = 4094, value_name = "INT", help_heading = "Request limits")]
+    pub limit_request_line: i64,
+
+    /// Most header fields in a request (0: 32768). More get 431.
+    #[arg(long, default_value_t = 100, value_name = "INT", help_heading = "Request limits")]
+    pub limit_request_fields: i64,
+
+    /// Longest header field in bytes (0: 65536). Longer ones get 431.
+    #[arg(long = "limit-request-field_size", alias = "limit-request-field-size",
+          default_value_t = 8190, value_name = "INT", help_heading = "Request limits")]
+    pub limit_request_field_size: i64,
+
+    /// Largest request body in bytes (bodies are read and discarded). Larger ones get 413.
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "INT", help_heading = "Request limits")]
+    pub limit_request_body: u64,
+
+    /// Largest prime_limit a request may ask for.
+    #[arg(long, default_value_t = Limits::default().max_prime_limit, value_name = "INT",
+          help_heading = "Heavy endpoint")]
+    pub max_prime_limit: i64,
+
+    /// Largest hash_rounds a request may ask for.
+    #[arg(long, default_value_t = Limits::default().max_hash_rounds, value_name = "INT",
+          help_heading = "Heavy endpoint")]
+    pub max_hash_rounds: i64,
+
+    /// Largest io_kb a request may ask for.
+    #[arg(long, default_value_t = Limits::default().max_io_kb, value_name = "INT",
+          value_parser = clap::value_parser!(i64).range(0..=1024 * 1024),
+          help_heading = "Heavy endpoint")]
+    pub max_io_kb: i64,
+
+    /// The data file every heavy request appends to and reads from.
+    /// [default: <system temp dir>/heavy_api_io.bin]
+    #[arg(long, value_name = "FILE", help_heading = "Heavy endpoint")]
+    pub io_file: Option<PathBuf>,
+
+    /// Access log file; '-' for stdout. [default: no access log]
+    #[arg(long, value_name = "FILE", help_heading = "Logging")]
+    pub access_logfile: Option<String>,
+
+    /// Access log format, with Gunicorn's atoms (%(h)s, %(r)s, %(s)s, %(D)s, %({header}i)s, ...).
+    #[arg(long, default_value = DEFAULT_ACCESS_LOG_FORMAT, value_name = "STRING",
+          help_heading = "Logging")]
+    pub access_logformat: String,
+
+    /// Error log file; '-' for stderr.
+    #[arg(long, alias = "log-file", default_value = "-", value_name = "FILE",
+          help_heading = "Logging")]
+    pub error_logfile: String,
+
+    /// Error log level.
+    #[arg(long, default_value = "info", value_name = "LEVEL", help_heading = "Logging",
+          value_parser = ["debug", "info", "warning", "error", "critical"],
+          hide_possible_values = false)]
+    pub log_level: String,
+
+    /// Write the master's pid to this file (refused if it names a live process).
+    #[arg(short = 'p', long = "pid", value_name = "FILE", help_heading = "Process")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Process name shown in logs (accepted for Gunicorn compatibility).
+    #[arg(short = 'n', long = "name", value_name = "STRING", help_heading = "Process")]
+    pub proc_name: Option<String>,
+
+    /// Accepted for Gunicorn compatibility; the API does not depend on the client's scheme.
+    #[arg(long, value_name = "STRING", help_heading = "Process")]
+    pub forwarded_allow_ips: Option<String>,
+
+    /// Check the configuration (and the io file) and exit: 0 if valid, 1 if not.
+    #[arg(long, help_heading = "Process")]
+    pub check_config: bool,
+
+    /// Print every setting as `name = value` and exit.
+    #[arg(long, help_heading = "Process")]
+    pub print_config: bool,
+}
+
+/// Where a listener comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindSpec {
+    /// A host (name or address) and port.
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+    /// An already open listening socket, inherited.
+    Fd(i32),
+}
+
+impl fmt::Display for BindSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindSpec::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            BindSpec::Tcp { host, port } => write!(f, "{host}:{port}"),
+            BindSpec::Unix(path) => write!(f, "unix:{}", path.display()),
+            BindSpec::Fd(fd) => write!(f, "fd://{fd}"),
+        }
+    }
+}
+
+impl BindSpec {
+    /// Gunicorn's address forms: `HOST`, `HOST:PORT`, `[V6]:PORT`, `tcp://…`, `unix:PATH`,
+    /// `unix://PATH`, `fd://N`. A missing port is 8000.
+    pub fn parse(text: &str) -> Result<BindSpec, String> {
+        let bad = |why: &str| format!("invalid --bind {text:?}: {why}");
+        if let Some(path) = text.strip_prefix("unix://").or_else(|| text.strip_prefix("unix:")) {
+            if path.is_empty() {
+                return Err(bad("empty socket path"));
+            }
+            return Ok(BindSpec::Unix(PathBuf::from(path)));
+        }
+        if let Some(fd) = text.strip_prefix("fd://") {
+            return fd.parse::<i32>().ok().filter(|fd| *fd >= 0).map(BindSpec::Fd).ok_or_else(|| bad("not a file descriptor number"));
+        }
+        let rest = text.strip_prefix("tcp://").unwrap_or(text);
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+            match after {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':').ok_or_else(|| bad("expected ':' after ']'"))?)),
+            }
+        } else if rest.matches(':').count() > 1 {
+            return Err(bad("IPv6 addresses need brackets, as [::1]:8000"));
+        } else {
+            match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        let port = match port {
+            None => 8000,
+            Some(p) => p.parse::<u16>().map_err(|_| bad("port must be a number from 0 to 65535"))?,
+        };
+        Ok(BindSpec::Tcp { host: host.to_string(), port })
+    }
+}
+
+/// Every setting, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub binds: Vec<BindSpec>,
+    pub backlog: i32,
+    pub workers: usize,
+    pub threads: usize,
+    pub worker_connections: usize,
+    pub timeout: Option<Duration>,
+    pub graceful_timeout: Duration,
+    pub keep_alive: Option<Duration>,
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    pub http_limits: HttpLimits,
+    pub app_limits: Limits,
+    pub io_file: PathBuf,
+    pub access_logfile: Option<String>,
+    pub access_logformat: String,
+    pub error_logfile: String,
+    pub log_level: Level,
+    pub pidfile: Option<PathBuf>,
+    pub proc_name: String,
+    pub check_config: bool,
+    pub print_config: bool,
+    args: ServeArgs,
+}
+
+/// What the command line asks for.
+pub enum Invocation {
+    Serve(Box<Config>),
+    Healthcheck { url: String, timeout: Duration },
+}
+
+impl Config {
+    /// Resolves the settings from the process's environment and arguments (`argv[0]` first).
+    pub fn from_env_and_args(argv: &[String]) -> Result<Invocation, clap::Error> {
+        Config::resolve(argv, &|name| std::env::var(name).ok())
+    }
+
+    /// As [`from_env_and_args`](Self::from_env_and_args), reading variables through `env`.
+    pub fn resolve(argv: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, clap::Error> {
+        let extra = env(EXTRA_ARGS_ENV).or_else(|| env(GUNICORN_EXTRA_ARGS_ENV)).unwrap_or_default();
+        let extra = shlex::split(&extra).ok_or_else(|| {
+            Cli::command().error(
+                clap::error::ErrorKind::InvalidValue,
+                format!("cannot split ${EXTRA_ARGS_ENV}: unbalanced quotes"),
+            )
+        })?;
+        // The extra arguments go before the real ones, so the real ones override them.
+        let mut full: Vec<String> = Vec::with_capacity(argv.len() + extra.len());
+        full.extend(argv.first().cloned());
+        full.extend(extra.iter().cloned());
+        full.extend(argv.iter().skip(1).cloned());
+        let matches = Cli::command().try_get_matches_from(&full)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        match cli.command {
+            Some(Command::Healthcheck { url, timeout }) => {
+                if !(timeout.is_finite() && timeout > 0.0) {
+                    return Err(Cli::command().error(
+                        clap::error::ErrorKind::InvalidValue,
+                        "--timeout must be a positive number of seconds",
+                    ));
+                }
+                Ok(Invocation::Healthcheck { url, timeout: Duration::from_secs_f64(timeout) })
+            }
+            None => {
+                let mut args = cli.serve;
+                args.bind = binds_with_precedence(&matches, extra.len(), args.bind);
+                Config::from_args(args, env).map(|c| Invocation::Serve(Box::new(c))).map_err(|msg| {
+                    Cli::command().error(clap::error::ErrorKind::InvalidValue, msg)
+                })
+            }
+        }
+    }
+
+    /// Re-reads the environment and the same arguments (for SIGHUP).
+    pub fn reload(argv: &[String]) -> Result<Config, String> {
+        match Config::from_env_and_args(argv) {
+            Ok(Invocation::Serve(config)) => Ok(*config),
+            Ok(Invocation::Healthcheck { .. }) => Err("not a server invocation".into()),
+            Err(err) => Err(first_line(&err)),
+        }
+    }
+
+    fn from_args(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let workers = match (args.workers, env("WEB_CONCURRENCY")) {
+            (Some(n), _) => n,
+            (None, Some(text)) if !text.trim().is_empty() => match text.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(format!("invalid $WEB_CONCURRENCY {text:?}: expected a positive integer")),
+            },
+            (None, _) => 4,
+        };
+        let binds = if args.bind.is_empty() {
+            match env("PORT") {
+                Some(port) if !port.is_empty() => vec![BindSpec::parse(&format!("0.0.0.0:{port}"))
+                    .map_err(|e| format!("{e} (from $PORT)"))?],
+                _ => vec![BindSpec::Tcp { host: "127.0.0.1".into(), port: 8000 }],
+            }
+        } else {
+            args.bind.iter().map(|b| BindSpec::parse(b)).collect::<Result<_, _>>()?
+        };
+        if args.backlog < 1 {
+            return Err("--backlog must be at least 1".into());
+        }
+        for (name, value) in [("--max-prime-limit", args.max_prime_limit), ("--max-hash-rounds", args.max_hash_rounds)] {
+            if value < 0 {
+                return Err(format!("{name} must not be negative"));
+            }
+        }
+        let log_level = args.log_level.parse::<Level>()?;
+        crate::log::AccessFormat::parse(&args.access_logformat)?;
+        let secs = |s: u64| Duration::from_secs(s);
+        Ok(Config {
+            binds,
+            backlog: args.backlog,
+            workers: workers as usize,
+            threads: args.threads as usize,
+            worker_connections: args.worker_connections as usize,
+            timeout: (args.timeout > 0).then(|| secs(args.timeout)),
+            graceful_timeout: secs(args.graceful_timeout),
+            keep_alive: (args.keep_alive > 0).then(|| secs(args.keep_alive)),
+            max_requests: args.max_requests,
+            max_requests_jitter: args.max_requests_jitter,
+            http_limits: HttpLimits::normalised(
+                args.limit_request_line,
+                args.limit_request_fields,
+                args.limit_request_field_size,
+                args.limit_request_body,
+            ),
+            app_limits: Limits {
+                max_prime_limit: args.max_prime_limit,
+                max_hash_rounds: args.max_hash_rounds,
+                max_io_kb: args.max_io_kb,
+            },
+            io_file: args
+                .io_file
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("heavy_api_io.bin")),
+            access_logfile: args.access_logfile.clone(),
+            access_logformat: args.access_logformat.clone(),
+            error_logfile: args.error_logfile.clone(),
+            log_level,
+            pidfile: args.pidfile.clone(),
+            proc_name: args.proc_name.clone().unwrap_or_else(|| "heavy-api".into()),
+            check_config: args.check_config,
+            print_config: args.print_config,
+            args,
+        })
+    }
+
+    /// Every setting as `name = value`, aligned, in Gunicorn's `--print-config` style.
+    pub fn printable(&self) -> String {
+        let a = &self.args;
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "None".into());
+        let path = |v: &Option<PathBuf>| v.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "None".into());
+        let binds: Vec<String> = self.binds.iter().map(|b| format!("'{b}'")).collect();
+        let rows: Vec<(&str, String)> = vec![
+            ("access_log_format", self.access_logformat.clone()),
+            ("accesslog", opt(&self.access_logfile)),
+            ("backlog", self.backlog.to_string()),
+            ("bind", format!("[{}]", binds.join(", "))),
+            ("check_config", self.check_config.to_string()),
+            ("errorlog", self.error_logfile.clone()),
+            ("forwarded_allow_ips", opt(&a.forwarded_allow_ips)),
+            ("graceful_timeout", a.graceful_timeout.to_string()),
+            ("io_file", self.io_file.display().to_string()),
+            ("keepalive", a.keep_alive.to_string()),
+            ("limit_request_body", self.http_limits.body.to_string()),
+            ("limit_request_field_size", a.limit_request_field_size.to_string()),
+            ("limit_request_fields", a.limit_request_fields.to_string()),
+            ("limit_request_line", a.limit_request_line.to_string()),
+            ("loglevel", a.log_level.clone()),
+            ("max_hash_rounds", self.app_limits.max_hash_rounds.to_string()),
+            ("max_io_kb", self.app_limits.max_io_kb.to_string()),
+            ("max_prime_limit", self.app_limits.max_prime_limit.to_string()),
+            ("max_requests", self.max_requests.to_string()),
+            ("max_requests_jitter", self.max_requests_jitter.to_string()),
+            ("pidfile", path(&self.pidfile)),
+            ("print_config", self.print_config.to_string()),
+            ("proc_name", self.proc_name.clone()),
+            ("threads", self.threads.to_string()),
+            ("timeout", a.timeout.to_string()),
+            ("worker_class", a.worker_class.clone()),
+            ("worker_connections", self.worker_connections.to_string()),
+            ("worker_tmp_dir", path(&a.worker_tmp_dir)),
+            ("workers", self.workers.to_string()),
+        ];
+        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        rows.iter().map(|(n, v)| format!("{n:<width$} = {v}\n")).collect()
+    }
+}
+
+/// `--bind` is the one repeatable setting: binds given on the real command line replace those
+/// from the environment's extra arguments instead of adding to them.
+fn binds_with_precedence(matches: &ArgMatches, extra_len: usize, binds: Vec<String>) -> Vec<String> {
+    let Some(indices) = matches.indices_of("bind") else { return binds };
+    let indices: Vec<usize> = indices.collect();
+    // argv[0] is index 0; the extra arguments occupy 1..=extra_len.
+    if indices.iter().any(|&i| i > extra_len) && indices.iter().any(|&i| i <= extra_len) {
+        binds.into_iter().zip(indices).filter(|&(_, i)| i > extra_len).map(|(b, _)| b).collect()
+    } else {
+        binds
+    }
+}
+
+/// A clap error as the single line a Gunicorn user expects (`Error: ...`).
+pub fn first_line(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let line = text.lines().next().unwrap_or("invalid arguments");
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        std::iter::once("heavy-api").chain(args.iter().copied()).map(String::from).collect()
+    }
+
+    fn serve_with(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, clap::Error> {
+        let vars: std::collections::HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match Config::resolve(&argv(args), &|name| vars.get(name).cloned())? {
+            Invocation::Serve(c) => Ok(*c),
+            Invocation::Healthcheck { .. } => panic!("not a serve invocation"),
+        }
+    }
+
+    fn serve(args: &[&str]) -> Config {
+        serve_with(args, &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn bind_forms() {
+        assert_eq!(BindSpec::parse("0.0.0.0:80"), Ok(BindSpec::Tcp { host: "0.0.0.0".into(), port: 80 }));
+        assert_eq!(BindSpec::parse("localhost"), Ok(BindSpec::Tcp { host: "localhost".into(), port: 8000 }));
+        assert_eq!(BindSpec::parse("[::1]:9000"), Ok(BindSpec::Tcp { host: "::1".into(), port: 9000 }));
+        assert_eq!(BindSpec::parse("tcp://127.0.0.1:1"), Ok(BindSpec::Tcp { host: "127.0.0.1".into(), port: 1 }));
+        assert_eq!(BindSpec::parse("unix:/tmp/s.sock"), Ok(BindSpec::Unix("/tmp/s.sock".into())));
+        assert_eq!(BindSpec::parse("unix:///tmp/s.sock"), Ok(BindSpec::Unix("/tmp/s.sock".into())));
+        assert_eq!(BindSpec::parse("fd://3"), Ok(BindSpec::Fd(3)));
+        for bad in ["fd://x", "1.2.3.4:99999", "::1:80", "[::1", ":80", "unix:", "h:port"] {
+            assert!(BindSpec::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(BindSpec::Tcp { host: "::1".into(), port: 1 }.to_string(), "[::1]:1");
+    }
+
+    #[test]
+    fn defaults_environment_and_command_line_precedence() {
+        let c = serve(&[]);
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.threads, 2);
+        assert_eq!(c.timeout, Some(Duration::from_secs(120)));
+        assert_eq!(c.graceful_timeout, Duration::from_secs(30));
+        assert_eq!(c.keep_alive, Some(Duration::from_secs(2)));
+        assert_eq!(c.backlog, 2048);
+        assert_eq!(c.worker_connections, 1000);
+        assert_eq!(c.http_limits, HttpLimits::default());
+        assert_eq!(c.binds, vec![BindSpec::Tcp { host: "127.0.0.1".into(), port: 8000 }]);
+
+        let env = [("WEB_CONCURRENCY", "3"), ("PORT", "9123")];
+        let c = serve_with(&[], &env).unwrap();
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.binds, vec![BindSpec::Tcp { host: "0.0.0.0".into(), port: 9123 }]);
+
+        let gunicorn = ("GUNICORN_CMD_ARGS", "--workers 2 --threads 5 -b 127.0.0.1:1");
+        let c = serve_with(&[], &[env[0], env[1], gunicorn]).unwrap();
+        assert_eq!((c.workers, c.threads), (2, 5));
+        assert_eq!(c.binds, vec![BindSpec::Tcp { host: "127.0.0.1".into(), port: 1 }]);
+        let ours = (EXTRA_ARGS_ENV, "--workers 6");
+        assert_eq!(serve_with(&[], &[gunicorn, ours]).unwrap().workers, 6, "ours is preferred");
+
+        let c = serve_with(&["-w", "5", "-b", "127.0.0.1:2", "--bind", "unix:/tmp/x"], &[gunicorn]).unwrap();
+        assert_eq!((c.workers, c.threads), (5, 5));
+        assert_eq!(c.binds.len(), 2, "real --bind replaces the environment's");
+
+        assert!(serve_with(&[], &[(EXTRA_ARGS_ENV, "--workers 'unbalanced")]).is_err());
+        assert!(serve_with(&[], &[("WEB_CONCURRENCY", "many")]).is_err());
+        assert!(serve_with(&[], &[("WEB_CONCURRENCY", "0")]).is_err());
+        assert!(serve_with(&[], &[("PORT", "http")]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_one_line_errors() {
+        for args in [
+            &["--workers", "0"][..],
+            &["--threads", "x"],
+            &["--bind", "nope:port"],
+            &["--log-level", "loud"],
+            &["--timeout", "-1"],
+            &["--max-io-kb", "-5"],
+            &["--no-such-flag"],
+            &["--access-logformat", "%(h"],
+        ] {
+            let err = match Config::from_env_and_args(&argv(args)) {
+                Err(e) => e,
+                Ok(_) => panic!("{args:?} should fail"),
+            };
+            let line = first_line(&err);
+            assert!(!line.is_empty() && !line.contains('\n'), "{args:?}: {line}");
+        }
+    }
+
+    #[test]
+    fn gunicorn_flag_spellings_are_accepted() {
+        let c = serve(&[
+            "--limit-request-field_size", "100", "--limit-request-line", "0",
+            "--log-file", "-", "-k", "sync", "--worker-tmp-dir", "/dev/shm",
+            "--forwarded-allow-ips", "*", "-n", "x", "--keep-alive", "0", "-t", "0",
+        ]);
+        assert_eq!(c.http_limits.field_size, 100);
+        assert_eq!(c.http_limits.request_line, 8190);
+        assert_eq!(c.keep_alive, None);
+        assert_eq!(c.timeout, None);
+    }
+
+    #[test]
+    fn print_config_lists_every_setting() {
+        let text = serve(&["--workers", "2"]).printable();
+        assert!(text.contains("workers                  = 2\n"), "{text}");
+        assert!(text.contains("bind                     = ['127.0.0.1:8000']") || text.contains("bind"));
+        assert!(text.lines().count() >= 25);
+    }
+}

@@ -1,0 +1,113 @@
+//! Response serialisation: status line, the standard headers, the application's headers, body.
+
+use super::Version;
+use crate::app::Response;
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How a response goes out: in which version, whether the connection stays open, and whether
+/// the body is left off (`HEAD`).
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseMeta {
+    pub version: Version,
+    pub keep_alive: bool,
+    pub head_only: bool,
+}
+
+/// Serialises `resp` into the bytes to send.
+pub fn encode_response(resp: &Response, meta: ResponseMeta) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(256 + resp.body.len());
+    let _ = write!(
+        out,
+        "{} {} {}\r\nServer: heavy-api\r\nDate: {}\r\nConnection: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n",
+        meta.version.as_str(),
+        resp.status,
+        reason_phrase(resp.status),
+        http_date(),
+        if meta.keep_alive { "keep-alive" } else { "close" },
+        resp.body.len(),
+    );
+    for (name, value) in &resp.headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !meta.head_only {
+        out.extend_from_slice(&resp.body);
+    }
+    out
+}
+
+/// The interim answer to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The current time in RFC 9110 IMF-fixdate form, formatted at most once a second per thread.
+pub fn http_date() -> String {
+    thread_local!(static CACHE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != secs || cache.1.is_empty() {
+            *cache = (secs, httpdate::fmt_http_date(now));
+        }
+        cache.1.clone()
+    })
+}
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        301 => "Moved Permanently",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_response_carries_the_standard_headers() {
+        let resp = Response::json(200, &json!({"a": 1})).with_header("X-Extra", "1");
+        let meta = ResponseMeta { version: Version::Http11, keep_alive: true, head_only: false };
+        let text = String::from_utf8(encode_response(&resp, meta)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nServer: heavy-api\r\nDate: "), "{text}");
+        assert!(text.contains("\r\nConnection: keep-alive\r\n"));
+        assert!(text.contains("\r\nContent-Type: application/json\r\n"));
+        assert!(text.contains("\r\nContent-Length: 8\r\n"));
+        assert!(text.contains("\r\nX-Extra: 1\r\n"));
+        assert!(text.ends_with("\r\n\r\n{\"a\":1}\n"));
+    }
+
+    #[test]
+    fn head_keeps_the_length_but_not_the_body() {
+        let resp = Response::json(404, &json!({"error": "not found"}));
+        let meta = ResponseMeta { version: Version::Http10, keep_alive: false, head_only: true };
+        let text = String::from_utf8(encode_response(&resp, meta)).unwrap();
+        assert!(text.starts_with("HTTP/1.0 404 Not Found\r\n"));
+        assert!(text.contains("Connection: close\r\n"));
+        assert!(text.contains(&format!("Content-Length: {}\r\n", resp.body.len())));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn the_date_is_an_http_date() {
+        let date = http_date();
+        assert!(date.ends_with(" GMT") && date.len() == 29, "{date}");
+    }
+}

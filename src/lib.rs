@@ -1,0 +1,19 @@
+//! heavy-api: a Rust reproduction of a Django + Gunicorn load-testing service.
+//!
+//! Layers, innermost first (each uses only those above it in this list):
+//! - [`app`]: the two endpoints and their kernels — no sockets, no processes.
+//! - [`http`]: HTTP/1.1 request parsing, framing and response writing — bytes in, bytes out.
+//! - [`worker`]: one worker process — event loop, shared request queue, handler threads.
+//! - [`master`]: the supervising process — listeners, fork, signals, heartbeats. No HTTP.
+//! - [`config`]: the Gunicorn-style command line; [`log`]: Gunicorn-style logs; [`shared`] and
+//!   [`signals`]: the shared-memory slots and the signal queue that master and workers use.
+
+pub mod app;
+pub mod config;
+pub mod healthcheck;
+pub mod http;
+pub mod log;
+pub mod master;
+pub mod shared;
+pub mod signals;
+pub mod worker;

@@ -1,0 +1,407 @@
+//! Gunicorn-compatible logging: the error log (`[time] [pid] [LEVEL] message`) and the access log
+//! (Gunicorn's `%(h)s`-style atoms). One process-wide logger, set up by the master before it
+//! forks (workers inherit it) and reopened in place on SIGUSR1.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "debug" => Level::Debug,
+            "info" => Level::Info,
+            "warning" | "warn" => Level::Warning,
+            "error" => Level::Error,
+            "critical" => Level::Critical,
+            _ => return Err(format!("invalid log level {s:?}")),
+        })
+    }
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// Where a log goes: `-` is the standard stream, anything else a file opened for append.
+#[derive(Debug)]
+enum Sink {
+    Stdout,
+    Stderr,
+    File { path: String, file: File },
+}
+
+impl Sink {
+    fn open(spec: &str, dash: Sink) -> io::Result<Sink> {
+        if spec == "-" {
+            return Ok(dash);
+        }
+        let file = OpenOptions::new().create(true).append(true).open(spec)?;
+        Ok(Sink::File { path: spec.to_string(), file })
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        if let Sink::File { path, file } = self {
+            *file = OpenOptions::new().create(true).append(true).open(&*path)?;
+        }
+        Ok(())
+    }
+
+    /// One `write` per line, so lines from many processes and threads never interleave.
+    fn write_line(&self, line: &str) {
+        let _ = match self {
+            Sink::Stdout => io::stdout().lock().write_all(line.as_bytes()),
+            Sink::Stderr => io::stderr().lock().write_all(line.as_bytes()),
+            Sink::File { file, .. } => (&*file).write_all(line.as_bytes()),
+        };
+    }
+}
+
+struct Logger {
+    level: Level,
+    error: Sink,
+    access: Option<(Sink, AccessFormat)>,
+}
+
+static LOGGER: RwLock<Option<Logger>> = RwLock::new(None);
+
+/// Sets up (or replaces, on reload) the process's logs.
+pub fn init(level: Level, error_log: &str, access_log: Option<&str>, access_format: &str) -> io::Result<()> {
+    let access = match access_log {
+        Some(spec) => {
+            let format = AccessFormat::parse(access_format).map_err(io::Error::other)?;
+            Some((Sink::open(spec, Sink::Stdout)?, format))
+        }
+        None => None,
+    };
+    let logger = Logger { level, error: Sink::open(error_log, Sink::Stderr)?, access };
+    *LOGGER.write().unwrap_or_else(|e| e.into_inner()) = Some(logger);
+    Ok(())
+}
+
+/// Reopens log files (SIGUSR1), so that log rotation can move the old ones away.
+pub fn reopen() -> io::Result<()> {
+    let mut guard = LOGGER.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(logger) = guard.as_mut() {
+        logger.error.reopen()?;
+        if let Some((sink, _)) = logger.access.as_mut() {
+            sink.reopen()?;
+        }
+    }
+    Ok(())
+}
+
+pub fn enabled(level: Level) -> bool {
+    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().map_or(level >= Level::Info, |l| level >= l.level)
+}
+
+/// Writes one error-log line. Before `init`, lines go to stderr at INFO and above.
+pub fn log(level: Level, message: &str) {
+    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
+    let threshold = guard.as_ref().map_or(Level::Info, |l| l.level);
+    if level < threshold {
+        return;
+    }
+    let line = format!(
+        "[{}] [{}] [{}] {}\n",
+        local_time("%Y-%m-%d %H:%M:%S %z", SystemTime::now()),
+        std::process::id(),
+        level.label(),
+        message
+    );
+    match guard.as_ref() {
+        Some(logger) => logger.error.write_line(&line),
+        None => Sink::Stderr.write_line(&line),
+    }
+}
+
+pub fn debug(message: &str) {
+    log(Level::Debug, message)
+}
+pub fn info(message: &str) {
+    log(Level::Info, message)
+}
+pub fn warning(message: &str) {
+    log(Level::Warning, message)
+}
+pub fn error(message: &str) {
+    log(Level::Error, message)
+}
+pub fn critical(message: &str) {
+    log(Level::Critical, message)
+}
+
+/// Formats `time` in local time with `strftime`.
+pub fn local_time(format: &str, time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as libc::time_t;
+    let fmt = std::ffi::CString::new(format).unwrap_or_default();
+    let mut buf = [0u8; 128];
+    // SAFETY: `tm` is fully written by localtime_r before use; strftime writes at most
+    // `buf.len()` bytes and returns how many.
+    let written = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            return String::new();
+        }
+        libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm)
+    };
+    String::from_utf8_lossy(&buf[..written]).into_owned()
+}
+
+/// One served request, as the access log sees it.
+pub struct AccessEntry<'a> {
+    pub peer: &'a str,
+    pub method: &'a str,
+    /// The request target as sent (path and query).
+    pub target: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub protocol: &'a str,
+    pub status: u16,
+    pub body_bytes: usize,
+    pub request_headers: &'a [(String, String)],
+    pub response_headers: &'a [(&'a str, String)],
+    pub duration: Duration,
+}
+
+/// Writes an access-log line, if an access log is configured. Called after the response is sent.
+pub fn access(entry: &AccessEntry<'_>) {
+    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
+    if let Some((sink, format)) = guard.as_ref().and_then(|l| l.access.as_ref()) {
+        let mut line = format.render(entry);
+        line.push('\n');
+        sink.write_line(&line);
+    }
+}
+
+pub fn access_enabled() -> bool {
+    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().is_some_and(|l| l.access.is_some())
+}
+
+/// A parsed `--access-logformat`: literal text and `%(atom)s` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessFormat(Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Atom(String),
+}
+
+impl AccessFormat {
+    pub fn parse(format: &str) -> Result<AccessFormat, String> {
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut rest = format;
+        while let Some(i) = rest.find('%') {
+            text.push_str(&rest[..i]);
+            rest = &rest[i + 1..];
+            if let Some(after) = rest.strip_prefix('%') {
+                text.push('%');
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix('(') {
+                let close = after
+                    .find(")s")
+                    .ok_or_else(|| format!("invalid --access-logformat: unterminated atom in {format:?}"))?;
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(Piece::Atom(after[..close].to_string()));
+                rest = &after[close + 2..];
+            } else {
+                text.push('%');
+            }
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        Ok(AccessFormat(pieces))
+    }
+
+    pub fn render(&self, e: &AccessEntry<'_>) -> String {
+        let mut out = String::with_capacity(160);
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Atom(a) => out.push_str(&escape_quotes(&atom(a, e))),
+            }
+        }
+        out
+    }
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn atom(name: &str, e: &AccessEntry<'_>) -> String {
+    let dash = || "-".to_string();
+    let or_dash = |v: Option<&str>| v.filter(|s| !s.is_empty()).map_or_else(dash, str::to_string);
+    if let Some(inner) = name.strip_prefix('{') {
+        if let Some((key, kind)) = inner.rsplit_once('}') {
+            return match kind {
+                "i" => or_dash(header(e.request_headers, key)),
+                "o" => or_dash(
+                    e.response_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str()),
+                ),
+                "e" => std::env::var(key).unwrap_or_else(|_| dash()),
+                _ => dash(),
+            };
+        }
+    }
+    let micros = e.duration.as_micros();
+    match name {
+        "h" => or_dash(Some(e.peer)),
+        "l" => dash(),
+        "u" => basic_auth_user(header(e.request_headers, "authorization")).unwrap_or_else(dash),
+        "t" => format!("[{}]", local_time("%d/%b/%Y:%H:%M:%S %z", SystemTime::now())),
+        "r" => format!("{} {} {}", e.method, e.target, e.protocol),
+        "s" => e.status.to_string(),
+        "m" => e.method.to_string(),
+        "U" => e.path.to_string(),
+        "q" => e.query.to_string(),
+        "H" => e.protocol.to_string(),
+        "b" | "B" => e.body_bytes.to_string(),
+        "f" => or_dash(header(e.request_headers, "referer")),
+        "a" => or_dash(header(e.request_headers, "user-agent")),
+        "T" => e.duration.as_secs().to_string(),
+        "M" => e.duration.as_millis().to_string(),
+        "D" => micros.to_string(),
+        "L" => format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000),
+        "p" => format!("<{}>", std::process::id()),
+        _ => dash(),
+    }
+}
+
+fn basic_auth_user(value: Option<&str>) -> Option<String> {
+    let encoded = value?.strip_prefix("Basic ").or_else(|| value?.strip_prefix("basic "))?;
+    let decoded = base64_decode(encoded.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split_once(':').map_or(text.clone(), |(user, _)| user.to_string()))
+}
+
+/// Standard base64 (for the `%(u)s` atom only; no crate is worth it for this).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn escape_quotes(value: &str) -> String {
+    if !value.contains('"') {
+        return value.to_string();
+    }
+    let mut out = String::with_capacity(value.len() + 4);
+    for c in value.chars() {
+        if c == '"' {
+            out.push_str("\\\"");
+        } else {
+            let _ = out.write_char(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry<'a>(headers: &'a [(String, String)], out: &'a [(&'a str, String)]) -> AccessEntry<'a> {
+        AccessEntry {
+            peer: "127.0.0.1",
+            method: "GET",
+            target: "/heavy/health/?x=1",
+            path: "/heavy/health/",
+            query: "x=1",
+            protocol: "HTTP/1.1",
+            status: 200,
+            body_bytes: 30,
+            request_headers: headers,
+            response_headers: out,
+            duration: Duration::from_micros(1_234_567),
+        }
+    }
+
+    #[test]
+    fn the_default_format_matches_gunicorn() {
+        let headers = vec![
+            ("Referer".to_string(), "http://r/".to_string()),
+            ("User-Agent".to_string(), "curl/7.88.1".to_string()),
+        ];
+        let format = AccessFormat::parse(crate::config::DEFAULT_ACCESS_LOG_FORMAT).unwrap();
+        let line = format.render(&entry(&headers, &[]));
+        let (before, after) = line.split_once(" [").unwrap();
+        assert_eq!(before, "127.0.0.1 - -");
+        let after = after.split_once("] ").unwrap().1;
+        assert_eq!(after, r#""GET /heavy/health/?x=1 HTTP/1.1" 200 30 "http://r/" "curl/7.88.1""#);
+    }
+
+    #[test]
+    fn every_atom_renders() {
+        let headers = vec![
+            ("X-Req".to_string(), "a\"b".to_string()),
+            ("Authorization".to_string(), "Basic dXNlcjpwdw==".to_string()),
+        ];
+        let out = [("Content-Type", "application/json".to_string())];
+        let format =
+            AccessFormat::parse("%(m)s|%(U)s|%(q)s|%(H)s|%(s)s|%(B)s|%(T)s|%(M)s|%(D)s|%(L)s|%({x-req}i)s|%({content-type}o)s|%(u)s|%(f)s|%(zz)s|100%%").unwrap();
+        assert_eq!(
+            format.render(&entry(&headers, &out)),
+            r#"GET|/heavy/health/|x=1|HTTP/1.1|200|30|1|1234|1234567|1.234567|a\"b|application/json|user|-|-|100%"#
+        );
+        let p = AccessFormat::parse("%(p)s").unwrap().render(&entry(&[], &[]));
+        assert_eq!(p, format!("<{}>", std::process::id()));
+    }
+
+    #[test]
+    fn malformed_formats_are_rejected() {
+        assert!(AccessFormat::parse("%(h").is_err());
+        assert!(AccessFormat::parse("plain % text").is_ok());
+    }
+
+    #[test]
+    fn local_time_has_gunicorns_shape() {
+        let t = local_time("%Y-%m-%d %H:%M:%S %z", SystemTime::now());
+        assert_eq!(t.len(), 25, "{t}");
+        assert!(t.as_bytes()[20] == b'+' || t.as_bytes()[20] == b'-', "{t}");
+    }
+}

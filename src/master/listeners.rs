@@ -1,0 +1,140 @@
+//! The master's listening sockets: bound once, inherited by every worker at fork.
+
+use crate::config::BindSpec;
+use crate::log;
+use nix::sys::socket::{
+    bind, getsockname, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag,
+    SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct Listener {
+    fd: OwnedFd,
+    /// The address it is bound to, as `Listening at:` shows it.
+    pub url: String,
+    unix_path: Option<PathBuf>,
+}
+
+impl Listener {
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Closes the socket (and removes a Unix socket's file).
+    pub fn close(self) {
+        if let Some(path) = &self.unix_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct BindError(pub String);
+
+/// Binds every spec. An address in use is retried five times a second apart, as Gunicorn does.
+pub fn bind_all(specs: &[BindSpec], backlog: i32) -> Result<Vec<Listener>, BindError> {
+    let mut listeners = Vec::with_capacity(specs.len());
+    for spec in specs {
+        listeners.push(bind_with_retry(spec, backlog)?);
+    }
+    Ok(listeners)
+}
+
+fn bind_with_retry(spec: &BindSpec, backlog: i32) -> Result<Listener, BindError> {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        match bind_one(spec, backlog) {
+            Ok(listener) => return Ok(listener),
+            Err(nix::errno::Errno::EADDRINUSE) => {
+                log::error(&format!("Connection in use: {}", gunicorn_addr(spec)));
+                if attempt < ATTEMPTS {
+                    log::error("Retrying in 1 second.");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            Err(err) => return Err(BindError(format!("Can't connect to {}: {}", gunicorn_addr(spec), err.desc()))),
+        }
+    }
+    Err(BindError(format!("Can't connect to {}", gunicorn_addr(spec))))
+}
+
+/// Gunicorn prints addresses as Python tuples: `('127.0.0.1', 8000)`.
+fn gunicorn_addr(spec: &BindSpec) -> String {
+    match spec {
+        BindSpec::Tcp { host, port } => format!("('{host}', {port})"),
+        other => other.to_string(),
+    }
+}
+
+fn bind_one(spec: &BindSpec, backlog: i32) -> nix::Result<Listener> {
+    let backlog = Backlog::new(backlog.min(libc::SOMAXCONN.max(65535))).unwrap_or(Backlog::MAXCONN);
+    match spec {
+        BindSpec::Tcp { host, port } => {
+            let addr = resolve(host, *port)?;
+            let family = if addr.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+            let fd = socket(family, SockType::Stream, SockFlag::SOCK_NONBLOCK, None)?;
+            setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+            if addr.is_ipv6() {
+                setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+            }
+            match addr {
+                SocketAddr::V4(v4) => bind(fd.as_raw_fd(), &SockaddrIn::from(v4))?,
+                SocketAddr::V6(v6) => bind(fd.as_raw_fd(), &SockaddrIn6::from(v6))?,
+            }
+            listen(&fd, backlog)?;
+            let bound: SockaddrStorage = getsockname(fd.as_raw_fd())?;
+            let url = match (bound.as_sockaddr_in(), bound.as_sockaddr_in6()) {
+                (Some(v4), _) => format!("http://{}:{}", v4.ip(), v4.port()),
+                (_, Some(v6)) => format!("http://[{}]:{}", v6.ip(), v6.port()),
+                _ => format!("http://{spec}"),
+            };
+            Ok(Listener { fd, url, unix_path: None })
+        }
+        BindSpec::Unix(path) => {
+            remove_stale_socket(path);
+            let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK, None)?;
+            bind(fd.as_raw_fd(), &UnixAddr::new(path.as_path())?)?;
+            listen(&fd, backlog)?;
+            Ok(Listener {
+                fd,
+                url: format!("unix:{}", path.display()),
+                unix_path: Some(path.clone()),
+            })
+        }
+        BindSpec::Fd(raw) => {
+            // Adopted as is; a worker checks at boot that it really is a listening socket.
+            // SAFETY: the user handed us this descriptor to own (`fd://N`).
+            let fd = unsafe { OwnedFd::from_raw_fd(*raw) };
+            let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+            let url = match getsockname::<SockaddrStorage>(*raw) {
+                Ok(a) if a.as_sockaddr_in().is_some() => {
+                    let v4 = a.as_sockaddr_in().expect("checked");
+                    format!("http://{}:{}", v4.ip(), v4.port())
+                }
+                _ => format!("fd://{raw}"),
+            };
+            Ok(Listener { fd, url, unix_path: None })
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> nix::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|_| nix::errno::Errno::EADDRNOTAVAIL)?
+        .next()
+        .ok_or(nix::errno::Errno::EADDRNOTAVAIL)
+}
+
+/// A socket file left by a previous run would make bind fail; remove it only if it is a socket.
+fn remove_stale_socket(path: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
