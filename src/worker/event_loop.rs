@@ -389,7 +389,15 @@ impl EventLoop {
         loop {
             let Some(conn) = self.conns.get_mut(&token) else { return };
             if !conn.out.is_empty() {
-                break;
+                // Earlier answers go out first (pipelining keeps order); if the client is not
+                // reading, wait for it before parsing more.
+                match write_nonblocking(conn.fd.as_fd(), &conn.out) {
+                    Ok(n) => drop(conn.out.drain(..n)),
+                    Err(_) => return self.close(token),
+                }
+                if !conn.out.is_empty() {
+                    break;
+                }
             }
             if conn.close_after_out {
                 return self.close(token);
