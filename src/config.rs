@@ -59,11 +59,21 @@ pub enum Command {
 pub struct ServeArgs {
     /// Socket to bind: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeat for several.
     /// [default: 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set]
-    #[arg(short = 'b', long = "bind", value_name = "ADDRESS", help_heading = "Server socket")]
+    #[arg(
+        short = 'b',
+        long = "bind",
+        value_name = "ADDRESS",
+        help_heading = "Server socket"
+    )]
     pub bind: Vec<String>,
 
     /// Maximum number of pending connections (listen backlog).
-    #[arg(long, default_value_t = 2048, value_name = "INT", help_heading = "Server socket")]
+    #[arg(
+        long,
+        default_value_t = 2048,
+        value_name = "INT",
+        help_heading = "Server socket"
+    )]
     pub backlog: i32,
 
     /// Number of worker processes. [default: $WEB_CONCURRENCY, else 4]
@@ -77,8 +87,13 @@ pub struct ServeArgs {
     pub threads: u32,
 
     /// Accepted for Gunicorn compatibility; every worker is the threaded kind.
-    #[arg(short = 'k', long, value_name = "STRING", default_value = "gthread",
-          help_heading = "Worker processes")]
+    #[arg(
+        short = 'k',
+        long,
+        value_name = "STRING",
+        default_value = "gthread",
+        help_heading = "Worker processes"
+    )]
     pub worker_class: String,
 
     /// Most connections one worker holds open (active and keep-alive); beyond it new
@@ -89,26 +104,50 @@ pub struct ServeArgs {
 
     /// Seconds a heavy request may run before it is answered 503 and stopped; a worker that stops
     /// making progress for this long is killed and replaced. 0 disables both.
-    #[arg(short = 't', long, default_value_t = 120, value_name = "INT",
-          help_heading = "Worker processes")]
+    #[arg(
+        short = 't',
+        long,
+        default_value_t = 120,
+        value_name = "INT",
+        help_heading = "Worker processes"
+    )]
     pub timeout: u64,
 
     /// Seconds workers get to finish their requests after a stop or restart signal, before they
     /// are killed.
-    #[arg(long, default_value_t = 30, value_name = "INT", help_heading = "Worker processes")]
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "INT",
+        help_heading = "Worker processes"
+    )]
     pub graceful_timeout: u64,
 
     /// Seconds an idle keep-alive connection is kept open. 0 disables keep-alive.
-    #[arg(long = "keep-alive", default_value_t = 2, value_name = "INT",
-          help_heading = "Worker processes")]
+    #[arg(
+        long = "keep-alive",
+        default_value_t = 2,
+        value_name = "INT",
+        help_heading = "Worker processes"
+    )]
     pub keep_alive: u64,
 
     /// Restart a worker after it has handled this many requests (0: never).
-    #[arg(long, default_value_t = 0, value_name = "INT", help_heading = "Worker processes")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "INT",
+        help_heading = "Worker processes"
+    )]
     pub max_requests: u64,
 
     /// Add a random 0..=N to --max-requests per worker, so workers do not restart together.
-    #[arg(long, default_value_t = 0, value_name = "INT", help_heading = "Worker processes")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "INT",
+        help_heading = "Worker processes"
+    )]
     pub max_requests_jitter: u64,
 
     /// Accepted for Gunicorn compatibility; the heartbeat lives in shared memory, not in files.
@@ -116,16 +155,31 @@ pub struct ServeArgs {
     pub worker_tmp_dir: Option<PathBuf>,
 
     /// Longest request line in bytes (0: 8190). Longer lines get 400.
-    #[arg(long, default_value_t = 4094, value_name = "INT", help_heading = "Request limits")]
+    #[arg(
+        long,
+        default_value_t = 4094,
+        value_name = "INT",
+        help_heading = "Request limits"
+    )]
     pub limit_request_line: i64,
 
     /// Most header fields in a request (0: 32768). More get 431.
-    #[arg(long, default_value_t = 100, value_name = "INT", help_heading = "Request limits")]
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_name = "INT",
+        help_heading = "Request limits"
+    )]
     pub limit_request_fields: i64,
 
     /// Longest header field in bytes (0: 65536). Longer ones get 431.
-    #[arg(long = "limit-request-field_size", alias = "limit-request-field-size",
-          default_value_t = 8190, value_name = "INT", help_heading = "Request limits")]
+    #[arg(
+        long = "limit-request-field_size",
+        alias = "limit-request-field-size",
+        default_value_t = 8190,
+        value_name = "INT",
+        help_heading = "Request limits"
+    )]
     pub limit_request_field_size: i64,
 
     /// Largest request body in bytes (bodies are read and discarded). Larger ones get 413.
@@ -163,8 +217,13 @@ pub struct ServeArgs {
     pub access_logformat: String,
 
     /// Error log file; '-' for stderr.
-    #[arg(long, alias = "log-file", default_value = "-", value_name = "FILE",
-          help_heading = "Logging")]
+    #[arg(
+        long,
+        alias = "log-file",
+        default_value = "-",
+        value_name = "FILE",
+        help_heading = "Logging"
+    )]
     pub error_logfile: String,
 
     /// Error log level.
@@ -174,11 +233,21 @@ pub struct ServeArgs {
     pub log_level: String,
 
     /// Write the master's pid to this file (refused if it names a live process).
-    #[arg(short = 'p', long = "pid", value_name = "FILE", help_heading = "Process")]
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_name = "FILE",
+        help_heading = "Process"
+    )]
     pub pidfile: Option<PathBuf>,
 
     /// Process name shown in logs (accepted for Gunicorn compatibility).
-    #[arg(short = 'n', long = "name", value_name = "STRING", help_heading = "Process")]
+    #[arg(
+        short = 'n',
+        long = "name",
+        value_name = "STRING",
+        help_heading = "Process"
+    )]
     pub proc_name: Option<String>,
 
     /// Accepted for Gunicorn compatibility; the API does not depend on the client's scheme.
@@ -198,7 +267,10 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindSpec {
     /// A host (name or address) and port.
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
     Unix(PathBuf),
     /// An already open listening socket, inherited.
     Fd(i32),
@@ -220,21 +292,35 @@ impl BindSpec {
     /// `unix://PATH`, `fd://N`. A missing port is 8000.
     pub fn parse(text: &str) -> Result<BindSpec, String> {
         let bad = |why: &str| format!("invalid --bind {text:?}: {why}");
-        if let Some(path) = text.strip_prefix("unix://").or_else(|| text.strip_prefix("unix:")) {
+        if let Some(path) = text
+            .strip_prefix("unix://")
+            .or_else(|| text.strip_prefix("unix:"))
+        {
             if path.is_empty() {
                 return Err(bad("empty socket path"));
             }
             return Ok(BindSpec::Unix(PathBuf::from(path)));
         }
         if let Some(fd) = text.strip_prefix("fd://") {
-            return fd.parse::<i32>().ok().filter(|fd| *fd >= 0).map(BindSpec::Fd).ok_or_else(|| bad("not a file descriptor number"));
+            return fd
+                .parse::<i32>()
+                .ok()
+                .filter(|fd| *fd >= 0)
+                .map(BindSpec::Fd)
+                .ok_or_else(|| bad("not a file descriptor number"));
         }
         let rest = text.strip_prefix("tcp://").unwrap_or(text);
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
             let (host, after) = v6.split_once(']').ok_or_else(|| bad("missing ']'"))?;
             match after {
                 "" => (host, None),
-                p => (host, Some(p.strip_prefix(':').ok_or_else(|| bad("expected ':' after ']'"))?)),
+                p => (
+                    host,
+                    Some(
+                        p.strip_prefix(':')
+                            .ok_or_else(|| bad("expected ':' after ']'"))?,
+                    ),
+                ),
             }
         } else if rest.matches(':').count() > 1 {
             return Err(bad("IPv6 addresses need brackets, as [::1]:8000"));
@@ -249,9 +335,14 @@ impl BindSpec {
         }
         let port = match port {
             None => 8000,
-            Some(p) => p.parse::<u16>().map_err(|_| bad("port must be a number from 0 to 65535"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad("port must be a number from 0 to 65535"))?,
         };
-        Ok(BindSpec::Tcp { host: host.to_string(), port })
+        Ok(BindSpec::Tcp {
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -295,8 +386,13 @@ impl Config {
     }
 
     /// As [`from_env_and_args`](Self::from_env_and_args), reading variables through `env`.
-    pub fn resolve(argv: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, clap::Error> {
-        let extra = env(EXTRA_ARGS_ENV).or_else(|| env(GUNICORN_EXTRA_ARGS_ENV)).unwrap_or_default();
+    pub fn resolve(
+        argv: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Invocation, clap::Error> {
+        let extra = env(EXTRA_ARGS_ENV)
+            .or_else(|| env(GUNICORN_EXTRA_ARGS_ENV))
+            .unwrap_or_default();
         let extra = shlex::split(&extra).ok_or_else(|| {
             Cli::command().error(
                 clap::error::ErrorKind::InvalidValue,
@@ -318,14 +414,17 @@ impl Config {
                         "--timeout must be a positive number of seconds",
                     ));
                 }
-                Ok(Invocation::Healthcheck { url, timeout: Duration::from_secs_f64(timeout) })
+                Ok(Invocation::Healthcheck {
+                    url,
+                    timeout: Duration::from_secs_f64(timeout),
+                })
             }
             None => {
                 let mut args = cli.serve;
                 args.bind = binds_with_precedence(&matches, extra.len(), args.bind);
-                Config::from_args(args, env).map(|c| Invocation::Serve(Box::new(c))).map_err(|msg| {
-                    Cli::command().error(clap::error::ErrorKind::InvalidValue, msg)
-                })
+                Config::from_args(args, env)
+                    .map(|c| Invocation::Serve(Box::new(c)))
+                    .map_err(|msg| Cli::command().error(clap::error::ErrorKind::InvalidValue, msg))
             }
         }
     }
@@ -344,7 +443,11 @@ impl Config {
             (Some(n), _) => n,
             (None, Some(text)) if !text.trim().is_empty() => match text.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => n,
-                _ => return Err(format!("invalid $WEB_CONCURRENCY {text:?}: expected a positive integer")),
+                _ => {
+                    return Err(format!(
+                        "invalid $WEB_CONCURRENCY {text:?}: expected a positive integer"
+                    ))
+                }
             },
             (None, _) => 4,
         };
@@ -352,15 +455,24 @@ impl Config {
             match env("PORT") {
                 Some(port) if !port.is_empty() => vec![BindSpec::parse(&format!("0.0.0.0:{port}"))
                     .map_err(|e| format!("{e} (from $PORT)"))?],
-                _ => vec![BindSpec::Tcp { host: "127.0.0.1".into(), port: 8000 }],
+                _ => vec![BindSpec::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 8000,
+                }],
             }
         } else {
-            args.bind.iter().map(|b| BindSpec::parse(b)).collect::<Result<_, _>>()?
+            args.bind
+                .iter()
+                .map(|b| BindSpec::parse(b))
+                .collect::<Result<_, _>>()?
         };
         if args.backlog < 1 {
             return Err("--backlog must be at least 1".into());
         }
-        for (name, value) in [("--max-prime-limit", args.max_prime_limit), ("--max-hash-rounds", args.max_hash_rounds)] {
+        for (name, value) in [
+            ("--max-prime-limit", args.max_prime_limit),
+            ("--max-hash-rounds", args.max_hash_rounds),
+        ] {
             if value < 0 {
                 return Err(format!("{name} must not be negative"));
             }
@@ -410,7 +522,11 @@ impl Config {
     pub fn printable(&self) -> String {
         let a = &self.args;
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "None".into());
-        let path = |v: &Option<PathBuf>| v.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "None".into());
+        let path = |v: &Option<PathBuf>| {
+            v.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "None".into())
+        };
         let binds: Vec<String> = self.binds.iter().map(|b| format!("'{b}'")).collect();
         let rows: Vec<(&str, String)> = vec![
             ("access_log_format", self.access_logformat.clone()),
@@ -424,13 +540,22 @@ impl Config {
             ("io_file", self.io_file.display().to_string()),
             ("keepalive", a.keep_alive.to_string()),
             ("limit_request_body", self.http_limits.body.to_string()),
-            ("limit_request_field_size", a.limit_request_field_size.to_string()),
+            (
+                "limit_request_field_size",
+                a.limit_request_field_size.to_string(),
+            ),
             ("limit_request_fields", a.limit_request_fields.to_string()),
             ("limit_request_line", a.limit_request_line.to_string()),
             ("loglevel", a.log_level.clone()),
-            ("max_hash_rounds", self.app_limits.max_hash_rounds.to_string()),
+            (
+                "max_hash_rounds",
+                self.app_limits.max_hash_rounds.to_string(),
+            ),
             ("max_io_kb", self.app_limits.max_io_kb.to_string()),
-            ("max_prime_limit", self.app_limits.max_prime_limit.to_string()),
+            (
+                "max_prime_limit",
+                self.app_limits.max_prime_limit.to_string(),
+            ),
             ("max_requests", self.max_requests.to_string()),
             ("max_requests_jitter", self.max_requests_jitter.to_string()),
             ("pidfile", path(&self.pidfile)),
@@ -444,18 +569,31 @@ impl Config {
             ("workers", self.workers.to_string()),
         ];
         let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        rows.iter().map(|(n, v)| format!("{n:<width$} = {v}\n")).collect()
+        rows.iter()
+            .map(|(n, v)| format!("{n:<width$} = {v}\n"))
+            .collect()
     }
 }
 
 /// `--bind` is the one repeatable setting: binds given on the real command line replace those
 /// from the environment's extra arguments instead of adding to them.
-fn binds_with_precedence(matches: &ArgMatches, extra_len: usize, binds: Vec<String>) -> Vec<String> {
-    let Some(indices) = matches.indices_of("bind") else { return binds };
+fn binds_with_precedence(
+    matches: &ArgMatches,
+    extra_len: usize,
+    binds: Vec<String>,
+) -> Vec<String> {
+    let Some(indices) = matches.indices_of("bind") else {
+        return binds;
+    };
     let indices: Vec<usize> = indices.collect();
     // argv[0] is index 0; the extra arguments occupy 1..=extra_len.
     if indices.iter().any(|&i| i > extra_len) && indices.iter().any(|&i| i <= extra_len) {
-        binds.into_iter().zip(indices).filter(|&(_, i)| i > extra_len).map(|(b, _)| b).collect()
+        binds
+            .into_iter()
+            .zip(indices)
+            .filter(|&(_, i)| i > extra_len)
+            .map(|(b, _)| b)
+            .collect()
     } else {
         binds
     }
@@ -473,12 +611,17 @@ mod tests {
     use super::*;
 
     fn argv(args: &[&str]) -> Vec<String> {
-        std::iter::once("heavy-api").chain(args.iter().copied()).map(String::from).collect()
+        std::iter::once("heavy-api")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect()
     }
 
     fn serve_with(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, clap::Error> {
-        let vars: std::collections::HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         match Config::resolve(&argv(args), &|name| vars.get(name).cloned())? {
             Invocation::Serve(c) => Ok(*c),
             Invocation::Healthcheck { .. } => panic!("not a serve invocation"),
@@ -491,17 +634,62 @@ mod tests {
 
     #[test]
     fn bind_forms() {
-        assert_eq!(BindSpec::parse("0.0.0.0:80"), Ok(BindSpec::Tcp { host: "0.0.0.0".into(), port: 80 }));
-        assert_eq!(BindSpec::parse("localhost"), Ok(BindSpec::Tcp { host: "localhost".into(), port: 8000 }));
-        assert_eq!(BindSpec::parse("[::1]:9000"), Ok(BindSpec::Tcp { host: "::1".into(), port: 9000 }));
-        assert_eq!(BindSpec::parse("tcp://127.0.0.1:1"), Ok(BindSpec::Tcp { host: "127.0.0.1".into(), port: 1 }));
-        assert_eq!(BindSpec::parse("unix:/tmp/s.sock"), Ok(BindSpec::Unix("/tmp/s.sock".into())));
-        assert_eq!(BindSpec::parse("unix:///tmp/s.sock"), Ok(BindSpec::Unix("/tmp/s.sock".into())));
+        assert_eq!(
+            BindSpec::parse("0.0.0.0:80"),
+            Ok(BindSpec::Tcp {
+                host: "0.0.0.0".into(),
+                port: 80
+            })
+        );
+        assert_eq!(
+            BindSpec::parse("localhost"),
+            Ok(BindSpec::Tcp {
+                host: "localhost".into(),
+                port: 8000
+            })
+        );
+        assert_eq!(
+            BindSpec::parse("[::1]:9000"),
+            Ok(BindSpec::Tcp {
+                host: "::1".into(),
+                port: 9000
+            })
+        );
+        assert_eq!(
+            BindSpec::parse("tcp://127.0.0.1:1"),
+            Ok(BindSpec::Tcp {
+                host: "127.0.0.1".into(),
+                port: 1
+            })
+        );
+        assert_eq!(
+            BindSpec::parse("unix:/tmp/s.sock"),
+            Ok(BindSpec::Unix("/tmp/s.sock".into()))
+        );
+        assert_eq!(
+            BindSpec::parse("unix:///tmp/s.sock"),
+            Ok(BindSpec::Unix("/tmp/s.sock".into()))
+        );
         assert_eq!(BindSpec::parse("fd://3"), Ok(BindSpec::Fd(3)));
-        for bad in ["fd://x", "1.2.3.4:99999", "::1:80", "[::1", ":80", "unix:", "h:port"] {
+        for bad in [
+            "fd://x",
+            "1.2.3.4:99999",
+            "::1:80",
+            "[::1",
+            ":80",
+            "unix:",
+            "h:port",
+        ] {
             assert!(BindSpec::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(BindSpec::Tcp { host: "::1".into(), port: 1 }.to_string(), "[::1]:1");
+        assert_eq!(
+            BindSpec::Tcp {
+                host: "::1".into(),
+                port: 1
+            }
+            .to_string(),
+            "[::1]:1"
+        );
     }
 
     #[test]
@@ -515,21 +703,50 @@ mod tests {
         assert_eq!(c.backlog, 2048);
         assert_eq!(c.worker_connections, 1000);
         assert_eq!(c.http_limits, HttpLimits::default());
-        assert_eq!(c.binds, vec![BindSpec::Tcp { host: "127.0.0.1".into(), port: 8000 }]);
+        assert_eq!(
+            c.binds,
+            vec![BindSpec::Tcp {
+                host: "127.0.0.1".into(),
+                port: 8000
+            }]
+        );
 
         let env = [("WEB_CONCURRENCY", "3"), ("PORT", "9123")];
         let c = serve_with(&[], &env).unwrap();
         assert_eq!(c.workers, 3);
-        assert_eq!(c.binds, vec![BindSpec::Tcp { host: "0.0.0.0".into(), port: 9123 }]);
+        assert_eq!(
+            c.binds,
+            vec![BindSpec::Tcp {
+                host: "0.0.0.0".into(),
+                port: 9123
+            }]
+        );
 
-        let gunicorn = ("GUNICORN_CMD_ARGS", "--workers 2 --threads 5 -b 127.0.0.1:1");
+        let gunicorn = (
+            "GUNICORN_CMD_ARGS",
+            "--workers 2 --threads 5 -b 127.0.0.1:1",
+        );
         let c = serve_with(&[], &[env[0], env[1], gunicorn]).unwrap();
         assert_eq!((c.workers, c.threads), (2, 5));
-        assert_eq!(c.binds, vec![BindSpec::Tcp { host: "127.0.0.1".into(), port: 1 }]);
+        assert_eq!(
+            c.binds,
+            vec![BindSpec::Tcp {
+                host: "127.0.0.1".into(),
+                port: 1
+            }]
+        );
         let ours = (EXTRA_ARGS_ENV, "--workers 6");
-        assert_eq!(serve_with(&[], &[gunicorn, ours]).unwrap().workers, 6, "ours is preferred");
+        assert_eq!(
+            serve_with(&[], &[gunicorn, ours]).unwrap().workers,
+            6,
+            "ours is preferred"
+        );
 
-        let c = serve_with(&["-w", "5", "-b", "127.0.0.1:2", "--bind", "unix:/tmp/x"], &[gunicorn]).unwrap();
+        let c = serve_with(
+            &["-w", "5", "-b", "127.0.0.1:2", "--bind", "unix:/tmp/x"],
+            &[gunicorn],
+        )
+        .unwrap();
         assert_eq!((c.workers, c.threads), (5, 5));
         assert_eq!(c.binds.len(), 2, "real --bind replaces the environment's");
 
@@ -563,9 +780,24 @@ mod tests {
     #[test]
     fn gunicorn_flag_spellings_are_accepted() {
         let c = serve(&[
-            "--limit-request-field_size", "100", "--limit-request-line", "0",
-            "--log-file", "-", "-k", "sync", "--worker-tmp-dir", "/dev/shm",
-            "--forwarded-allow-ips", "*", "-n", "x", "--keep-alive", "0", "-t", "0",
+            "--limit-request-field_size",
+            "100",
+            "--limit-request-line",
+            "0",
+            "--log-file",
+            "-",
+            "-k",
+            "sync",
+            "--worker-tmp-dir",
+            "/dev/shm",
+            "--forwarded-allow-ips",
+            "*",
+            "-n",
+            "x",
+            "--keep-alive",
+            "0",
+            "-t",
+            "0",
         ]);
         assert_eq!(c.http_limits.field_size, 100);
         assert_eq!(c.http_limits.request_line, 8190);
@@ -577,7 +809,9 @@ mod tests {
     fn print_config_lists_every_setting() {
         let text = serve(&["--workers", "2"]).printable();
         assert!(text.contains("workers                  = 2\n"), "{text}");
-        assert!(text.contains("bind                     = ['127.0.0.1:8000']") || text.contains("bind"));
+        assert!(
+            text.contains("bind                     = ['127.0.0.1:8000']") || text.contains("bind")
+        );
         assert!(text.lines().count() >= 25);
     }
 }

@@ -26,7 +26,11 @@ pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    let path = if path.is_empty() || path == "/" { crate::app::HEALTH_PATH } else { path };
+    let path = if path.is_empty() || path == "/" {
+        crate::app::HEALTH_PATH
+    } else {
+        path
+    };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or("missing ']'")?;
         (host, after.strip_prefix(':'))
@@ -54,14 +58,23 @@ fn probe(url: &str, timeout: Duration) -> Result<(), String> {
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("cannot resolve {host}"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(left)).map_err(|e| e.to_string())?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    stream
+        .set_read_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: heavy-api-healthcheck\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
     let mut head = [0u8; 64];
     let mut got = 0;
     while got < 12 {
@@ -76,7 +89,10 @@ fn probe(url: &str, timeout: Duration) -> Result<(), String> {
     if status == "200" {
         Ok(())
     } else {
-        Err(format!("{url} answered {:?}", status_line.lines().next().unwrap_or("")))
+        Err(format!(
+            "{url} answered {:?}",
+            status_line.lines().next().unwrap_or("")
+        ))
     }
 }
 
@@ -86,9 +102,18 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("http://127.0.0.1:8000"), Ok(("127.0.0.1".into(), 8000, "/heavy/health/".into())));
-        assert_eq!(parse_url("localhost:9/x"), Ok(("localhost".into(), 9, "/x".into())));
-        assert_eq!(parse_url("http://[::1]:8000/"), Ok(("::1".into(), 8000, "/heavy/health/".into())));
+        assert_eq!(
+            parse_url("http://127.0.0.1:8000"),
+            Ok(("127.0.0.1".into(), 8000, "/heavy/health/".into()))
+        );
+        assert_eq!(
+            parse_url("localhost:9/x"),
+            Ok(("localhost".into(), 9, "/x".into()))
+        );
+        assert_eq!(
+            parse_url("http://[::1]:8000/"),
+            Ok(("::1".into(), 8000, "/heavy/health/".into()))
+        );
         assert!(parse_url("https://x").is_err());
         assert!(parse_url("http://:80").is_err());
     }
@@ -98,6 +123,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        assert_eq!(run(&format!("http://127.0.0.1:{port}"), Duration::from_secs(1)), 1);
+        assert_eq!(
+            run(&format!("http://127.0.0.1:{port}"), Duration::from_secs(1)),
+            1
+        );
     }
 }

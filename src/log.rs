@@ -57,7 +57,10 @@ impl Sink {
             return Ok(dash);
         }
         let file = OpenOptions::new().create(true).append(true).open(spec)?;
-        Ok(Sink::File { path: spec.to_string(), file })
+        Ok(Sink::File {
+            path: spec.to_string(),
+            file,
+        })
     }
 
     fn reopen(&mut self) -> io::Result<()> {
@@ -86,7 +89,12 @@ struct Logger {
 static LOGGER: RwLock<Option<Logger>> = RwLock::new(None);
 
 /// Sets up (or replaces, on reload) the process's logs.
-pub fn init(level: Level, error_log: &str, access_log: Option<&str>, access_format: &str) -> io::Result<()> {
+pub fn init(
+    level: Level,
+    error_log: &str,
+    access_log: Option<&str>,
+    access_format: &str,
+) -> io::Result<()> {
     let access = match access_log {
         Some(spec) => {
             let format = AccessFormat::parse(access_format).map_err(io::Error::other)?;
@@ -94,7 +102,11 @@ pub fn init(level: Level, error_log: &str, access_log: Option<&str>, access_form
         }
         None => None,
     };
-    let logger = Logger { level, error: Sink::open(error_log, Sink::Stderr)?, access };
+    let logger = Logger {
+        level,
+        error: Sink::open(error_log, Sink::Stderr)?,
+        access,
+    };
     *LOGGER.write().unwrap_or_else(|e| e.into_inner()) = Some(logger);
     Ok(())
 }
@@ -113,7 +125,9 @@ pub fn reopen() -> io::Result<()> {
 
 pub fn enabled(level: Level) -> bool {
     let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().map_or(level >= Level::Info, |l| level >= l.level)
+    guard
+        .as_ref()
+        .map_or(level >= Level::Info, |l| level >= l.level)
 }
 
 /// Writes one error-log line. Before `init`, lines go to stderr at INFO and above.
@@ -154,7 +168,10 @@ pub fn critical(message: &str) {
 
 /// Formats `time` in local time with `strftime`.
 pub fn local_time(format: &str, time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as libc::time_t;
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as libc::time_t;
     let fmt = std::ffi::CString::new(format).unwrap_or_default();
     let mut buf = [0u8; 128];
     // SAFETY: `tm` is fully written by localtime_r before use; strftime writes at most
@@ -222,9 +239,9 @@ impl AccessFormat {
                 text.push('%');
                 rest = after;
             } else if let Some(after) = rest.strip_prefix('(') {
-                let close = after
-                    .find(")s")
-                    .ok_or_else(|| format!("invalid --access-logformat: unterminated atom in {format:?}"))?;
+                let close = after.find(")s").ok_or_else(|| {
+                    format!("invalid --access-logformat: unterminated atom in {format:?}")
+                })?;
                 if !text.is_empty() {
                     pieces.push(Piece::Text(std::mem::take(&mut text)));
                 }
@@ -254,18 +271,27 @@ impl AccessFormat {
 }
 
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 fn atom(name: &str, e: &AccessEntry<'_>) -> String {
     let dash = || "-".to_string();
-    let or_dash = |v: Option<&str>| v.filter(|s| !s.is_empty()).map_or_else(dash, str::to_string);
+    let or_dash = |v: Option<&str>| {
+        v.filter(|s| !s.is_empty())
+            .map_or_else(dash, str::to_string)
+    };
     if let Some(inner) = name.strip_prefix('{') {
         if let Some((key, kind)) = inner.rsplit_once('}') {
             return match kind {
                 "i" => or_dash(header(e.request_headers, key)),
                 "o" => or_dash(
-                    e.response_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str()),
+                    e.response_headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(key))
+                        .map(|(_, v)| v.as_str()),
                 ),
                 "e" => std::env::var(key).unwrap_or_else(|_| dash()),
                 _ => dash(),
@@ -277,7 +303,10 @@ fn atom(name: &str, e: &AccessEntry<'_>) -> String {
         "h" => or_dash(Some(e.peer)),
         "l" => dash(),
         "u" => basic_auth_user(header(e.request_headers, "authorization")).unwrap_or_else(dash),
-        "t" => format!("[{}]", local_time("%d/%b/%Y:%H:%M:%S %z", SystemTime::now())),
+        "t" => format!(
+            "[{}]",
+            local_time("%d/%b/%Y:%H:%M:%S %z", SystemTime::now())
+        ),
         "r" => format!("{} {} {}", e.method, e.target, e.protocol),
         "s" => e.status.to_string(),
         "m" => e.method.to_string(),
@@ -297,10 +326,15 @@ fn atom(name: &str, e: &AccessEntry<'_>) -> String {
 }
 
 fn basic_auth_user(value: Option<&str>) -> Option<String> {
-    let encoded = value?.strip_prefix("Basic ").or_else(|| value?.strip_prefix("basic "))?;
+    let encoded = value?
+        .strip_prefix("Basic ")
+        .or_else(|| value?.strip_prefix("basic "))?;
     let decoded = base64_decode(encoded.trim())?;
     let text = String::from_utf8(decoded).ok()?;
-    Some(text.split_once(':').map_or(text.clone(), |(user, _)| user.to_string()))
+    Some(
+        text.split_once(':')
+            .map_or(text.clone(), |(user, _)| user.to_string()),
+    )
 }
 
 /// Standard base64 (for the `%(u)s` atom only; no crate is worth it for this).
@@ -372,14 +406,20 @@ mod tests {
         let (before, after) = line.split_once(" [").unwrap();
         assert_eq!(before, "127.0.0.1 - -");
         let after = after.split_once("] ").unwrap().1;
-        assert_eq!(after, r#""GET /heavy/health/?x=1 HTTP/1.1" 200 30 "http://r/" "curl/7.88.1""#);
+        assert_eq!(
+            after,
+            r#""GET /heavy/health/?x=1 HTTP/1.1" 200 30 "http://r/" "curl/7.88.1""#
+        );
     }
 
     #[test]
     fn every_atom_renders() {
         let headers = vec![
             ("X-Req".to_string(), "a\"b".to_string()),
-            ("Authorization".to_string(), "Basic dXNlcjpwdw==".to_string()),
+            (
+                "Authorization".to_string(),
+                "Basic dXNlcjpwdw==".to_string(),
+            ),
         ];
         let out = [("Content-Type", "application/json".to_string())];
         let format =
@@ -388,7 +428,9 @@ mod tests {
             format.render(&entry(&headers, &out)),
             r#"GET|/heavy/health/|x=1|HTTP/1.1|200|30|1|1234|1234567|1.234567|a\"b|application/json|user|-|-|100%"#
         );
-        let p = AccessFormat::parse("%(p)s").unwrap().render(&entry(&[], &[]));
+        let p = AccessFormat::parse("%(p)s")
+            .unwrap()
+            .render(&entry(&[], &[]));
         assert_eq!(p, format!("<{}>", std::process::id()));
     }
 

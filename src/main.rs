@@ -3,10 +3,17 @@ use heavy_api::config::{first_line, Config, Invocation};
 use heavy_api::{app, healthcheck, log, master};
 
 fn main() {
-    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let invocation = match Config::from_env_and_args(&argv) {
         Ok(invocation) => invocation,
-        Err(err) if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
             let _ = err.print();
             std::process::exit(0);
         }
@@ -16,7 +23,9 @@ fn main() {
         }
     };
     let config = match invocation {
-        Invocation::Healthcheck { url, timeout } => std::process::exit(healthcheck::run(&url, timeout)),
+        Invocation::Healthcheck { url, timeout } => {
+            std::process::exit(healthcheck::run(&url, timeout))
+        }
         Invocation::Serve(config) => *config,
     };
     if config.print_config {
@@ -27,7 +36,10 @@ fn main() {
         // What a worker checks at boot: the io file must be usable.
         let data = app::io_store::DataFile::new(&config.io_file);
         if let Err(err) = data.prepare() {
-            eprintln!("Error: cannot use io file {}: {err}", config.io_file.display());
+            eprintln!(
+                "Error: cannot use io file {}: {err}",
+                config.io_file.display()
+            );
             std::process::exit(1);
         }
         std::process::exit(0);

@@ -24,7 +24,12 @@ impl<T: ZeroedIsValid> SharedMap<T> {
         // SAFETY: a fresh anonymous mapping aliases nothing; the kernel zero-fills it, which
         // `ZeroedIsValid` promises is a valid `T`.
         let ptr = unsafe {
-            mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)
+            mmap_anonymous(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
         }?;
         Ok(SharedMap { ptr: ptr.cast() })
     }
@@ -126,7 +131,10 @@ pub fn monotonic_ms() -> u64 {
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

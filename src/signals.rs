@@ -52,7 +52,10 @@ impl SignalPipe {
     pub fn wait(&self, timeout: Duration) {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX));
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        );
     }
 
     /// The read end, for a loop that waits on other descriptors too (epoll).

@@ -19,7 +19,10 @@ fn health_answers_json() {
     assert!(resp.header("Date").is_some_and(|d| d.ends_with("GMT")));
     let v = resp.json();
     assert_eq!(v["status"], "healthy");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     assert!((v["timestamp"].as_f64().unwrap() - now).abs() < 60.0);
 }
 
@@ -27,22 +30,55 @@ fn health_answers_json() {
 fn heavy_endpoint_matches_the_vectors_and_key_order() {
     let server = Server::start(&["--workers", "2"]);
     let vectors = vectors();
-    let pairs = [("1000", "1000"), ("10000", "10000"), ("100000", "10"), ("2", "0"), ("-5", "1"), ("100", "3")];
+    let pairs = [
+        ("1000", "1000"),
+        ("10000", "10000"),
+        ("100000", "10"),
+        ("2", "0"),
+        ("-5", "1"),
+        ("100", "3"),
+    ];
     for (limit, rounds) in pairs {
-        let resp = get(server.port, &format!("/heavy/cpu-io-no-db/?prime_limit={limit}&hash_rounds={rounds}&io_kb=2"));
+        let resp = get(
+            server.port,
+            &format!("/heavy/cpu-io-no-db/?prime_limit={limit}&hash_rounds={rounds}&io_kb=2"),
+        );
         assert_eq!(resp.status, 200);
         let raw = String::from_utf8(resp.body.clone()).unwrap();
-        let keys = ["primes_found", "prime_limit", "hash_rounds", "io_kb", "cpu_time_sec", "total_time_sec", "io_time_sec"];
-        let positions: Vec<usize> = keys.iter().map(|k| raw.find(&format!("\"{k}\"")).expect(k)).collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "key order in {raw}");
+        let keys = [
+            "primes_found",
+            "prime_limit",
+            "hash_rounds",
+            "io_kb",
+            "cpu_time_sec",
+            "total_time_sec",
+            "io_time_sec",
+        ];
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|k| raw.find(&format!("\"{k}\"")).expect(k))
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "key order in {raw}"
+        );
         let v = resp.json();
-        assert_eq!(v["primes_found"], vectors["primes_below"][limit], "primes below {limit}");
-        assert_eq!(v["digest"], vectors["sha256_chain"][rounds], "{rounds} rounds");
+        assert_eq!(
+            v["primes_found"], vectors["primes_below"][limit],
+            "primes below {limit}"
+        );
+        assert_eq!(
+            v["digest"], vectors["sha256_chain"][rounds],
+            "{rounds} rounds"
+        );
         assert_eq!(v["prime_limit"].as_i64().unwrap().to_string(), limit);
         assert_eq!(v["io_kb"], 2);
         for k in ["cpu_time_sec", "total_time_sec", "io_time_sec"] {
             let t = v[k].as_f64().unwrap();
-            assert!((t * 100.0 - (t * 100.0).round()).abs() < 1e-9, "{k}={t} has more than 2 decimals");
+            assert!(
+                (t * 100.0 - (t * 100.0).round()).abs() < 1e-9,
+                "{k}={t} has more than 2 decimals"
+            );
         }
         let timing = resp.header("Server-Timing").expect("Server-Timing");
         for part in ["queue;dur=", "cpu;dur=", "io;dur=", "total;dur="] {
@@ -61,7 +97,11 @@ fn the_default_request_computes_the_defaults() {
     assert_eq!(v["io_kb"], 128);
     assert_eq!(v["digest"], vectors()["sha256_chain"]["1000000"]);
     let size = std::fs::metadata(&server.io_file).unwrap().len();
-    assert_eq!(size, (1024 + 128) * 1024, "1 MiB seed plus one 128 KiB append");
+    assert_eq!(
+        size,
+        (1024 + 128) * 1024,
+        "1 MiB seed plus one 128 KiB append"
+    );
 }
 
 #[test]
@@ -69,13 +109,29 @@ fn bad_input_gets_400_404_405_json() {
     let server = Server::start(&["--workers", "1", "--max-io-kb", "64"]);
     let p = server.port;
     for (query, param, msg) in [
-        ("prime_limit=abc", "prime_limit", "prime_limit must be an integer"),
-        ("hash_rounds=1.5", "hash_rounds", "hash_rounds must be an integer"),
+        (
+            "prime_limit=abc",
+            "prime_limit",
+            "prime_limit must be an integer",
+        ),
+        (
+            "hash_rounds=1.5",
+            "hash_rounds",
+            "hash_rounds must be an integer",
+        ),
         ("io_kb=1e6", "io_kb", "io_kb must be an integer"),
-        ("prime_limit=", "prime_limit", "prime_limit must be an integer"),
+        (
+            "prime_limit=",
+            "prime_limit",
+            "prime_limit must be an integer",
+        ),
         ("io_kb=-1", "io_kb", "io_kb must not be negative"),
         ("io_kb=65", "io_kb", "io_kb must be at most 64"),
-        ("hash_rounds=99999999999999999999999", "hash_rounds", "hash_rounds is too large"),
+        (
+            "hash_rounds=99999999999999999999999",
+            "hash_rounds",
+            "hash_rounds is too large",
+        ),
     ] {
         let resp = get(p, &format!("/heavy/cpu-io-no-db/?{query}"));
         assert_eq!(resp.status, 400, "{query}");
@@ -86,7 +142,11 @@ fn bad_input_gets_400_404_405_json() {
     let resp = get(p, "/nope/");
     assert_eq!(resp.status, 404);
     assert_eq!(resp.json()["error"], "not found");
-    let resp = raw(p, b"POST /heavy/cpu-io-no-db/ HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc").unwrap();
+    let resp = raw(
+        p,
+        b"POST /heavy/cpu-io-no-db/ HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
+    )
+    .unwrap();
     assert_eq!(resp.status, 405);
     assert_eq!(resp.header("Allow"), Some("GET, HEAD"));
     assert_eq!(resp.json()["error"], "method not allowed");
@@ -97,7 +157,11 @@ fn bad_input_gets_400_404_405_json() {
 #[test]
 fn repeated_parameters_take_the_last_value() {
     let server = Server::start(&["--workers", "1"]);
-    let v = get(server.port, "/heavy/cpu-io-no-db/?prime_limit=5&prime_limit=100&hash_rounds=0&io_kb=0").json();
+    let v = get(
+        server.port,
+        "/heavy/cpu-io-no-db/?prime_limit=5&prime_limit=100&hash_rounds=0&io_kb=0",
+    )
+    .json();
     assert_eq!(v["primes_found"], 25);
 }
 
@@ -109,7 +173,13 @@ fn head_is_get_without_a_body() {
     let mut reader = BufReader::new(s);
     let head = read_response(&mut reader, true).unwrap();
     assert_eq!(head.status, 200);
-    assert!(head.header("Content-Length").unwrap().parse::<usize>().unwrap() > 100);
+    assert!(
+        head.header("Content-Length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            > 100
+    );
     // The next response starts right after the head: no body bytes in between.
     let next = read_response(&mut reader, false).unwrap();
     assert_eq!(next.json()["status"], "healthy");
@@ -127,13 +197,22 @@ fn keep_alive_pipelining_and_connection_close() {
     s.write_all(reqs.as_bytes()).unwrap();
     let mut reader = BufReader::new(s.try_clone().unwrap());
     let a = read_response(&mut reader, false).unwrap();
-    assert_eq!((a.status, a.header("Connection")), (200, Some("keep-alive")));
+    assert_eq!(
+        (a.status, a.header("Connection")),
+        (200, Some("keep-alive"))
+    );
     assert!(a.json()["primes_found"].is_number());
-    assert_eq!(read_response(&mut reader, false).unwrap().json()["status"], "healthy");
+    assert_eq!(
+        read_response(&mut reader, false).unwrap().json()["status"],
+        "healthy"
+    );
     assert_eq!(read_response(&mut reader, false).unwrap().status, 404);
     let d = read_response(&mut reader, false).unwrap();
     assert_eq!((d.status, d.header("Connection")), (200, Some("close")));
-    assert!(closed_within(&mut s, Duration::from_secs(5)), "Connection: close honoured");
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)),
+        "Connection: close honoured"
+    );
 }
 
 #[test]
@@ -142,13 +221,22 @@ fn http10_closes_unless_it_asks_to_keep_alive() {
     let mut s = connect(server.port);
     s.write_all(b"GET /heavy/health/ HTTP/1.0\r\n\r\n").unwrap();
     let resp = read_response(&mut BufReader::new(s.try_clone().unwrap()), false).unwrap();
-    assert_eq!((resp.version.as_str(), resp.header("Connection")), ("HTTP/1.0", Some("close")));
+    assert_eq!(
+        (resp.version.as_str(), resp.header("Connection")),
+        ("HTTP/1.0", Some("close"))
+    );
     assert!(closed_within(&mut s, Duration::from_secs(5)));
 
     let mut s = connect(server.port);
-    s.write_all(b"GET /heavy/health/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    s.write_all(b"GET /heavy/health/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
     let mut reader = BufReader::new(s.try_clone().unwrap());
-    assert_eq!(read_response(&mut reader, false).unwrap().header("Connection"), Some("keep-alive"));
+    assert_eq!(
+        read_response(&mut reader, false)
+            .unwrap()
+            .header("Connection"),
+        Some("keep-alive")
+    );
     s.write_all(b"GET /heavy/health/ HTTP/1.0\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
 }
@@ -157,10 +245,17 @@ fn http10_closes_unless_it_asks_to_keep_alive() {
 fn idle_keep_alive_connections_are_closed_after_the_keep_alive_time() {
     let server = Server::start(&["--workers", "1", "--keep-alive", "1"]);
     let mut s = connect(server.port);
-    s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     read_response(&mut BufReader::new(s.try_clone().unwrap()), false).unwrap();
-    assert!(!closed_within(&mut s, Duration::from_millis(300)), "still open within keep-alive");
-    assert!(closed_within(&mut s, Duration::from_secs(5)), "closed after keep-alive");
+    assert!(
+        !closed_within(&mut s, Duration::from_millis(300)),
+        "still open within keep-alive"
+    );
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)),
+        "closed after keep-alive"
+    );
 }
 
 #[test]
@@ -169,27 +264,66 @@ fn protocol_errors_answer_and_close() {
     let p = server.port;
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(5000));
     let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
-    let big_field = format!("GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n", "v".repeat(9000));
+    let big_field = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
+        "v".repeat(9000)
+    );
     let cases: Vec<(Vec<u8>, u16)> = vec![
         (long_line.into_bytes(), 400),
-        (format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").into_bytes(), 431),
+        (
+            format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").into_bytes(),
+            431,
+        ),
         (big_field.into_bytes(), 431),
         (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n".to_vec(), 505),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n".to_vec(), 400),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n".to_vec(), 400),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000000000\r\n\r\n".to_vec(), 413),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec(),
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
+            501,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000000000\r\n\r\n".to_vec(),
+            413,
+        ),
         (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
-        (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n".to_vec(), 400),
-        (b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(), 400),
+        (
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+                .to_vec(),
+            400,
+        ),
     ];
     for (request, status) in cases {
         let mut s = connect(p);
         s.write_all(&request).unwrap();
         let resp = read_response(&mut BufReader::new(s.try_clone().unwrap()), false)
-            .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(&request[..40.min(request.len())])));
-        assert_eq!(resp.status, status, "{:?}", String::from_utf8_lossy(&request[..40.min(request.len())]));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{:?}: {e}",
+                    String::from_utf8_lossy(&request[..40.min(request.len())])
+                )
+            });
+        assert_eq!(
+            resp.status,
+            status,
+            "{:?}",
+            String::from_utf8_lossy(&request[..40.min(request.len())])
+        );
         assert_eq!(resp.header("Connection"), Some("close"));
         assert!(resp.json()["error"].is_string());
         assert!(closed_within(&mut s, Duration::from_secs(5)));
@@ -227,17 +361,25 @@ fn expect_100_continue_gets_an_interim_answer() {
 #[test]
 fn absolute_form_and_redirects() {
     let server = Server::start(&["--workers", "1"]);
-    let resp = raw(server.port, b"GET http://example.com/heavy/health/ HTTP/1.1\r\nHost: example.com\r\n\r\n").unwrap();
+    let resp = raw(
+        server.port,
+        b"GET http://example.com/heavy/health/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(resp.status, 200);
     let resp = get(server.port, "/heavy/health");
-    assert_eq!((resp.status, resp.header("Location")), (301, Some("/heavy/health/")));
+    assert_eq!(
+        (resp.status, resp.header("Location")),
+        (301, Some("/heavy/health/"))
+    );
 }
 
 #[test]
 fn a_slow_head_is_cut_off() {
     let server = Server::start(&["--workers", "1"]);
     let mut s = connect(server.port);
-    s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nX-Slow: ").unwrap();
+    s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        .unwrap();
     // The head timeout is 10 s; the connection must not stay open forever.
     assert!(closed_within(&mut s, Duration::from_secs(15)));
     assert_eq!(get(server.port, "/heavy/health/").status, 200);

@@ -33,7 +33,10 @@ impl DataFile {
     /// Creates the file with 1 MiB of random bytes if it is missing or empty, and proves it is
     /// writable. Workers call this at boot so a bad `--io-file` fails the boot, not a request.
     pub fn prepare(&self) -> io::Result<()> {
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         let mut file = lock(file, FlockArg::LockExclusive)?;
         if file.metadata()?.len() == 0 {
             file.write_all(&random_bytes(SEED_BYTES)?)?;
@@ -96,7 +99,8 @@ mod tests {
     use super::*;
 
     fn temp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("heavy-api-test-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("heavy-api-test-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("data.bin")
     }
@@ -118,7 +122,10 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let data = DataFile::new(&path);
         assert_eq!(data.append_and_read(64).unwrap(), 64 * 1024);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), (SEED_BYTES + 64 * 1024) as u64);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (SEED_BYTES + 64 * 1024) as u64
+        );
         // 1 MiB seed + 4 more MiB reaches the cap; the next append is skipped.
         for _ in 0..4 {
             data.append_and_read(1024).unwrap();

@@ -103,10 +103,12 @@ pub fn sha256_chain(rounds: i64, deadline: Deadline) -> Result<Vec<u8>, TimedOut
 /// Lower-case hex, as Python's `bytes.hex()`.
 pub fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

@@ -29,7 +29,11 @@ pub struct Limits {
 impl Default for Limits {
     /// Ten times what the original's documentation ever asks for.
     fn default() -> Self {
-        Limits { max_prime_limit: 10_000_000, max_hash_rounds: 20_000_000, max_io_kb: 4096 }
+        Limits {
+            max_prime_limit: 10_000_000,
+            max_hash_rounds: 20_000_000,
+            max_io_kb: 4096,
+        }
     }
 }
 
@@ -46,7 +50,11 @@ impl Response {
     pub fn json(status: u16, value: &Value) -> Self {
         let mut body = serde_json::to_vec(value).expect("JSON values always serialise");
         body.push(b'\n');
-        Response { status, headers: Vec::new(), body }
+        Response {
+            status,
+            headers: Vec::new(),
+            body,
+        }
     }
 
     /// An error answer: `{"error": message, ...extra}`.
@@ -104,8 +112,11 @@ impl App {
             // Django's APPEND_SLASH: the known paths without their slash redirect permanently.
             let slashed = format!("{path}/");
             if (slashed == HEALTH_PATH || slashed == HEAVY_PATH) && is_get_or_head(method) {
-                let location =
-                    if query.is_empty() { slashed } else { format!("{slashed}?{query}") };
+                let location = if query.is_empty() {
+                    slashed
+                } else {
+                    format!("{slashed}?{query}")
+                };
                 return Route::Ready(
                     Response::error(301, "moved permanently", json!({ "location": location }))
                         .with_header("Location", location),
@@ -201,8 +212,13 @@ pub fn timeout_response(timeout: Duration, worked: Duration) -> Response {
 }
 
 fn health() -> Response {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Response::json(200, &json!({ "status": "healthy", "timestamp": now.as_secs_f64() }))
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Response::json(
+        200,
+        &json!({ "status": "healthy", "timestamp": now.as_secs_f64() }),
+    )
 }
 
 fn is_get_or_head(method: &str) -> bool {
@@ -223,7 +239,8 @@ mod tests {
     use super::*;
 
     fn app() -> App {
-        let path = std::env::temp_dir().join(format!("heavy-api-app-test-{}.bin", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("heavy-api-app-test-{}.bin", std::process::id()));
         App::new(Limits::default(), DataFile::new(path))
     }
 
@@ -246,19 +263,34 @@ mod tests {
         assert_eq!(v["status"], "healthy");
         let ts = v["timestamp"].as_f64().unwrap();
         assert!(ts > 1.7e9, "{ts}");
-        assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["status", "timestamp"]);
+        assert_eq!(
+            v.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["status", "timestamp"]
+        );
     }
 
     #[test]
     fn heavy_routes_to_work_with_defaults() {
-        assert_eq!(app().route("GET", HEAVY_PATH, ""), Route::Heavy(HeavyParams::default()));
-        assert_eq!(app().route("HEAD", HEAVY_PATH, ""), Route::Heavy(HeavyParams::default()));
+        assert_eq!(
+            app().route("GET", HEAVY_PATH, ""),
+            Route::Heavy(HeavyParams::default())
+        );
+        assert_eq!(
+            app().route("HEAD", HEAVY_PATH, ""),
+            Route::Heavy(HeavyParams::default())
+        );
     }
 
     #[test]
     fn heavy_response_has_the_original_keys_in_order() {
-        let params = HeavyParams { prime_limit: 1000, hash_rounds: 10, io_kb: 4 };
-        let resp = app().run_heavy(params, Deadline::none(), Duration::from_millis(3)).unwrap();
+        let params = HeavyParams {
+            prime_limit: 1000,
+            hash_rounds: 10,
+            io_kb: 4,
+        };
+        let resp = app()
+            .run_heavy(params, Deadline::none(), Duration::from_millis(3))
+            .unwrap();
         assert_eq!(resp.status, 200);
         let v = body(&resp);
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
@@ -285,7 +317,10 @@ mod tests {
         assert!(v["cpu_time_sec"].is_f64());
         let timing = resp.header("Server-Timing").unwrap();
         assert!(timing.starts_with("queue;dur=3.000, cpu;dur="), "{timing}");
-        assert!(timing.contains("io;dur=") && timing.contains("total;dur="), "{timing}");
+        assert!(
+            timing.contains("io;dur=") && timing.contains("total;dur="),
+            "{timing}"
+        );
     }
 
     #[test]
@@ -297,7 +332,11 @@ mod tests {
 
     #[test]
     fn an_expired_deadline_stops_the_work_and_answers_503() {
-        let params = HeavyParams { prime_limit: 5_000_000, hash_rounds: 0, io_kb: 0 };
+        let params = HeavyParams {
+            prime_limit: 5_000_000,
+            hash_rounds: 0,
+            io_kb: 0,
+        };
         let past = Deadline::at(Instant::now() - Duration::from_millis(1));
         assert_eq!(app().run_heavy(params, past, Duration::ZERO), Err(TimedOut));
         let resp = timeout_response(Duration::from_secs(2), Duration::from_millis(2001));
@@ -333,6 +372,9 @@ mod tests {
     fn missing_trailing_slash_redirects_like_django() {
         let resp = ready(app().route("GET", "/heavy/cpu-io-no-db", "io_kb=1"));
         assert_eq!(resp.status, 301);
-        assert_eq!(resp.header("Location"), Some("/heavy/cpu-io-no-db/?io_kb=1"));
+        assert_eq!(
+            resp.header("Location"),
+            Some("/heavy/cpu-io-no-db/?io_kb=1")
+        );
     }
 }

@@ -14,7 +14,11 @@ pub struct HeavyParams {
 
 impl Default for HeavyParams {
     fn default() -> Self {
-        HeavyParams { prime_limit: 500_000, hash_rounds: 1_000_000, io_kb: 128 }
+        HeavyParams {
+            prime_limit: 500_000,
+            hash_rounds: 1_000_000,
+            io_kb: 128,
+        }
     }
 }
 
@@ -55,7 +59,11 @@ impl HeavyParams {
         check_cap("prime_limit", prime_limit, limits.max_prime_limit)?;
         check_cap("hash_rounds", hash_rounds, limits.max_hash_rounds)?;
         check_cap("io_kb", io_kb, limits.max_io_kb)?;
-        Ok(HeavyParams { prime_limit, hash_rounds, io_kb })
+        Ok(HeavyParams {
+            prime_limit,
+            hash_rounds,
+            io_kb,
+        })
     }
 }
 
@@ -110,7 +118,13 @@ pub fn parse_integer(text: &str) -> Result<i64, IntError> {
         let d = i64::from(b - b'0');
         value = value
             .checked_mul(10)
-            .and_then(|v| if negative { v.checked_sub(d) } else { v.checked_add(d) })
+            .and_then(|v| {
+                if negative {
+                    v.checked_sub(d)
+                } else {
+                    v.checked_add(d)
+                }
+            })
             .ok_or(IntError::Overflow { negative })?;
     }
     Ok(value)
@@ -121,7 +135,11 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits { max_prime_limit: 10_000_000, max_hash_rounds: 20_000_000, max_io_kb: 4096 }
+        Limits {
+            max_prime_limit: 10_000_000,
+            max_hash_rounds: 20_000_000,
+            max_io_kb: 4096,
+        }
     }
 
     fn parse(q: &str) -> Result<HeavyParams, ParamError> {
@@ -137,7 +155,14 @@ mod tests {
     #[test]
     fn values_parse_and_the_last_repeat_wins() {
         let p = parse("prime_limit=10&hash_rounds=3&io_kb=0&prime_limit=20").unwrap();
-        assert_eq!(p, HeavyParams { prime_limit: 20, hash_rounds: 3, io_kb: 0 });
+        assert_eq!(
+            p,
+            HeavyParams {
+                prime_limit: 20,
+                hash_rounds: 3,
+                io_kb: 0
+            }
+        );
     }
 
     #[test]
@@ -152,8 +177,19 @@ mod tests {
 
     #[test]
     fn non_integers_name_the_parameter() {
-        for bad in ["", "abc", "1.5", "1e6", "1_000", "0x10", "--1", "%2B-1", "1 2", "%EF%BC%91", "-"]
-        {
+        for bad in [
+            "",
+            "abc",
+            "1.5",
+            "1e6",
+            "1_000",
+            "0x10",
+            "--1",
+            "%2B-1",
+            "1 2",
+            "%EF%BC%91",
+            "-",
+        ] {
             let err = parse(&format!("hash_rounds={bad}")).unwrap_err();
             assert_eq!(err.param, "hash_rounds", "{bad:?}");
             assert_eq!(err.message, "hash_rounds must be an integer", "{bad:?}");
@@ -187,7 +223,10 @@ mod tests {
     fn integer_grammar_edges() {
         assert_eq!(parse_integer("9223372036854775807"), Ok(i64::MAX));
         assert_eq!(parse_integer("-9223372036854775808"), Ok(i64::MIN));
-        assert_eq!(parse_integer("9223372036854775808"), Err(IntError::Overflow { negative: false }));
+        assert_eq!(
+            parse_integer("9223372036854775808"),
+            Err(IntError::Overflow { negative: false })
+        );
         assert_eq!(parse_integer("0007"), Ok(7));
         assert_eq!(parse_integer("\x0b7\x0c"), Ok(7));
     }

@@ -37,7 +37,11 @@ impl BodyReader {
             BodyFraming::Length(n) => State::Remaining(n),
             BodyFraming::Chunked => State::ChunkSize,
         };
-        BodyReader { state, total: 0, limit }
+        BodyReader {
+            state,
+            total: 0,
+            limit,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -54,12 +58,20 @@ impl BodyReader {
                 State::Remaining(n) => {
                     let take = n.min(rest.len() as u64);
                     used += take as usize;
-                    self.state = if take == n { State::Done } else { State::Remaining(n - take) };
+                    self.state = if take == n {
+                        State::Done
+                    } else {
+                        State::Remaining(n - take)
+                    };
                 }
                 State::ChunkData(n) => {
                     let take = n.min(rest.len() as u64);
                     used += take as usize;
-                    self.state = if take == n { State::ChunkEnd } else { State::ChunkData(n - take) };
+                    self.state = if take == n {
+                        State::ChunkEnd
+                    } else {
+                        State::ChunkData(n - take)
+                    };
                 }
                 State::ChunkSize | State::ChunkEnd | State::Trailers => {
                     let Some(end) = rest.iter().position(|&b| b == b'\n') else {
@@ -97,7 +109,11 @@ impl BodyReader {
                 if self.total > self.limit {
                     return Err(HttpError::new(413, "request body is too large"));
                 }
-                Ok(if size == 0 { State::Trailers } else { State::ChunkData(size) })
+                Ok(if size == 0 {
+                    State::Trailers
+                } else {
+                    State::ChunkData(size)
+                })
             }
             _ => unreachable!("only line states reach here"),
         }
@@ -106,12 +122,16 @@ impl BodyReader {
 
 /// `1*HEXDIG [ chunk-ext ]`, bounded to 15 hex digits so it cannot overflow.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
-    let digits_end = line.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(line.len());
+    let digits_end = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
     let (digits, ext) = line.split_at(digits_end);
     if digits.is_empty() || digits.len() > 15 {
         return Err(HttpError::bad_request("invalid chunk size"));
     }
-    let ext_ok = ext.is_empty() || matches!(ext.iter().find(|&&b| b != b' ' && b != b'\t'), Some(b';'));
+    let ext_ok =
+        ext.is_empty() || matches!(ext.iter().find(|&&b| b != b' ' && b != b'\t'), Some(b';'));
     if !ext_ok {
         return Err(HttpError::bad_request("invalid chunk size"));
     }
@@ -123,7 +143,11 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
 mod tests {
     use super::*;
 
-    fn consume_all(framing: BodyFraming, input: &[u8], limit: u64) -> Result<(usize, bool), HttpError> {
+    fn consume_all(
+        framing: BodyFraming,
+        input: &[u8],
+        limit: u64,
+    ) -> Result<(usize, bool), HttpError> {
         let mut reader = BodyReader::new(framing, limit);
         let used = reader.consume(input)?;
         Ok((used, reader.is_done()))
@@ -131,15 +155,24 @@ mod tests {
 
     #[test]
     fn content_length_bodies() {
-        assert_eq!(consume_all(BodyFraming::Length(3), b"abcGET", 10), Ok((3, true)));
-        assert_eq!(consume_all(BodyFraming::Length(5), b"abc", 10), Ok((3, false)));
+        assert_eq!(
+            consume_all(BodyFraming::Length(3), b"abcGET", 10),
+            Ok((3, true))
+        );
+        assert_eq!(
+            consume_all(BodyFraming::Length(5), b"abc", 10),
+            Ok((3, false))
+        );
         assert_eq!(consume_all(BodyFraming::None, b"GET", 10), Ok((0, true)));
     }
 
     #[test]
     fn chunked_bodies_in_one_piece_and_byte_by_byte() {
         let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
-        assert_eq!(consume_all(BodyFraming::Chunked, body, 100), Ok((body.len() - 4, true)));
+        assert_eq!(
+            consume_all(BodyFraming::Chunked, body, 100),
+            Ok((body.len() - 4, true))
+        );
         let mut reader = BodyReader::new(BodyFraming::Chunked, 100);
         let mut pending: Vec<u8> = Vec::new();
         for &b in &body[..body.len() - 4] {
@@ -153,13 +186,25 @@ mod tests {
 
     #[test]
     fn bad_chunks_are_refused() {
-        for bad in [&b"zz\r\n"[..], b"-1\r\n", b"4 x\r\n", b"\r\n", b"ffffffffffffffff\r\n", b"2\r\nabc\r\n"] {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"-1\r\n",
+            b"4 x\r\n",
+            b"\r\n",
+            b"ffffffffffffffff\r\n",
+            b"2\r\nabc\r\n",
+        ] {
             let err = consume_all(BodyFraming::Chunked, bad, u64::MAX).unwrap_err();
             assert_eq!(err.status, 400, "{:?}", String::from_utf8_lossy(bad));
         }
         let err = consume_all(BodyFraming::Chunked, b"ff\r\n", 10).unwrap_err();
         assert_eq!(err.status, 413);
         let endless = vec![b'1'; MAX_CHUNK_LINE + 1];
-        assert_eq!(consume_all(BodyFraming::Chunked, &endless, 10).unwrap_err().status, 400);
+        assert_eq!(
+            consume_all(BodyFraming::Chunked, &endless, 10)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

@@ -23,7 +23,10 @@ pub struct HttpError {
 
 impl HttpError {
     pub fn new(status: u16, message: &str) -> Self {
-        HttpError { status, message: message.to_string() }
+        HttpError {
+            status,
+            message: message.to_string(),
+        }
     }
 
     pub fn bad_request(message: &str) -> Self {

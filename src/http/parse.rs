@@ -18,18 +18,33 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits { request_line: 4094, fields: 100, field_size: 8190, body: 1024 * 1024 }
+        HttpLimits {
+            request_line: 4094,
+            fields: 100,
+            field_size: 8190,
+            body: 1024 * 1024,
+        }
     }
 }
 
 impl HttpLimits {
     /// Gunicorn's normalisation: 0 or out-of-range values mean its hard maximum.
     pub fn normalised(request_line: i64, fields: i64, field_size: i64, body: u64) -> Self {
-        let clamp = |v: i64, max: usize| if v <= 0 || v as usize > max { max } else { v as usize };
+        let clamp = |v: i64, max: usize| {
+            if v <= 0 || v as usize > max {
+                max
+            } else {
+                v as usize
+            }
+        };
         HttpLimits {
             request_line: clamp(request_line, 8190),
             fields: clamp(fields, 32768),
-            field_size: if field_size <= 0 { 65536 } else { clamp(field_size, 65536) },
+            field_size: if field_size <= 0 {
+                65536
+            } else {
+                clamp(field_size, 65536)
+            },
             body,
         }
     }
@@ -103,7 +118,10 @@ impl RequestHead {
 /// within limits, so reading may go on).
 pub fn parse_head(buf: &[u8], limits: &HttpLimits) -> Result<Option<RequestHead>, HttpError> {
     // Tolerate empty lines before a request (RFC 9112 2.2), as after a pipelined body.
-    let skipped = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let skipped = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     let buf = &buf[skipped..];
     let Some(line_end) = find_lf(buf) else {
         if buf.len() > limits.request_line + 1 {
@@ -133,7 +151,9 @@ pub fn parse_head(buf: &[u8], limits: &HttpLimits) -> Result<Option<RequestHead>
             break pos;
         }
         if field[0] == b' ' || field[0] == b'\t' {
-            return Err(HttpError::bad_request("obsolete header line folding is not accepted"));
+            return Err(HttpError::bad_request(
+                "obsolete header line folding is not accepted",
+            ));
         }
         if field.len() > limits.field_size {
             return Err(HttpError::header_too_large("a header field is too large"));
@@ -158,7 +178,10 @@ pub fn parse_head(buf: &[u8], limits: &HttpLimits) -> Result<Option<RequestHead>
     let mut headers = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         // httparse admits obs-text (bytes >= 0x80) in values; keep it, lossily, for logging.
-        headers.push((h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()));
+        headers.push((
+            h.name.to_string(),
+            String::from_utf8_lossy(h.value).into_owned(),
+        ));
     }
     let (path, query) = split_target(&method, &target)?;
     let framing = Framing::from_headers(&headers, version, limits)?;
@@ -187,9 +210,18 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 /// Checks the request line's shape and version before `httparse` sees it, so that a
 /// well-formed but unsupported version gets 505 and stray bytes get a clear 400.
 fn check_request_line(line: &[u8]) -> Result<Version, HttpError> {
-    if let Some(&b) = line.iter().find(|&&b| !(0x21..0x7f).contains(&b) && b != b' ') {
-        let what = if b >= 0x80 { "non-ASCII byte" } else { "control character" };
-        return Err(HttpError::bad_request(&format!("{what} in the request line")));
+    if let Some(&b) = line
+        .iter()
+        .find(|&&b| !(0x21..0x7f).contains(&b) && b != b' ')
+    {
+        let what = if b >= 0x80 {
+            "non-ASCII byte"
+        } else {
+            "control character"
+        };
+        return Err(HttpError::bad_request(&format!(
+            "{what} in the request line"
+        )));
     }
     let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
@@ -216,7 +248,11 @@ fn split_target(method: &str, target: &str) -> Result<(String, String), HttpErro
         target.to_string()
     } else if let Some(after_scheme) = strip_scheme(target) {
         let rest = &after_scheme[after_scheme.find(['/', '?']).unwrap_or(after_scheme.len())..];
-        if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") }
+        if rest.starts_with('/') {
+            rest.to_string()
+        } else {
+            format!("/{rest}")
+        }
     } else if target == "*" && method == "OPTIONS" {
         target.to_string()
     } else {
@@ -230,7 +266,10 @@ fn split_target(method: &str, target: &str) -> Result<(String, String), HttpErro
 }
 
 fn strip_scheme(target: &str) -> Option<&str> {
-    let lower = target.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
+    let lower = target
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     if lower.starts_with("http://") {
         Some(&target[7..])
     } else if lower.starts_with("https://") {
@@ -265,14 +304,19 @@ impl Framing {
                 if content_length.is_some() {
                     return Err(HttpError::bad_request("more than one Content-Length"));
                 }
-                if value.is_empty() || value.len() > 18 || !value.bytes().all(|b| b.is_ascii_digit())
+                if value.is_empty()
+                    || value.len() > 18
+                    || !value.bytes().all(|b| b.is_ascii_digit())
                 {
                     return Err(HttpError::bad_request("invalid Content-Length"));
                 }
                 content_length = Some(value.parse().expect("validated digits"));
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 transfer_codings.extend(
-                    value.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()),
+                    value
+                        .split(',')
+                        .map(|c| c.trim().to_ascii_lowercase())
+                        .filter(|c| !c.is_empty()),
                 );
             } else if name.eq_ignore_ascii_case("host") {
                 hosts += 1;
@@ -289,7 +333,9 @@ impl Framing {
             }
         }
         if version == Version::Http11 && hosts == 0 {
-            return Err(HttpError::bad_request("HTTP/1.1 request without a Host header"));
+            return Err(HttpError::bad_request(
+                "HTTP/1.1 request without a Host header",
+            ));
         }
         if hosts > 1 {
             return Err(HttpError::bad_request("more than one Host header"));
@@ -302,7 +348,9 @@ impl Framing {
             }
             (None, false) => {
                 if version == Version::Http10 {
-                    return Err(HttpError::bad_request("Transfer-Encoding in an HTTP/1.0 request"));
+                    return Err(HttpError::bad_request(
+                        "Transfer-Encoding in an HTTP/1.0 request",
+                    ));
                 }
                 let chunked = transfer_codings.iter().filter(|c| *c == "chunked").count();
                 if transfer_codings.iter().any(|c| c != "chunked") {
@@ -324,7 +372,11 @@ impl Framing {
             Version::Http10 => keep_alive_token && !close,
         };
         let expect_continue = expect_continue && body != BodyFraming::None;
-        Ok(Framing { body, keep_alive, expect_continue })
+        Ok(Framing {
+            body,
+            keep_alive,
+            expect_continue,
+        })
     }
 }
 
@@ -354,7 +406,10 @@ mod tests {
         assert!(h.keep_alive);
         assert_eq!(h.body, BodyFraming::None);
         assert_eq!(h.header("user-agent"), Some("k6"));
-        assert_eq!(h.head_len, "GET /heavy/health/?a=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: k6\r\n\r\n".len());
+        assert_eq!(
+            h.head_len,
+            "GET /heavy/health/?a=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: k6\r\n\r\n".len()
+        );
     }
 
     #[test]
@@ -375,7 +430,9 @@ mod tests {
         assert!(!ok("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive);
         assert!(!ok("GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(ok("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
-        assert!(!ok("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n").keep_alive);
+        assert!(
+            !ok("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n").keep_alive
+        );
     }
 
     #[test]
@@ -384,7 +441,10 @@ mod tests {
         let line = format!("GET {path} HTTP/1.1");
         assert_eq!(line.len(), 4094);
         ok(&format!("{line}\r\nHost: x\r\n\r\n"));
-        assert_eq!(status(&format!("GET {path}a HTTP/1.1\r\nHost: x\r\n\r\n")), 400);
+        assert_eq!(
+            status(&format!("GET {path}a HTTP/1.1\r\nHost: x\r\n\r\n")),
+            400
+        );
         // Without its end, a line over the limit is refused as soon as it is over.
         assert_eq!(status(&format!("GET {path}{}", "a".repeat(20))), 400);
     }
@@ -393,12 +453,23 @@ mod tests {
     fn header_limits_answer_431() {
         let hundred: String = (0..99).map(|i| format!("X-{i}: v\r\n")).collect();
         ok(&format!("GET / HTTP/1.1\r\nHost: x\r\n{hundred}\r\n"));
-        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: x\r\nX-a: b\r\n{hundred}\r\n")), 431);
+        assert_eq!(
+            status(&format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX-a: b\r\n{hundred}\r\n"
+            )),
+            431
+        );
         let big = format!("X-Big: {}", "v".repeat(8190 - 7));
         assert_eq!(big.len(), 8190);
         ok(&format!("GET / HTTP/1.1\r\nHost: x\r\n{big}\r\n\r\n"));
-        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: x\r\n{big}v\r\n\r\n")), 431);
-        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: x\r\n{big}vv")), 431);
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nHost: x\r\n{big}v\r\n\r\n")),
+            431
+        );
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nHost: x\r\n{big}vv")),
+            431
+        );
     }
 
     #[test]
@@ -414,18 +485,30 @@ mod tests {
 
     #[test]
     fn garbage_and_control_bytes() {
-        assert_eq!(status("\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n"), 400);
+        assert_eq!(
+            status("\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n"),
+            400
+        );
         assert_eq!(status("GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(status("GET /caf\u{e9} HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
-        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n"), 400);
-        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n"), 400);
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n"),
+            400
+        );
         assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n"), 400);
         assert_eq!(status("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
     }
 
     #[test]
     fn obsolete_folding_is_refused() {
-        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  b\r\n\r\n"), 400);
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  b\r\n\r\n"),
+            400
+        );
     }
 
     #[test]
@@ -438,22 +521,68 @@ mod tests {
     #[test]
     fn smuggling_shapes_are_refused() {
         let h = "GET / HTTP/1.1\r\nHost: x\r\n";
-        assert_eq!(status(&format!("{h}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")), 400);
-        assert_eq!(status(&format!("{h}Content-Length: 5\r\nContent-Length: 5\r\n\r\n")), 400);
-        assert_eq!(status(&format!("{h}Content-Length: 5\r\nContent-Length: 6\r\n\r\n")), 400);
+        assert_eq!(
+            status(&format!(
+                "{h}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )),
+            400
+        );
+        assert_eq!(
+            status(&format!(
+                "{h}Content-Length: 5\r\nContent-Length: 5\r\n\r\n"
+            )),
+            400
+        );
+        assert_eq!(
+            status(&format!(
+                "{h}Content-Length: 5\r\nContent-Length: 6\r\n\r\n"
+            )),
+            400
+        );
         assert_eq!(status(&format!("{h}Content-Length: 5, 5\r\n\r\n")), 400);
         assert_eq!(status(&format!("{h}Content-Length: +5\r\n\r\n")), 400);
         assert_eq!(status(&format!("{h}Content-Length: 0x5\r\n\r\n")), 400);
         assert_eq!(status(&format!("{h}Content-Length: \r\n\r\n")), 400);
-        assert_eq!(status(&format!("{h}Transfer-Encoding: gzip, chunked\r\n\r\n")), 501);
-        assert_eq!(status(&format!("{h}Transfer-Encoding: chunked, identity\r\n\r\n")), 501);
-        assert_eq!(status(&format!("{h}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n")), 400);
-        assert_eq!(status("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
-        assert_eq!(status(&format!("{h}Content-Length: 100000000000000\r\n\r\n")), 413);
-        assert_eq!(status(&format!("{h}Content-Length: 99999999999999999999999\r\n\r\n")), 400);
-        assert_eq!(ok(&format!("{h}Transfer-Encoding: Chunked\r\n\r\n")).body, BodyFraming::Chunked);
-        assert_eq!(ok(&format!("{h}Content-Length: 12\r\n\r\n")).body, BodyFraming::Length(12));
-        assert_eq!(ok(&format!("{h}Content-Length: 0\r\n\r\n")).body, BodyFraming::None);
+        assert_eq!(
+            status(&format!("{h}Transfer-Encoding: gzip, chunked\r\n\r\n")),
+            501
+        );
+        assert_eq!(
+            status(&format!("{h}Transfer-Encoding: chunked, identity\r\n\r\n")),
+            501
+        );
+        assert_eq!(
+            status(&format!(
+                "{h}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )),
+            400
+        );
+        assert_eq!(
+            status("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(&format!("{h}Content-Length: 100000000000000\r\n\r\n")),
+            413
+        );
+        assert_eq!(
+            status(&format!(
+                "{h}Content-Length: 99999999999999999999999\r\n\r\n"
+            )),
+            400
+        );
+        assert_eq!(
+            ok(&format!("{h}Transfer-Encoding: Chunked\r\n\r\n")).body,
+            BodyFraming::Chunked
+        );
+        assert_eq!(
+            ok(&format!("{h}Content-Length: 12\r\n\r\n")).body,
+            BodyFraming::Length(12)
+        );
+        assert_eq!(
+            ok(&format!("{h}Content-Length: 0\r\n\r\n")).body,
+            BodyFraming::None
+        );
     }
 
     #[test]
@@ -466,13 +595,19 @@ mod tests {
     #[test]
     fn targets() {
         let h = ok("GET http://example.com:8000/heavy/health/?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!((h.path.as_str(), h.query.as_str()), ("/heavy/health/", "x=1"));
+        assert_eq!(
+            (h.path.as_str(), h.query.as_str()),
+            ("/heavy/health/", "x=1")
+        );
         let h = ok("GET HTTP://example.com HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(h.path, "/");
         let h = ok("GET /a#frag HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(h.path, "/a");
         assert_eq!(ok("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").path, "*");
-        assert_eq!(status("GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(
+            status("GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            400
+        );
         assert_eq!(status("GET * HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
     }
 

@@ -26,7 +26,11 @@ pub fn encode_response(resp: &Response, meta: ResponseMeta) -> Vec<u8> {
         resp.status,
         reason_phrase(resp.status),
         http_date(),
-        if meta.keep_alive { "keep-alive" } else { "close" },
+        if meta.keep_alive {
+            "keep-alive"
+        } else {
+            "close"
+        },
         resp.body.len(),
     );
     for (name, value) in &resp.headers {
@@ -46,7 +50,10 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub fn http_date() -> String {
     thread_local!(static CACHE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
     let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.0 != secs || cache.1.is_empty() {
@@ -84,9 +91,16 @@ mod tests {
     #[test]
     fn a_response_carries_the_standard_headers() {
         let resp = Response::json(200, &json!({"a": 1})).with_header("X-Extra", "1");
-        let meta = ResponseMeta { version: Version::Http11, keep_alive: true, head_only: false };
+        let meta = ResponseMeta {
+            version: Version::Http11,
+            keep_alive: true,
+            head_only: false,
+        };
         let text = String::from_utf8(encode_response(&resp, meta)).unwrap();
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\nServer: heavy-api\r\nDate: "), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nServer: heavy-api\r\nDate: "),
+            "{text}"
+        );
         assert!(text.contains("\r\nConnection: keep-alive\r\n"));
         assert!(text.contains("\r\nContent-Type: application/json\r\n"));
         assert!(text.contains("\r\nContent-Length: 8\r\n"));
@@ -97,7 +111,11 @@ mod tests {
     #[test]
     fn head_keeps_the_length_but_not_the_body() {
         let resp = Response::json(404, &json!({"error": "not found"}));
-        let meta = ResponseMeta { version: Version::Http10, keep_alive: false, head_only: true };
+        let meta = ResponseMeta {
+            version: Version::Http10,
+            keep_alive: false,
+            head_only: true,
+        };
         let text = String::from_utf8(encode_response(&resp, meta)).unwrap();
         assert!(text.starts_with("HTTP/1.0 404 Not Found\r\n"));
         assert!(text.contains("Connection: close\r\n"));

@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct Listener {
-    fd: OwnedFd,
+    raw: RawFd,
+    /// `None` for an `fd://N` that is not open: the master does not judge it (a worker fails to
+    /// boot on it, which is how Gunicorn reports a bad inherited descriptor).
+    fd: Option<OwnedFd>,
     /// The address it is bound to, as `Listening at:` shows it.
     pub url: String,
     unix_path: Option<PathBuf>,
@@ -20,7 +23,7 @@ pub struct Listener {
 
 impl Listener {
     pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.raw
     }
 
     /// Closes the socket (and removes a Unix socket's file).
@@ -28,6 +31,7 @@ impl Listener {
         if let Some(path) = &self.unix_path {
             let _ = std::fs::remove_file(path);
         }
+        drop(self.fd);
     }
 }
 
@@ -55,10 +59,19 @@ fn bind_with_retry(spec: &BindSpec, backlog: i32) -> Result<Listener, BindError>
                     std::thread::sleep(Duration::from_secs(1));
                 }
             }
-            Err(err) => return Err(BindError(format!("Can't connect to {}: {}", gunicorn_addr(spec), err.desc()))),
+            Err(err) => {
+                return Err(BindError(format!(
+                    "Can't connect to {}: {}",
+                    gunicorn_addr(spec),
+                    err.desc()
+                )))
+            }
         }
     }
-    Err(BindError(format!("Can't connect to {}", gunicorn_addr(spec))))
+    Err(BindError(format!(
+        "Can't connect to {}",
+        gunicorn_addr(spec)
+    )))
 }
 
 /// Gunicorn prints addresses as Python tuples: `('127.0.0.1', 8000)`.
@@ -74,7 +87,11 @@ fn bind_one(spec: &BindSpec, backlog: i32) -> nix::Result<Listener> {
     match spec {
         BindSpec::Tcp { host, port } => {
             let addr = resolve(host, *port)?;
-            let family = if addr.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+            let family = if addr.is_ipv6() {
+                AddressFamily::Inet6
+            } else {
+                AddressFamily::Inet
+            };
             let fd = socket(family, SockType::Stream, SockFlag::SOCK_NONBLOCK, None)?;
             setsockopt(&fd, sockopt::ReuseAddr, &true)?;
             if addr.is_ipv6() {
@@ -91,32 +108,54 @@ fn bind_one(spec: &BindSpec, backlog: i32) -> nix::Result<Listener> {
                 (_, Some(v6)) => format!("http://[{}]:{}", v6.ip(), v6.port()),
                 _ => format!("http://{spec}"),
             };
-            Ok(Listener { fd, url, unix_path: None })
+            Ok(Listener {
+                raw: fd.as_raw_fd(),
+                fd: Some(fd),
+                url,
+                unix_path: None,
+            })
         }
         BindSpec::Unix(path) => {
             remove_stale_socket(path);
-            let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK, None)?;
+            let fd = socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_NONBLOCK,
+                None,
+            )?;
             bind(fd.as_raw_fd(), &UnixAddr::new(path.as_path())?)?;
             listen(&fd, backlog)?;
             Ok(Listener {
-                fd,
+                raw: fd.as_raw_fd(),
+                fd: Some(fd),
                 url: format!("unix:{}", path.display()),
                 unix_path: Some(path.clone()),
             })
         }
         BindSpec::Fd(raw) => {
-            // Adopted as is; a worker checks at boot that it really is a listening socket.
-            // SAFETY: the user handed us this descriptor to own (`fd://N`).
-            let fd = unsafe { OwnedFd::from_raw_fd(*raw) };
-            let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-            let url = match getsockname::<SockaddrStorage>(*raw) {
-                Ok(a) if a.as_sockaddr_in().is_some() => {
-                    let v4 = a.as_sockaddr_in().expect("checked");
-                    format!("http://{}:{}", v4.ip(), v4.port())
-                }
-                _ => format!("fd://{raw}"),
+            // SAFETY: F_GETFD only asks whether the descriptor is open.
+            let open = unsafe { libc::fcntl(*raw, libc::F_GETFD) } >= 0;
+            // SAFETY: the user handed us this open descriptor to own (`fd://N`).
+            let fd = open.then(|| unsafe { OwnedFd::from_raw_fd(*raw) });
+            if let Some(fd) = &fd {
+                let _ = nix::fcntl::fcntl(
+                    fd,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+            }
+            let url = match getsockname::<SockaddrStorage>(*raw)
+                .ok()
+                .and_then(|a| a.as_sockaddr_in().copied())
+            {
+                Some(v4) => format!("http://{}:{}", v4.ip(), v4.port()),
+                None => format!("fd://{raw}"),
             };
-            Ok(Listener { fd, url, unix_path: None })
+            Ok(Listener {
+                raw: *raw,
+                fd,
+                url,
+                unix_path: None,
+            })
         }
     }
 }

@@ -89,7 +89,8 @@ impl Master {
             Some(path) => Some(Pidfile::create(path).map_err(fail)?),
             None => None,
         };
-        let listeners = listeners::bind_all(&config.binds, config.backlog).map_err(|e| fail(e.0))?;
+        let listeners =
+            listeners::bind_all(&config.binds, config.backlog).map_err(|e| fail(e.0))?;
         let pid = std::process::id();
         let urls: Vec<&str> = listeners.iter().map(|l| l.url.as_str()).collect();
         log::info(&format!("Listening at: {} ({pid})", urls.join(",")));
@@ -97,10 +98,11 @@ impl Master {
             "Using worker: threads (an event loop and {} handler threads per worker)",
             config.threads
         ));
-        let queue = JobQueue::new(QUEUE_POLL).map_err(|e| fail(format!("cannot create the request queue: {e}")))?;
+        let queue = JobQueue::new(QUEUE_POLL)
+            .map_err(|e| fail(format!("cannot create the request queue: {e}")))?;
         let state = SharedMap::new().map_err(|e| fail(format!("cannot map shared memory: {e}")))?;
-        let signals =
-            SignalPipe::install(&HANDLED_SIGNALS).map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
+        let signals = SignalPipe::install(&HANDLED_SIGNALS)
+            .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
         // SAFETY: SIG_IGN installs no handler code; a closed client must not kill the master.
         unsafe {
             let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
@@ -135,7 +137,9 @@ impl Master {
                         libc::SIGTTIN => self.target += 1,
                         libc::SIGTTOU => self.target = self.target.saturating_sub(1).max(1),
                         libc::SIGUSR1 => self.reopen_logs(),
-                        libc::SIGUSR2 => log::warning("USR2 (binary upgrade) is not supported; ignored."),
+                        libc::SIGUSR2 => {
+                            log::warning("USR2 (binary upgrade) is not supported; ignored.")
+                        }
                         libc::SIGWINCH => log::debug("SIGWINCH ignored. Not daemonized"),
                         _ => {}
                     }
@@ -151,7 +155,9 @@ impl Master {
     }
 
     fn signals(&self) -> &SignalPipe {
-        self.signals.as_ref().expect("signals are installed in the master")
+        self.signals
+            .as_ref()
+            .expect("signals are installed in the master")
     }
 
     /// Forks one worker. The child never returns from here.
@@ -165,8 +171,13 @@ impl Master {
             0 => 0,
             j => random_u64() % (j + 1),
         };
-        let max_requests = if self.config.max_requests > 0 { self.config.max_requests + jitter } else { 0 };
+        let max_requests = if self.config.max_requests > 0 {
+            self.config.max_requests + jitter
+        } else {
+            0
+        };
         self.next_age += 1;
+        let master_pid = std::process::id() as i32;
         // SAFETY: the master is single-threaded, so the child starts from a consistent state.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
@@ -180,12 +191,18 @@ impl Master {
                     state: self.state.clone(),
                     slot,
                     max_requests,
+                    master_pid,
                 };
                 std::process::exit(worker::run(ctx));
             }
             Ok(ForkResult::Parent { child }) => {
-                let worker =
-                    Worker { age: self.next_age, slot, spawned: Instant::now(), aborted: false, retiring: false };
+                let worker = Worker {
+                    age: self.next_age,
+                    slot,
+                    spawned: Instant::now(),
+                    aborted: false,
+                    retiring: false,
+                };
                 self.workers.insert(child, worker);
             }
             Err(err) => log::error(&format!("fork failed: {err}")),
@@ -216,9 +233,9 @@ impl Master {
                         boot_failed = Some(EXIT_BOOT_ERROR);
                     }
                 }
-                WaitStatus::Signaled(_, Signal::SIGKILL, _) => {
-                    log::error(&format!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"))
-                }
+                WaitStatus::Signaled(_, Signal::SIGKILL, _) => log::error(&format!(
+                    "Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"
+                )),
                 WaitStatus::Signaled(_, signal, _) => {
                     log::error(&format!("Worker (pid:{pid}) was sent {}!", signal.as_str()))
                 }
@@ -229,7 +246,9 @@ impl Master {
 
     /// Heartbeat check: a worker silent for longer than `--timeout` gets SIGABRT, then SIGKILL.
     fn murder_workers(&mut self) {
-        let Some(timeout) = self.config.timeout else { return };
+        let Some(timeout) = self.config.timeout else {
+            return;
+        };
         let now = monotonic_ms();
         for (pid, worker) in self.workers.iter_mut() {
             let silent = now.saturating_sub(worker.slot.heartbeat_ms.load(Ordering::Relaxed));
@@ -248,8 +267,12 @@ impl Master {
 
     /// Spawns missing workers and retires the oldest extra ones (once their replacements run).
     fn manage_workers(&mut self) {
-        let mut active: Vec<(u64, Pid)> =
-            self.workers.iter().filter(|(_, w)| !w.retiring).map(|(pid, w)| (w.age, *pid)).collect();
+        let mut active: Vec<(u64, Pid)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.retiring)
+            .map(|(pid, w)| (w.age, *pid))
+            .collect();
         for _ in active.len()..self.target {
             self.spawn_worker();
         }
@@ -293,8 +316,13 @@ impl Master {
                             for old in std::mem::replace(&mut self.listeners, new) {
                                 old.close();
                             }
-                            let urls: Vec<&str> = self.listeners.iter().map(|l| l.url.as_str()).collect();
-                            log::info(&format!("Listening at: {} ({})", urls.join(","), std::process::id()));
+                            let urls: Vec<&str> =
+                                self.listeners.iter().map(|l| l.url.as_str()).collect();
+                            log::info(&format!(
+                                "Listening at: {} ({})",
+                                urls.join(","),
+                                std::process::id()
+                            ));
                         }
                         Err(err) => log::error(&format!("{}; keeping the old listeners", err.0)),
                     }
@@ -302,7 +330,9 @@ impl Master {
                 self.target = config.workers;
                 self.config = Arc::new(config);
             }
-            Err(err) => log::error(&format!("reload failed, keeping the old configuration: {err}")),
+            Err(err) => log::error(&format!(
+                "reload failed, keeping the old configuration: {err}"
+            )),
         }
         for _ in 0..self.target {
             self.spawn_worker();

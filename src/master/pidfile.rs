@@ -24,7 +24,9 @@ impl Pidfile {
         }
         std::fs::write(path, format!("{ours}\n"))
             .map_err(|e| format!("cannot write pid file '{}': {e}", path.display()))?;
-        Ok(Pidfile { path: path.to_path_buf() })
+        Ok(Pidfile {
+            path: path.to_path_buf(),
+        })
     }
 
     /// Removes the file if it still holds our pid.

@@ -30,7 +30,11 @@ pub fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> ReadOutcome {
 pub fn write_nonblocking(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno> {
     let mut written = 0;
     while written < data.len() {
-        match send(fd.as_raw_fd(), &data[written..], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+        match send(
+            fd.as_raw_fd(),
+            &data[written..],
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        ) {
             Ok(n) => written += n,
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => break,
@@ -75,7 +79,9 @@ pub fn has_pending_input(fd: BorrowedFd<'_>) -> bool {
 
 /// The client's address as the access log shows it (`%(h)s`): the IP for TCP, empty for Unix.
 pub fn peer_name(fd: BorrowedFd<'_>) -> String {
-    let Ok(addr) = getpeername::<SockaddrStorage>(fd.as_raw_fd()) else { return String::new() };
+    let Ok(addr) = getpeername::<SockaddrStorage>(fd.as_raw_fd()) else {
+        return String::new();
+    };
     if let Some(v4) = addr.as_sockaddr_in() {
         v4.ip().to_string()
     } else if let Some(v6) = addr.as_sockaddr_in6() {
@@ -97,7 +103,13 @@ pub fn check_listener(fd: RawFd) -> Result<(), Errno> {
     // SAFETY: plain getsockopt into a local int; a closed or non-socket descriptor is reported
     // as an error, which is what this check is for.
     let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&mut value as *mut libc::c_int).cast(), &mut len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
     };
     match (rc, value) {
         (0, 1) => Ok(()),

@@ -69,7 +69,10 @@ struct Conn {
 
 enum Phase {
     Head,
-    Body { head: Box<RequestHead>, body: BodyReader },
+    Body {
+        head: Box<RequestHead>,
+        body: BodyReader,
+    },
 }
 
 impl Conn {
@@ -118,11 +121,27 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    pub fn new(ctx: WorkerContext, app: Arc<App>, signals: SignalPipe) -> std::io::Result<EventLoop> {
-        let hub = Arc::new(Hub::new(app, ctx.config.clone(), ctx.queue, ctx.state, ctx.slot)?);
+    pub fn new(
+        ctx: WorkerContext,
+        app: Arc<App>,
+        signals: SignalPipe,
+    ) -> std::io::Result<EventLoop> {
+        let hub = Arc::new(Hub::new(
+            app,
+            ctx.config.clone(),
+            ctx.queue,
+            ctx.state,
+            ctx.slot,
+        )?);
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(signals.fd(), EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN))?;
-        epoll.add(hub.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN))?;
+        epoll.add(
+            signals.fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN),
+        )?;
+        epoll.add(
+            hub.wake.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
+        )?;
         let mut threads = Vec::with_capacity(ctx.config.threads);
         for index in 0..ctx.config.threads {
             threads.push(handler::spawn(hub.clone(), index)?);
@@ -140,7 +159,7 @@ impl EventLoop {
             requests: 0,
             max_requests: ctx.max_requests,
             stop_started: None,
-            parent: nix::unistd::getppid(),
+            parent: nix::unistd::Pid::from_raw(ctx.master_pid),
             next_sweep: Instant::now(),
         };
         lp.set_listening(true);
@@ -284,14 +303,19 @@ impl EventLoop {
                 self.epoll.delete(fd)
             };
             if let Err(err) = result {
-                log::error(&format!("cannot {} listener: {err}", if on { "watch" } else { "unwatch" }));
+                log::error(&format!(
+                    "cannot {} listener: {err}",
+                    if on { "watch" } else { "unwatch" }
+                ));
             }
         }
         self.listening = on;
     }
 
     fn on_listener(&mut self, index: usize) {
-        let Some(&fd) = self.listeners.get(index) else { return };
+        let Some(&fd) = self.listeners.get(index) else {
+            return;
+        };
         // SAFETY: the listener descriptors stay open while the loop runs.
         let listener = unsafe { BorrowedFd::borrow_raw(fd) };
         let limit = self.hub.config.worker_connections;
@@ -305,7 +329,8 @@ impl EventLoop {
             match accept4(listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
                 Ok(fd) => self.add_conn(fd, Vec::new(), None, 0),
                 Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EINTR) => return,
-                Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS) | Err(Errno::ENOMEM) => {
+                Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS)
+                | Err(Errno::ENOMEM) => {
                     log::warning("out of file descriptors; pausing accept");
                     self.set_listening(false);
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
@@ -330,7 +355,10 @@ impl EventLoop {
         }
         let token = self.next_token;
         self.next_token += 1;
-        if let Err(err) = self.epoll.add(conn.fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
+        if let Err(err) = self
+            .epoll
+            .add(conn.fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+        {
             log::error(&format!("cannot watch a connection: {err}"));
             return;
         }
@@ -348,7 +376,8 @@ impl EventLoop {
 
     fn on_handbacks(&mut self) {
         for Handback { fd, leftover, peer } in self.hub.take_handbacks() {
-            if self.stop_started.is_some() && leftover.is_empty() && !has_pending_input(fd.as_fd()) {
+            if self.stop_started.is_some() && leftover.is_empty() && !has_pending_input(fd.as_fd())
+            {
                 continue; // stopping: close it (drop)
             }
             self.add_conn(fd, leftover, Some(peer), 1);
@@ -356,7 +385,9 @@ impl EventLoop {
     }
 
     fn on_conn_event(&mut self, token: u64, events: EpollFlags) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
         if events.contains(EpollFlags::EPOLLOUT) {
             match write_nonblocking(conn.fd.as_fd(), &conn.out) {
                 Ok(n) => {
@@ -387,7 +418,9 @@ impl EventLoop {
     /// Parses and answers whatever complete requests the connection's buffer holds, in order.
     fn advance(&mut self, token: u64) {
         loop {
-            let Some(conn) = self.conns.get_mut(&token) else { return };
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
             if !conn.out.is_empty() {
                 // Earlier answers go out first (pipelining keeps order); if the client is not
                 // reading, wait for it before parsing more.
@@ -415,7 +448,10 @@ impl EventLoop {
                                 conn.out.extend_from_slice(CONTINUE);
                             }
                             let body = BodyReader::new(head.body, self.hub.config.http_limits.body);
-                            conn.phase = Phase::Body { head: Box::new(head), body };
+                            conn.phase = Phase::Body {
+                                head: Box::new(head),
+                                body,
+                            };
                             conn.deadline = Instant::now() + BODY_TIMEOUT;
                             Next::Keep
                         }
@@ -428,7 +464,9 @@ impl EventLoop {
                         if !body.is_done() {
                             break;
                         }
-                        let Phase::Body { head, .. } = std::mem::replace(&mut conn.phase, Phase::Head) else {
+                        let Phase::Body { head, .. } =
+                            std::mem::replace(&mut conn.phase, Phase::Head)
+                        else {
                             unreachable!()
                         };
                         self.dispatch(token, *head)
@@ -447,9 +485,17 @@ impl EventLoop {
     /// Answers a request that broke the protocol, then closes.
     fn reject(&mut self, token: u64, err: &HttpError) -> Next {
         let conn = self.conns.get_mut(&token).expect("live connection");
-        log::warning(&format!("Invalid request from ip={}: {}", conn.peer, err.message));
-        let meta = ResponseMeta { version: Version::Http11, keep_alive: false, head_only: false };
-        conn.out.extend_from_slice(&encode_response(&err.to_response(), meta));
+        log::warning(&format!(
+            "Invalid request from ip={}: {}",
+            conn.peer, err.message
+        ));
+        let meta = ResponseMeta {
+            version: Version::Http11,
+            keep_alive: false,
+            head_only: false,
+        };
+        conn.out
+            .extend_from_slice(&encode_response(&err.to_response(), meta));
         conn.close_after_out = true;
         conn.buf.clear();
         Next::Keep
@@ -481,7 +527,11 @@ impl EventLoop {
                     io_kb: params.io_kb,
                     received_ns: conn.request_start_ns,
                     peer: conn.peer.clone(),
-                    log_headers: if log::access_enabled() { head.headers.clone() } else { Vec::new() },
+                    log_headers: if log::access_enabled() {
+                        head.headers.clone()
+                    } else {
+                        Vec::new()
+                    },
                     leftover: std::mem::take(&mut conn.buf),
                 };
                 if stopping {
@@ -528,7 +578,9 @@ impl EventLoop {
     /// Writes what can be written now and sets the connection's interest and deadline.
     fn flush_and_rearm(&mut self, token: u64) {
         let keep_alive = self.hub.config.keep_alive.unwrap_or_default();
-        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
         if !conn.out.is_empty() {
             match write_nonblocking(conn.fd.as_fd(), &conn.out) {
                 Ok(n) => {
@@ -548,8 +600,16 @@ impl EventLoop {
         }
         if wants_write != conn.wants_write {
             conn.wants_write = wants_write;
-            let flags = if wants_write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN };
-            if self.epoll.modify(conn.fd.as_fd(), &mut EpollEvent::new(flags, token)).is_err() {
+            let flags = if wants_write {
+                EpollFlags::EPOLLOUT
+            } else {
+                EpollFlags::EPOLLIN
+            };
+            if self
+                .epoll
+                .modify(conn.fd.as_fd(), &mut EpollEvent::new(flags, token))
+                .is_err()
+            {
                 self.close(token);
             }
         }
@@ -557,15 +617,23 @@ impl EventLoop {
 
     /// Periodic housekeeping: timeouts, the accept pause, the parent check.
     fn sweep(&mut self, now: Instant) {
-        let expired: Vec<u64> =
-            self.conns.iter().filter(|(_, c)| now >= c.deadline).map(|(&t, _)| t).collect();
+        let expired: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now >= c.deadline)
+            .map(|(&t, _)| t)
+            .collect();
         for token in expired {
             let conn = &mut self.conns.get_mut(&token).expect("live connection");
             let mid_request = !conn.buf.is_empty() || matches!(conn.phase, Phase::Body { .. });
             if mid_request && conn.out.is_empty() {
                 // Best effort: tell a slow client why, then close.
                 let resp = HttpError::new(408, "request timed out").to_response();
-                let meta = ResponseMeta { version: Version::Http11, keep_alive: false, head_only: false };
+                let meta = ResponseMeta {
+                    version: Version::Http11,
+                    keep_alive: false,
+                    head_only: false,
+                };
                 let _ = write_nonblocking(conn.fd.as_fd(), &encode_response(&resp, meta));
             }
             self.close(token);
@@ -584,7 +652,10 @@ impl EventLoop {
             self.set_listening(true);
         }
         if nix::unistd::getppid() != self.parent && self.stop_started.is_none() {
-            let reason = format!("Parent changed, shutting down: <Worker {}>", std::process::id());
+            let reason = format!(
+                "Parent changed, shutting down: <Worker {}>",
+                std::process::id()
+            );
             self.begin_stop(Some(&reason));
         }
     }
@@ -605,7 +676,11 @@ impl EventLoop {
 
 /// Queues an immediate answer on the connection and logs it.
 fn answer_inline(conn: &mut Conn, head: &RequestHead, response: &Response, keep_alive: bool) {
-    let meta = ResponseMeta { version: head.version, keep_alive, head_only: head.method == "HEAD" };
+    let meta = ResponseMeta {
+        version: head.version,
+        keep_alive,
+        head_only: head.method == "HEAD",
+    };
     conn.out.extend_from_slice(&encode_response(response, meta));
     conn.served += 1;
     if !keep_alive {
@@ -621,7 +696,11 @@ fn answer_inline(conn: &mut Conn, head: &RequestHead, response: &Response, keep_
             query: &head.query,
             protocol: head.version.as_str(),
             status: response.status,
-            body_bytes: if meta.head_only { 0 } else { response.body.len() },
+            body_bytes: if meta.head_only {
+                0
+            } else {
+                response.body.len()
+            },
             request_headers: &head.headers,
             response_headers: &response.headers,
             duration: Duration::from_nanos(monotonic_ns().saturating_sub(conn.request_start_ns)),

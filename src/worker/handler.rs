@@ -83,7 +83,9 @@ fn serve(hub: &Hub, job: Job, fd: OwnedFd) {
                 hash_rounds: job.hash_rounds,
                 io_kb: job.io_kb,
             };
-            let run = catch_unwind(AssertUnwindSafe(|| hub.app.run_heavy(params, deadline, waited)));
+            let run = catch_unwind(AssertUnwindSafe(|| {
+                hub.app.run_heavy(params, deadline, waited)
+            }));
             match run {
                 Ok(Ok(response)) => response,
                 Ok(Err(_timed_out)) => {
@@ -98,7 +100,11 @@ fn serve(hub: &Hub, job: Job, fd: OwnedFd) {
     };
     let keep_alive = job.keep_alive && hub.config.keep_alive.is_some() && !hub.is_stopping();
     let meta = ResponseMeta {
-        version: if job.http10 { Version::Http10 } else { Version::Http11 },
+        version: if job.http10 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
         keep_alive,
         head_only: job.method == "HEAD",
     };
@@ -113,14 +119,22 @@ fn serve(hub: &Hub, job: Job, fd: OwnedFd) {
             query: &job.query,
             protocol: meta.version.as_str(),
             status: response.status,
-            body_bytes: if meta.head_only { 0 } else { response.body.len() },
+            body_bytes: if meta.head_only {
+                0
+            } else {
+                response.body.len()
+            },
             request_headers: &job.log_headers,
             response_headers: &response.headers,
             duration: Duration::from_nanos(monotonic_ns().saturating_sub(job.received_ns)),
         });
     }
     if sent && keep_alive {
-        hub.hand_back(Handback { fd, leftover: job.leftover, peer: job.peer });
+        hub.hand_back(Handback {
+            fd,
+            leftover: job.leftover,
+            peer: job.peer,
+        });
     }
     // Otherwise `fd` drops here: the connection closes once every copy is gone.
 }

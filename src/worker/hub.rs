@@ -71,16 +71,25 @@ impl Hub {
     }
 
     pub fn push_local(&self, job: Job, fd: OwnedFd) {
-        self.local.lock().unwrap_or_else(|e| e.into_inner()).push_back((job, fd));
+        self.local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back((job, fd));
         self.local_ready.notify_one();
     }
 
     pub fn pop_local(&self) -> Option<(Job, OwnedFd)> {
-        self.local.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        self.local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
 
     pub fn local_is_empty(&self) -> bool {
-        self.local.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// Sleeps until a local job arrives or `timeout` passes.
@@ -96,7 +105,10 @@ impl Hub {
     }
 
     pub fn hand_back(&self, handback: Handback) {
-        self.handbacks.lock().unwrap_or_else(|e| e.into_inner()).push(handback);
+        self.handbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handback);
         let _ = self.wake.write(1);
     }
 

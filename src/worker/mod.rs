@@ -41,6 +41,8 @@ pub struct WorkerContext {
     pub slot: Arc<SharedMap<WorkerSlot>>,
     /// This worker's `--max-requests` after jitter (0: unlimited).
     pub max_requests: u64,
+    /// The master's pid: when the worker's parent is no longer this, the master is gone.
+    pub master_pid: i32,
 }
 
 /// Runs a worker to completion and returns its exit status. Called in the child after fork.
@@ -60,7 +62,10 @@ pub fn run(ctx: WorkerContext) -> i32 {
     }
     let data = DataFile::new(&ctx.config.io_file);
     if let Err(err) = data.prepare() {
-        return boot_failure(&format!("cannot use io file {}: {err}", data.path().display()));
+        return boot_failure(&format!(
+            "cannot use io file {}: {err}",
+            data.path().display()
+        ));
     }
     let app = Arc::new(App::new(ctx.config.app_limits, data));
 
@@ -86,7 +91,13 @@ fn install_signals() -> std::io::Result<SignalPipe> {
     use nix::sys::signal::{signal, SigHandler, Signal};
     // SAFETY: setting dispositions to SIG_DFL/SIG_IGN installs no Rust code as a handler.
     unsafe {
-        for sig in [Signal::SIGHUP, Signal::SIGUSR2, Signal::SIGTTIN, Signal::SIGTTOU, Signal::SIGCHLD] {
+        for sig in [
+            Signal::SIGHUP,
+            Signal::SIGUSR2,
+            Signal::SIGTTIN,
+            Signal::SIGTTOU,
+            Signal::SIGCHLD,
+        ] {
             signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
         }
         signal(Signal::SIGWINCH, SigHandler::SigIgn).map_err(std::io::Error::from)?;

@@ -89,10 +89,20 @@ impl JobQueue {
         if 4 + meta.len() + job.leftover.len() > MAX_JOB_BYTES {
             return Err(SendError::TooLarge);
         }
-        let iov = [IoSlice::new(&len), IoSlice::new(&meta), IoSlice::new(&job.leftover)];
+        let iov = [
+            IoSlice::new(&len),
+            IoSlice::new(&meta),
+            IoSlice::new(&job.leftover),
+        ];
         let fds = [conn];
         let cmsg = [ControlMessage::ScmRights(&fds)];
-        match sendmsg::<UnixAddr>(self.send_end.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL, None) {
+        match sendmsg::<UnixAddr>(
+            self.send_end.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
             Ok(_) => Ok(()),
             Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => Err(SendError::Full),
             Err(Errno::EMSGSIZE) => Err(SendError::TooLarge),
@@ -143,8 +153,12 @@ impl JobQueue {
             return Ok(None);
         }
         let meta_len = u32::from_le_bytes(data[..4].try_into().expect("4 bytes")) as usize;
-        let Some(meta) = data.get(4..4 + meta_len) else { return Ok(None) };
-        let Ok(mut job) = serde_json::from_slice::<Job>(meta) else { return Ok(None) };
+        let Some(meta) = data.get(4..4 + meta_len) else {
+            return Ok(None);
+        };
+        let Ok(mut job) = serde_json::from_slice::<Job>(meta) else {
+            return Ok(None);
+        };
         job.leftover = data[4 + meta_len..].to_vec();
         Ok(Some((job, fd)))
     }
@@ -208,6 +222,9 @@ mod tests {
         assert!(matches!(full, SendError::Full), "{full:?}");
         assert!(sent > 0);
         big.leftover = vec![b'x'; MAX_JOB_BYTES];
-        assert!(matches!(queue.try_send(&big, a.as_raw_fd()), Err(SendError::TooLarge)));
+        assert!(matches!(
+            queue.try_send(&big, a.as_raw_fd()),
+            Err(SendError::TooLarge)
+        ));
     }
 }

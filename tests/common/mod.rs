@@ -30,7 +30,10 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
 
 fn rand_u32() -> u32 {
     let mut b = [0u8; 4];
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
     u32::from_ne_bytes(b)
 }
 
@@ -44,20 +47,30 @@ impl Server {
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
         let io_file = temp_dir("io").join("data.bin");
-        cmd.args(["--bind", "127.0.0.1:0", "--io-file"]).arg(&io_file).args(args);
+        cmd.args(["--bind", "127.0.0.1:0", "--io-file"])
+            .arg(&io_file)
+            .args(args);
         Server::spawn(cmd, env, io_file)
     }
 
     /// Starts an arbitrary command line that runs the server (`unshare ... heavy-api ...`).
     pub fn spawn(mut cmd: Command, env: &[(&str, &str)], io_file: std::path::PathBuf) -> Server {
-        cmd.env_remove("WEB_CONCURRENCY").env_remove("PORT").env_remove("HEAVY_API_CMD_ARGS").env_remove("GUNICORN_CMD_ARGS");
+        cmd.env_remove("WEB_CONCURRENCY")
+            .env_remove("PORT")
+            .env_remove("HEAVY_API_CMD_ARGS")
+            .env_remove("GUNICORN_CMD_ARGS");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start heavy-api");
         let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        for stream in [Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stdout.take().unwrap())] {
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
             let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
@@ -68,7 +81,12 @@ impl Server {
                 }
             });
         }
-        let mut server = Server { child, port: 0, log, io_file };
+        let mut server = Server {
+            child,
+            port: 0,
+            log,
+            io_file,
+        };
         let line = server.wait_for_log("Listening at: ", Duration::from_secs(20));
         let port: u16 = line
             .rsplit_once(':')
@@ -92,7 +110,11 @@ impl Server {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "server not healthy; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server not healthy; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -121,13 +143,20 @@ impl Server {
                 return found[count - 1].clone();
             }
             let now = Instant::now();
-            assert!(now < deadline, "no {count}x {needle:?} in log:\n{}", guard.join("\n"));
+            assert!(
+                now < deadline,
+                "no {count}x {needle:?} in log:\n{}",
+                guard.join("\n")
+            );
             guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
         }
     }
 
     pub fn count_log(&self, needle: &str) -> usize {
-        self.log_lines().iter().filter(|l| l.contains(needle)).count()
+        self.log_lines()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// Worker pids, from the `Booting worker with pid:` lines of workers still alive.
@@ -156,10 +185,12 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        for pid in children_of(self.pid()) {
+        // The master first, so it cannot replace the workers killed next.
+        let workers = children_of(self.pid());
+        let _ = self.child.kill();
+        for pid in workers {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -168,7 +199,10 @@ impl Drop for Server {
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
-        out.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
     }
     out.sort();
     out
@@ -184,10 +218,14 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("bad JSON {e}: {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("bad JSON {e}: {:?}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -201,11 +239,17 @@ pub fn connect(port: u16) -> TcpStream {
 pub fn read_response(reader: &mut BufReader<TcpStream>, head_only: bool) -> std::io::Result<Resp> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before a response"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "closed before a response",
+        ));
     }
     let mut parts = line.trim_end().splitn(3, ' ');
     let version = parts.next().unwrap_or_default().to_string();
-    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -224,7 +268,12 @@ pub fn read_response(reader: &mut BufReader<TcpStream>, head_only: bool) -> std:
         .unwrap_or(0);
     let mut body = vec![0u8; if head_only || status == 100 { 0 } else { len }];
     reader.read_exact(&mut body)?;
-    Ok(Resp { status, version, headers, body })
+    Ok(Resp {
+        status,
+        version,
+        headers,
+        body,
+    })
 }
 
 /// Sends raw bytes on a new connection and reads one response.
@@ -237,7 +286,10 @@ pub fn raw(port: u16, request: &[u8]) -> std::io::Result<Resp> {
 pub fn try_get(port: u16, path: &str) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )?;
     read_response(&mut BufReader::new(s), false)
 }
 
@@ -253,7 +305,12 @@ pub fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
         match stream.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
             Err(_) => return true,
         }
     }

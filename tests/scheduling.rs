@@ -1,0 +1,175 @@
+//! How requests are scheduled across workers and threads, on the real binary. Assertions are
+//! about order and placement (which request finished first, which worker ran it), not about
+//! how fast this shared machine happens to be.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::io::{BufReader, Write};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn heavy(prime_limit: u64) -> String {
+    format!("/heavy/cpu-io-no-db/?prime_limit={prime_limit}&hash_rounds=0&io_kb=0")
+}
+
+/// Sends `GET /heavy/health/` and then `path` pipelined on one connection, and returns once the
+/// health answer is back: by then the event loop has read (and queued) the second request.
+fn start_request(port: u16, path: &str) -> thread::JoinHandle<std::io::Result<Resp>> {
+    let mut s = connect(port);
+    s.write_all(
+        format!(
+            "GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\nGET {path} HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let health = read_response(&mut reader, false).unwrap();
+    assert_eq!(health.status, 200);
+    thread::spawn(move || read_response(&mut reader, false))
+}
+
+#[test]
+fn eight_simultaneous_requests_are_spread_two_per_worker() {
+    let server = Server::start(&["--workers", "4", "--threads", "2"]);
+    for _round in 0..2 {
+        let handles: Vec<_> = (0..8)
+            .map(|_| start_request(server.port, &heavy(1_500_000)))
+            .collect();
+        let mut per_worker: HashMap<i64, usize> = HashMap::new();
+        for h in handles {
+            let resp = h.join().unwrap().unwrap();
+            assert_eq!(resp.status, 200);
+            *per_worker
+                .entry(resp.json()["pid"].as_i64().unwrap())
+                .or_default() += 1;
+        }
+        let mut counts: Vec<usize> = per_worker.values().copied().collect();
+        counts.sort();
+        assert_eq!(counts, vec![2, 2, 2, 2], "{per_worker:?}");
+    }
+}
+
+#[test]
+fn short_requests_do_not_wait_behind_long_ones() {
+    let server = Server::start(&["--workers", "4", "--threads", "2"]);
+    let (tx, rx) = mpsc::channel();
+    let long: Vec<_> = (0..4)
+        .map(|_| start_request(server.port, &heavy(6_000_000)))
+        .collect();
+    for (i, h) in long.into_iter().enumerate() {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            tx.send((format!("long{i}"), h.join().unwrap().unwrap().status))
+                .unwrap()
+        });
+    }
+    let short: Vec<_> = (0..4)
+        .map(|_| start_request(server.port, &heavy(100_000)))
+        .collect();
+    for (i, h) in short.into_iter().enumerate() {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            tx.send((format!("short{i}"), h.join().unwrap().unwrap().status))
+                .unwrap()
+        });
+    }
+    drop(tx);
+    let order: Vec<(String, u16)> = rx.iter().collect();
+    assert_eq!(order.len(), 8);
+    assert!(order.iter().all(|(_, s)| *s == 200), "{order:?}");
+    assert!(
+        order[..4].iter().all(|(n, _)| n.starts_with("short")),
+        "short ones first: {order:?}"
+    );
+}
+
+#[test]
+fn health_and_errors_are_answered_while_every_thread_is_busy() {
+    let server = Server::start(&["--workers", "2", "--threads", "2"]);
+    let long: Vec<_> = (0..8)
+        .map(|_| start_request(server.port, &heavy(6_000_000)))
+        .collect();
+    for _ in 0..10 {
+        assert_eq!(get(server.port, "/heavy/health/").status, 200);
+    }
+    assert_eq!(get(server.port, "/nope/").status, 404);
+    assert_eq!(get(server.port, "/heavy/cpu-io-no-db/?io_kb=x").status, 400);
+    assert!(
+        long.iter().all(|h| !h.is_finished()),
+        "probes were answered before any heavy request finished"
+    );
+    for h in long {
+        assert_eq!(h.join().unwrap().unwrap().status, 200);
+    }
+}
+
+#[test]
+fn idle_keep_alive_connections_hold_no_handler_thread() {
+    let server = Server::start(&["--workers", "1", "--threads", "1", "--keep-alive", "60"]);
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        let mut s = connect(server.port);
+        s.write_all(format!("GET {LIGHT} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        let resp = read_response(&mut BufReader::new(s.try_clone().unwrap()), false).unwrap();
+        assert_eq!(resp.header("Connection"), Some("keep-alive"));
+        idle.push(s);
+    }
+    // One thread, fifty parked connections: a new heavy request still runs.
+    assert_eq!(get(server.port, LIGHT).status, 200);
+    // And the parked connections still work.
+    let mut s = idle.pop().unwrap();
+    s.write_all(format!("GET {LIGHT} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    assert_eq!(
+        read_response(&mut BufReader::new(s), false).unwrap().status,
+        200
+    );
+}
+
+#[test]
+fn a_request_past_the_timeout_is_answered_503_and_its_worker_lives_on() {
+    let server = Server::start(&["--workers", "1", "--threads", "2", "--timeout", "2"]);
+    let workers = server.worker_pids();
+    let started = Instant::now();
+    let slow = start_request(server.port, &heavy(10_000_000));
+    let resp = slow.join().unwrap().unwrap();
+    let took = started.elapsed();
+    assert_eq!(resp.status, 503);
+    assert!(resp.json()["error"].as_str().unwrap().contains("timed out"));
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert_eq!(get(server.port, LIGHT).status, 200);
+    assert_eq!(server.worker_pids(), workers, "no worker was replaced");
+    assert_eq!(server.count_log("WORKER TIMEOUT"), 0);
+}
+
+#[test]
+fn worker_connections_bounds_what_a_worker_holds() {
+    let server = Server::start(&[
+        "--workers",
+        "1",
+        "--worker-connections",
+        "5",
+        "--keep-alive",
+        "30",
+    ]);
+    let held: Vec<_> = (0..5)
+        .map(|_| {
+            let mut s = connect(server.port);
+            s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            read_response(&mut BufReader::new(s.try_clone().unwrap()), false).unwrap();
+            s
+        })
+        .collect();
+    // A sixth connection waits in the backlog; it is served once one of the five closes.
+    let port = server.port;
+    let waiting = thread::spawn(move || get(port, "/heavy/health/").status);
+    thread::sleep(Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "served beyond --worker-connections");
+    drop(held);
+    assert_eq!(waiting.join().unwrap(), 200);
+}
