@@ -609,3 +609,42 @@ fn as_pid_1_of_a_pid_namespace_term_drains_and_exits_0() {
     assert_eq!(server.wait_exit(SECS), Some(0));
     assert!(server.log_text().contains("Shutting down: Master"));
 }
+
+#[test]
+fn sigterm_right_after_start_is_not_lost() {
+    // A TERM that lands while some workers are still being forked must reach them too.
+    for _ in 0..30 {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut child = Command::new(BIN)
+            .args([
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--workers",
+                "4",
+                "--graceful-timeout",
+                "30",
+            ])
+            .arg("--io-file")
+            .arg(temp_dir("early-term").join("data.bin"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let _guard = KillOnDrop(child.id() as i32);
+        // Poll tightly: the point is to signal within a millisecond of the first answer.
+        let deadline = Instant::now() + SECS;
+        while try_get(port, "/heavy/health/").is_err() {
+            assert!(Instant::now() < deadline, "never answered");
+            thread::sleep(Duration::from_micros(500));
+        }
+        let t = Instant::now();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        wait_until("the master to exit", Duration::from_secs(10), || {
+            child.try_wait().unwrap().is_some()
+        });
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+}

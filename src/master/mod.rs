@@ -12,7 +12,7 @@ use crate::shared::{monotonic_ms, random_u64, ServerState, SharedMap, WorkerSlot
 use crate::signals::{self, SignalPipe};
 use crate::worker::{self, queue::JobQueue, WorkerContext, BOOT_ERROR};
 use listeners::Listener;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use pidfile::Pidfile;
@@ -178,8 +178,21 @@ impl Master {
         };
         self.next_age += 1;
         let master_pid = std::process::id() as i32;
+        // Signals stay blocked across the fork until the child has replaced the master's
+        // handlers with its own; one arriving in between would otherwise reach the master's
+        // queue instead of the worker. The worker unblocks them once its handlers are in place.
+        let mut previous = SigSet::empty();
+        let _ = sigprocmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut previous),
+        );
         // SAFETY: the master is single-threaded, so the child starts from a consistent state.
-        match unsafe { fork() } {
+        let forked = unsafe { fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
+        }
+        match forked {
             Ok(ForkResult::Child) => {
                 if let Some(signals) = self.signals.take() {
                     signals.uninstall();

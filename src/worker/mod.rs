@@ -106,5 +106,13 @@ fn install_signals() -> std::io::Result<SignalPipe> {
         // handler itself (_exit is async-signal-safe).
         signal_hook::low_level::register(libc::SIGABRT, || libc::_exit(1))?;
     }
-    SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1])
+    let pipe = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1])?;
+    // The master forked us with every signal blocked; what arrived meanwhile is delivered now,
+    // to these handlers.
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )?;
+    Ok(pipe)
 }
