@@ -33,11 +33,15 @@ fn start_request(port: u16, path: &str) -> thread::JoinHandle<std::io::Result<Re
     thread::spawn(move || read_response(&mut reader, false))
 }
 
-/// Runs GETs on fresh connections from two threads until stopped; counts successes and failures.
+/// Runs GETs from two threads until stopped, one on a fresh connection per request and one on a
+/// keep-alive connection. Like every HTTP client, the keep-alive one retries a request once on a
+/// new connection when a *reused* connection closes before any answer byte (the server may close
+/// an idle connection just as a request is sent); those retries are counted, not failed.
 struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
+    retried: Arc<AtomicUsize>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -46,36 +50,62 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
-        let threads = (0..2)
-            .map(|_| {
-                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-                thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match try_get(port, path) {
-                            Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                            _ => failed.fetch_add(1, Ordering::Relaxed),
-                        };
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            ok,
-            failed,
-            threads,
+        let retried = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::new();
+        {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            threads.push(thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match try_get(port, path) {
+                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }));
         }
+        {
+            let (stop, ok, failed, retried) = (stop.clone(), ok.clone(), failed.clone(), retried.clone());
+            threads.push(thread::spawn(move || {
+                let mut conn: Option<(std::net::TcpStream, BufReader<std::net::TcpStream>)> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let reused = conn.is_some();
+                    let (s, reader) = conn.get_or_insert_with(|| {
+                        let s = connect(port);
+                        let r = BufReader::new(s.try_clone().unwrap());
+                        (s, r)
+                    });
+                    let sent = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+                    let answer = sent.and_then(|_| read_response(reader, false));
+                    match answer {
+                        Ok(r) if r.status == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            if r.header("Connection") == Some("close") {
+                                conn = None;
+                            }
+                        }
+                        Err(e) if reused && e.kind() != std::io::ErrorKind::InvalidData => {
+                            retried.fetch_add(1, Ordering::Relaxed);
+                            conn = None;
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            conn = None;
+                        }
+                    }
+                }
+            }));
+        }
+        Load { stop, ok, failed, retried, threads }
     }
 
-    fn finish(self) -> (usize, usize) {
+    /// Stops the load; returns (succeeded, failed, retried on a reused connection).
+    fn finish(self) -> (usize, usize, usize) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             t.join().unwrap();
         }
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
+        let get = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        (get(&self.ok), get(&self.failed), get(&self.retried))
     }
 }
 
@@ -238,7 +268,8 @@ fn hup_replaces_every_worker_without_failing_a_request() {
         let now = server.worker_pids();
         now.len() == 2 && now.iter().all(|p| !before.contains(p))
     });
-    let (ok, failed) = load.finish();
+    let (ok, failed, retried) = load.finish();
+    eprintln!("HUP x3 under load: {ok} ok, {failed} failed, {retried} retried on a reused connection");
     assert!(ok > 50, "{ok}");
     assert_eq!(
         failed,
@@ -247,6 +278,25 @@ fn hup_replaces_every_worker_without_failing_a_request() {
         ok + failed
     );
     assert_eq!(server.count_log("Hang up: Master"), 3);
+}
+
+#[test]
+fn ttin_and_ttou_under_load_fail_no_request() {
+    let server = Server::start(&["--workers", "2", "--threads", "2", "--keep-alive", "5"]);
+    wait_until("two workers", SECS, || server.worker_pids().len() == 2);
+    let load = Load::start(server.port, LIGHT);
+    for _ in 0..3 {
+        server.signal(libc::SIGTTIN);
+        wait_until("three workers", SECS, || server.worker_pids().len() == 3);
+        thread::sleep(Duration::from_millis(200));
+        server.signal(libc::SIGTTOU);
+        wait_until("two workers", SECS, || server.worker_pids().len() == 2);
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, failed, retried) = load.finish();
+    eprintln!("TTIN/TTOU x3 under load: {ok} ok, {failed} failed, {retried} retried on a reused connection");
+    assert!(ok > 20);
+    assert_eq!(failed, 0, "{failed} of {} failed across TTIN/TTOU", ok + failed);
 }
 
 #[test]
@@ -276,7 +326,8 @@ fn max_requests_recycles_workers_and_serves_every_request() {
     );
     let load = Load::start(server.port, LIGHT);
     thread::sleep(Duration::from_secs(2));
-    let (ok, failed) = load.finish();
+    let (ok, failed, retried) = load.finish();
+    eprintln!("max-requests 5 under load: {ok} ok, {failed} failed, {retried} retried on a reused connection");
     assert!(ok > 20);
     assert_eq!(
         failed,
