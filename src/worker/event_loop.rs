@@ -12,8 +12,8 @@ use super::queue::{Job, SendError};
 use super::WorkerContext;
 use crate::app::{App, Response, Route};
 use crate::http::{
-    encode_response, parse_head, response::CONTINUE, BodyReader, HttpError, RequestHead,
-    ResponseMeta, Version,
+    encode_response, parse_head, response::CONTINUE, BodyReader, HttpError, HttpLimits,
+    RequestHead, ResponseMeta, Version,
 };
 use crate::log;
 use crate::shared::{monotonic_ms, monotonic_ns};
@@ -65,6 +65,11 @@ struct Conn {
     request_start_ns: u64,
     deadline: Instant,
     wants_write: bool,
+    /// How much of `buf` the last incomplete parse saw, and where its unfinished line started:
+    /// a head is parsed again only when a line ends or the open line outgrows the limits, so a
+    /// head trickling in byte by byte costs linear time, not quadratic.
+    parsed_len: usize,
+    open_line_start: usize,
 }
 
 enum Phase {
@@ -88,7 +93,23 @@ impl Conn {
             request_start_ns: 0,
             deadline: now + FIRST_REQUEST_TIMEOUT,
             wants_write: false,
+            parsed_len: 0,
+            open_line_start: 0,
         }
+    }
+
+    /// Whether the bytes that came since the last incomplete parse can change its outcome.
+    fn head_may_be_ready(&self, limits: &HttpLimits) -> bool {
+        if self.parsed_len == 0 || self.parsed_len > self.buf.len() {
+            return true;
+        }
+        let longest_line = limits.request_line.max(limits.field_size) + 1;
+        self.buf[self.parsed_len..].contains(&b'\n') || self.buf.len() - self.open_line_start > longest_line
+    }
+
+    fn note_incomplete_head(&mut self) {
+        self.parsed_len = self.buf.len();
+        self.open_line_start = self.buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     }
 
     fn is_idle(&self) -> bool {
@@ -437,13 +458,18 @@ impl EventLoop {
             }
             let next = match &mut conn.phase {
                 Phase::Head => {
-                    if conn.buf.is_empty() {
+                    let limits = &self.hub.config.http_limits;
+                    if conn.buf.is_empty() || !conn.head_may_be_ready(limits) {
                         break;
                     }
-                    match parse_head(&conn.buf, &self.hub.config.http_limits) {
-                        Ok(None) => break,
+                    match parse_head(&conn.buf, limits) {
+                        Ok(None) => {
+                            conn.note_incomplete_head();
+                            break;
+                        }
                         Ok(Some(head)) => {
                             conn.buf.drain(..head.head_len);
+                            conn.parsed_len = 0;
                             if head.expect_continue {
                                 conn.out.extend_from_slice(CONTINUE);
                             }
