@@ -64,7 +64,8 @@ impl Load {
             }));
         }
         {
-            let (stop, ok, failed, retried) = (stop.clone(), ok.clone(), failed.clone(), retried.clone());
+            let (stop, ok, failed, retried) =
+                (stop.clone(), ok.clone(), failed.clone(), retried.clone());
             threads.push(thread::spawn(move || {
                 let mut conn: Option<(std::net::TcpStream, BufReader<std::net::TcpStream>)> = None;
                 while !stop.load(Ordering::Relaxed) {
@@ -74,7 +75,8 @@ impl Load {
                         let r = BufReader::new(s.try_clone().unwrap());
                         (s, r)
                     });
-                    let sent = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+                    let sent =
+                        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
                     let answer = sent.and_then(|_| read_response(reader, false));
                     match answer {
                         Ok(r) if r.status == 200 => {
@@ -95,7 +97,13 @@ impl Load {
                 }
             }));
         }
-        Load { stop, ok, failed, retried, threads }
+        Load {
+            stop,
+            ok,
+            failed,
+            retried,
+            threads,
+        }
     }
 
     /// Stops the load; returns (succeeded, failed, retried on a reused connection).
@@ -269,7 +277,9 @@ fn hup_replaces_every_worker_without_failing_a_request() {
         now.len() == 2 && now.iter().all(|p| !before.contains(p))
     });
     let (ok, failed, retried) = load.finish();
-    eprintln!("HUP x3 under load: {ok} ok, {failed} failed, {retried} retried on a reused connection");
+    eprintln!(
+        "HUP x3 under load: {ok} ok, {failed} failed, {retried} retried on a reused connection"
+    );
     assert!(ok > 50, "{ok}");
     assert_eq!(
         failed,
@@ -296,7 +306,12 @@ fn ttin_and_ttou_under_load_fail_no_request() {
     let (ok, failed, retried) = load.finish();
     eprintln!("TTIN/TTOU x3 under load: {ok} ok, {failed} failed, {retried} retried on a reused connection");
     assert!(ok > 20);
-    assert_eq!(failed, 0, "{failed} of {} failed across TTIN/TTOU", ok + failed);
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} failed across TTIN/TTOU",
+        ok + failed
+    );
 }
 
 #[test]

@@ -74,6 +74,7 @@ def cpu_io_no_db(environ, start_response):
         "cpu_time_sec": round(cpu_end - start, 2),
         "total_time_sec": round(end - start, 2),
         "io_time_sec": round(end - cpu_end, 2),
+        "pid": os.getpid(),
     })
 
 

@@ -122,6 +122,11 @@ pub fn parse_head(buf: &[u8], limits: &HttpLimits) -> Result<Option<RequestHead>
         .iter()
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
+    if skipped > limits.request_line {
+        return Err(HttpError::bad_request(
+            "too many empty lines before the request",
+        ));
+    }
     let buf = &buf[skipped..];
     let Some(line_end) = find_lf(buf) else {
         if buf.len() > limits.request_line + 1 {
@@ -279,6 +284,13 @@ fn strip_scheme(target: &str) -> Option<&str> {
     }
 }
 
+/// `uri-host [ ":" port ]` (RFC 9110 7.2): a reg-name, IPv4 address or bracketed IPv6 literal.
+fn is_valid_host(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:%[]".contains(&b))
+}
+
 struct Framing {
     body: BodyFraming,
     keep_alive: bool,
@@ -320,6 +332,9 @@ impl Framing {
                 );
             } else if name.eq_ignore_ascii_case("host") {
                 hosts += 1;
+                if !is_valid_host(value) {
+                    return Err(HttpError::bad_request("invalid Host header"));
+                }
             } else if name.eq_ignore_ascii_case("connection") {
                 for token in value.split(',').map(str::trim) {
                     close |= token.eq_ignore_ascii_case("close");
@@ -509,6 +524,19 @@ mod tests {
             status("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  b\r\n\r\n"),
             400
         );
+    }
+
+    #[test]
+    fn endless_empty_lines_are_bounded() {
+        assert_eq!(status(&"\r\n".repeat(3000)), 400);
+    }
+
+    #[test]
+    fn host_values_are_checked() {
+        ok("GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n");
+        ok("GET / HTTP/1.1\r\nHost: \r\n\r\n");
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400);
     }
 
     #[test]

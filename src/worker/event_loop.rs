@@ -104,12 +104,17 @@ impl Conn {
             return true;
         }
         let longest_line = limits.request_line.max(limits.field_size) + 1;
-        self.buf[self.parsed_len..].contains(&b'\n') || self.buf.len() - self.open_line_start > longest_line
+        self.buf[self.parsed_len..].contains(&b'\n')
+            || self.buf.len() - self.open_line_start > longest_line
     }
 
     fn note_incomplete_head(&mut self) {
         self.parsed_len = self.buf.len();
-        self.open_line_start = self.buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.open_line_start = self
+            .buf
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
     }
 
     fn is_idle(&self) -> bool {
@@ -222,6 +227,12 @@ impl EventLoop {
         }
         self.hub.loop_done.store(true, Ordering::Release);
         self.hub.notify_all_local();
+        // Keep the heartbeat going while the last requests finish, so the master only kills
+        // this worker at the graceful timeout, never for looking wedged.
+        while self.threads.iter().any(|t| !t.is_finished()) {
+            self.heartbeat();
+            std::thread::sleep(Duration::from_millis(50));
+        }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
