@@ -261,6 +261,10 @@ pub struct ServeArgs {
     /// Print every setting as `name = value` and exit.
     #[arg(long, help_heading = "Process")]
     pub print_config: bool,
+
+    /// Robustness tests only: a heavy request with `fault=panic` panics in its handler.
+    #[arg(long, hide = true)]
+    pub enable_fault_injection: bool,
 }
 
 /// Where a listener comes from.
@@ -501,6 +505,7 @@ impl Config {
                 max_prime_limit: args.max_prime_limit,
                 max_hash_rounds: args.max_hash_rounds,
                 max_io_kb: args.max_io_kb,
+                fault_injection: args.enable_fault_injection,
             },
             io_file: args
                 .io_file

@@ -24,6 +24,8 @@ pub struct Limits {
     pub max_prime_limit: i64,
     pub max_hash_rounds: i64,
     pub max_io_kb: i64,
+    /// Accept `fault=panic` (robustness tests only; `--enable-fault-injection`).
+    pub fault_injection: bool,
 }
 
 impl Default for Limits {
@@ -33,6 +35,7 @@ impl Default for Limits {
             max_prime_limit: 10_000_000,
             max_hash_rounds: 20_000_000,
             max_io_kb: 4096,
+            fault_injection: false,
         }
     }
 }
@@ -158,6 +161,9 @@ impl App {
         deadline: Deadline,
         queued: Duration,
     ) -> Result<Response, TimedOut> {
+        if params.panic {
+            panic!("fault injection: a panic inside a request handler");
+        }
         let start = Instant::now();
         let cpu = (|| -> Result<_, TimedOut> {
             let primes = kernels::count_primes_below(params.prime_limit, deadline)?;
@@ -287,6 +293,7 @@ mod tests {
             prime_limit: 1000,
             hash_rounds: 10,
             io_kb: 4,
+            panic: false,
         };
         let resp = app()
             .run_heavy(params, Deadline::none(), Duration::from_millis(3))
@@ -336,6 +343,7 @@ mod tests {
             prime_limit: 5_000_000,
             hash_rounds: 0,
             io_kb: 0,
+            panic: false,
         };
         let past = Deadline::at(Instant::now() - Duration::from_millis(1));
         assert_eq!(app().run_heavy(params, past, Duration::ZERO), Err(TimedOut));

@@ -10,6 +10,9 @@ pub struct HeavyParams {
     pub prime_limit: i64,
     pub hash_rounds: i64,
     pub io_kb: i64,
+    /// Fault injection for robustness tests: panic inside the handler (`fault=panic`). Only
+    /// parsed when the server runs with `--enable-fault-injection`.
+    pub panic: bool,
 }
 
 impl Default for HeavyParams {
@@ -18,6 +21,7 @@ impl Default for HeavyParams {
             prime_limit: 500_000,
             hash_rounds: 1_000_000,
             io_kb: 128,
+            panic: false,
         }
     }
 }
@@ -35,8 +39,13 @@ impl HeavyParams {
     /// Parses the raw query string (the part after `?`, without it).
     pub fn from_query(query: &str, limits: &Limits) -> Result<Self, ParamError> {
         let mut raw: [Option<String>; 3] = [None, None, None];
+        let mut panic = false;
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match key.as_ref() {
+                "fault" if limits.fault_injection => {
+                    panic = value == "panic";
+                    continue;
+                }
                 "prime_limit" => 0,
                 "hash_rounds" => 1,
                 "io_kb" => 2,
@@ -63,6 +72,7 @@ impl HeavyParams {
             prime_limit,
             hash_rounds,
             io_kb,
+            panic,
         })
     }
 }
@@ -136,9 +146,8 @@ mod tests {
 
     fn limits() -> Limits {
         Limits {
-            max_prime_limit: 10_000_000,
-            max_hash_rounds: 20_000_000,
-            max_io_kb: 4096,
+            fault_injection: true,
+            ..Limits::default()
         }
     }
 
@@ -160,7 +169,8 @@ mod tests {
             HeavyParams {
                 prime_limit: 20,
                 hash_rounds: 3,
-                io_kb: 0
+                io_kb: 0,
+                panic: false
             }
         );
     }

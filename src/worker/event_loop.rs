@@ -562,6 +562,7 @@ impl EventLoop {
                     prime_limit: params.prime_limit,
                     hash_rounds: params.hash_rounds,
                     io_kb: params.io_kb,
+                    panic: params.panic,
                     received_ns: conn.request_start_ns,
                     peer: conn.peer.clone(),
                     log_headers: if log::access_enabled() {

@@ -82,6 +82,7 @@ fn serve(hub: &Hub, job: Job, fd: OwnedFd) {
                 prime_limit: job.prime_limit,
                 hash_rounds: job.hash_rounds,
                 io_kb: job.io_kb,
+                panic: job.panic,
             };
             let run = catch_unwind(AssertUnwindSafe(|| {
                 hub.app.run_heavy(params, deadline, waited)

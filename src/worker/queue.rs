@@ -36,6 +36,8 @@ pub struct Job {
     pub prime_limit: i64,
     pub hash_rounds: i64,
     pub io_kb: i64,
+    /// Fault injection: panic in the handler.
+    pub panic: bool,
     /// When the request's first byte was read (`CLOCK_MONOTONIC` ns): the start of its queue
     /// time and of its `--timeout`.
     pub received_ns: u64,
@@ -181,6 +183,7 @@ mod tests {
             prime_limit: 10,
             hash_rounds: 1,
             io_kb: 1,
+            panic: false,
             received_ns: 7,
             peer: "127.0.0.1".into(),
             log_headers: vec![("User-Agent".into(), "t".into())],

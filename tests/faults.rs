@@ -1,0 +1,101 @@
+//! Faults inside a worker: a panicking handler, a full disk, a vanished data directory. Each gets
+//! a clear 5xx JSON answer, and the worker keeps serving (no worker dies or is replaced).
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn assert_no_worker_died(server: &Server) {
+    let log = server.log_text();
+    assert!(
+        !log.contains("was sent SIG") && !log.contains("exited with code"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_panic_in_a_handler_is_a_500_and_the_worker_lives_on() {
+    let server = Server::start(&[
+        "--workers",
+        "1",
+        "--threads",
+        "2",
+        "--enable-fault-injection",
+    ]);
+    let workers = server.worker_pids();
+    for _ in 0..3 {
+        let resp = get(server.port, &format!("{LIGHT}&fault=panic"));
+        assert_eq!(resp.status, 500);
+        assert_eq!(resp.json()["error"], "internal server error");
+    }
+    assert_eq!(get(server.port, LIGHT).status, 200);
+    assert_eq!(server.worker_pids(), workers);
+    assert!(server.log_text().contains("Error handling request"));
+    assert_no_worker_died(&server);
+}
+
+#[test]
+fn fault_injection_is_off_by_default() {
+    let server = Server::start(&["--workers", "1"]);
+    assert_eq!(
+        get(server.port, &format!("{LIGHT}&fault=panic")).status,
+        200
+    );
+}
+
+#[test]
+fn a_vanished_data_directory_is_a_500_until_it_returns() {
+    let server = Server::start(&["--workers", "1"]);
+    let dir = server.io_file.parent().unwrap().to_path_buf();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let resp = get(server.port, LIGHT);
+    assert_eq!(resp.status, 500);
+    let v = resp.json();
+    assert!(
+        v["error"].as_str().unwrap().starts_with("io failed: "),
+        "{v}"
+    );
+    assert_eq!(v["io_file"], server.io_file.display().to_string());
+    assert_eq!(get(server.port, "/heavy/health/").status, 200);
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(get(server.port, LIGHT).status, 200);
+    assert_no_worker_died(&server);
+}
+
+#[test]
+fn a_full_disk_is_a_500_and_the_worker_keeps_serving() {
+    let probe = Command::new("unshare").args(["--mount", "true"]).status();
+    if !probe.map(|s| s.success()).unwrap_or(false) {
+        eprintln!("skipping: cannot create a mount namespace here");
+        return;
+    }
+    let dir = temp_dir("full");
+    let io_file = dir.join("data.bin");
+    // A 1.3 MiB tmpfs: the 1 MiB seed fits, a 512 KiB append does not.
+    let script = format!(
+        "mount -t tmpfs -o size=1300k tmpfs {dir} && exec {BIN} --bind 127.0.0.1:0 --workers 1 --io-file {file}",
+        dir = dir.display(),
+        file = io_file.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let server = Server::spawn(cmd, &[], io_file);
+    let resp = get(
+        server.port,
+        "/heavy/cpu-io-no-db/?prime_limit=10&hash_rounds=1&io_kb=512",
+    );
+    assert_eq!(resp.status, 500);
+    let error = resp.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("No space left on device"), "{error}");
+    assert_eq!(get(server.port, "/heavy/health/").status, 200);
+    // Reading still works once nothing more needs writing.
+    assert_eq!(
+        get(
+            server.port,
+            "/heavy/cpu-io-no-db/?prime_limit=10&hash_rounds=1&io_kb=0"
+        )
+        .status,
+        200
+    );
+    assert_no_worker_died(&server);
+}
