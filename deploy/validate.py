@@ -1,0 +1,694 @@
+#!/usr/bin/env python3
+"""Validates heavy-api's deployment files: the ECS task and service definitions, the CloudFormation
+template, docker-compose.yml and the Dockerfile, against each other and against ECS's limits.
+
+Two layers:
+  1. botocore's ECS service model: each deploy/task-definition-*.json must be a valid
+     RegisterTaskDefinition input and each deploy/service-*.json a valid CreateService input
+     (types, required fields, enums, unknown keys) - exactly what `aws ecs register-task-definition
+     --cli-input-json` would send.
+  2. The rules botocore does not check, each with an id (printed on failure): Fargate CPU/memory
+     pairs, stopTimeout <= 120 on Fargate, health check ranges, the server's --graceful-timeout
+     below stopTimeout, --keep-alive above the ALB idle timeout, the ALB deregistration delay, the
+     same image/command/environment on EC2 and Fargate, compose's stop_grace_period, ...
+
+Usage:  python3 deploy/validate.py [--root DIR]     (needs botocore and PyYAML: .venv-tools)
+Exit status 0 when every rule holds, 1 when any fails. deploy/test_validate.py breaks each rule on
+purpose to show it can fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+KINDS = ("EC2", "FARGATE")
+CONTAINER = "heavy-api"
+HEALTH_PROBE_DEFAULT_TIMEOUT = 3.0  # `heavy-api healthcheck --timeout` default, in seconds
+SERVER_DEFAULTS = {"--graceful-timeout": "30", "--keep-alive": "2", "--bind": "127.0.0.1:8000"}
+ALB_DEFAULT_IDLE_TIMEOUT = 60
+ALB_DEFAULT_DEREGISTRATION_DELAY = 300
+FARGATE_MAX_STOP_TIMEOUT = 120
+HEALTH_CHECK_RANGES = {  # ECS container health check limits (seconds, or a count for retries)
+    "interval": (5, 300),
+    "timeout": (2, 60),
+    "retries": (1, 10),
+    "startPeriod": (0, 300),
+}
+# Fargate task sizes: CPU units -> the memory values (MiB) allowed with it.
+FARGATE_SIZES = {
+    256: (512, 1024, 2048),
+    512: (1024, 2048, 3072, 4096),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+# Server flags that take no value (everything else in the command takes one).
+SERVER_BOOLEAN_FLAGS = {"--check-config", "--print-config"}
+SERVER_SHORT_FLAGS = {"-b": "--bind", "-w": "--workers", "-t": "--timeout", "-k": "--worker-class",
+                      "-p": "--pid", "-n": "--name"}
+
+
+@dataclass
+class Failure:
+    rule: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.where}: {self.message}"
+
+
+@dataclass
+class Bundle:
+    """Every deployment file, parsed. Tests build broken copies of it."""
+
+    task_defs: dict  # "EC2"/"FARGATE" -> RegisterTaskDefinition input
+    services: dict  # "EC2"/"FARGATE" -> CreateService input
+    dockerfile: dict  # final stage: entrypoint, cmd, user, healthcheck, healthcheck_options, expose
+    compose: dict
+    cfn: dict
+    names: dict = field(default_factory=dict)  # what -> file name, for messages
+
+
+# ------------------------------------------------------------------------------------- loading
+
+
+def parse_dockerfile(text: str) -> dict:
+    """The final stage's ENTRYPOINT/CMD (exec form), USER, HEALTHCHECK and EXPOSE."""
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    if pending:
+        lines.append(pending)
+    final: dict = {"entrypoint": None, "cmd": None, "user": None, "healthcheck": None,
+                   "healthcheck_options": {}, "expose": [], "stages": 0, "from": None}
+    for line in lines:
+        instr, _, rest = line.partition(" ")
+        instr, rest = instr.upper(), rest.strip()
+        if instr == "FROM":
+            stages = final["stages"] + 1
+            final = {"entrypoint": None, "cmd": None, "user": None, "healthcheck": None,
+                     "healthcheck_options": {}, "expose": [], "stages": stages,
+                     "from": rest.split()[0] if rest else None}
+        elif instr in ("ENTRYPOINT", "CMD"):
+            final[instr.lower()] = _exec_form(rest)
+        elif instr == "USER":
+            final["user"] = rest
+        elif instr == "EXPOSE":
+            final["expose"] += rest.split()
+        elif instr == "HEALTHCHECK":
+            match = re.match(r"((?:--[a-z-]+=\S+\s+)*)CMD\s+(.*)$", rest)
+            if match:
+                final["healthcheck"] = _exec_form(match.group(2))
+                for opt in match.group(1).split():
+                    key, _, value = opt[2:].partition("=")
+                    final["healthcheck_options"][key] = value
+            else:
+                final["healthcheck"] = rest
+    return final
+
+
+def _exec_form(rest: str):
+    """A JSON array (exec form) as a list; shell form is returned as the raw string."""
+    try:
+        value = json.loads(rest)
+    except json.JSONDecodeError:
+        return rest
+    return value if isinstance(value, list) else rest
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML: !Ref/!Sub/!GetAtt/... become {"Ref": ...}/{"Fn::Sub": ...}."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_bundle(root: Path) -> Bundle:
+    deploy = root / "deploy"
+    names = {}
+    task_defs, services = {}, {}
+    for kind in KINDS:
+        td = deploy / f"task-definition-{kind.lower()}.json"
+        svc = deploy / f"service-{kind.lower()}.json"
+        task_defs[kind] = json.loads(td.read_text())
+        services[kind] = json.loads(svc.read_text())
+        names[f"td:{kind}"] = str(td.relative_to(root))
+        names[f"svc:{kind}"] = str(svc.relative_to(root))
+    names["dockerfile"] = "Dockerfile"
+    names["compose"] = "docker-compose.yml"
+    names["cfn"] = "deploy/cloudformation.yaml"
+    return Bundle(
+        task_defs=task_defs,
+        services=services,
+        dockerfile=parse_dockerfile((root / "Dockerfile").read_text()),
+        compose=yaml.safe_load((root / "docker-compose.yml").read_text()),
+        cfn=yaml.load((deploy / "cloudformation.yaml").read_text(), Loader=_CfnLoader),  # noqa: S506
+        names=names,
+    )
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def parse_server_flags(command) -> dict:
+    """`heavy-api` server arguments as {"--flag": "value"} (last one wins, like the server)."""
+    flags: dict = {}
+    if not isinstance(command, list):
+        return flags
+    i = 0
+    while i < len(command):
+        tok = str(command[i])
+        if tok.startswith("--") and "=" in tok:
+            key, value = tok.split("=", 1)
+            flags[key] = value
+        elif tok in SERVER_SHORT_FLAGS or tok.startswith("--"):
+            key = SERVER_SHORT_FLAGS.get(tok, tok)
+            if key in SERVER_BOOLEAN_FLAGS:
+                flags[key] = True
+            elif i + 1 < len(command):
+                flags[key] = str(command[i + 1])
+                i += 1
+        i += 1
+    return flags
+
+
+def server_int(flags: dict, name: str) -> int | None:
+    try:
+        return int(flags.get(name, SERVER_DEFAULTS.get(name)))
+    except (TypeError, ValueError):
+        return None
+
+
+def split_bind(bind: str) -> tuple[str, int | None]:
+    host, _, port = bind.rpartition(":")
+    try:
+        return host, int(port)
+    except ValueError:
+        return host, None
+
+
+def task_size(value) -> int | None:
+    """ECS task cpu ("2048" or "2 vCPU") in CPU units, memory ("4096" or "4 GB") in MiB."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(vcpu|gb)?", text, re.IGNORECASE)
+    if not match:
+        return None
+    number = float(match.group(1))
+    return int(number * 1024) if match.group(2) else int(number)
+
+
+def parse_duration(value) -> float | None:
+    """A compose duration ("35s", "1m30s", "500ms") or a number of seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str) or not value:
+        return None
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 0.000001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def container_of(task_def: dict) -> dict | None:
+    for c in task_def.get("containerDefinitions") or []:
+        if c.get("name") == CONTAINER:
+            return c
+    return None
+
+
+def env_map(env) -> dict:
+    return {e.get("name"): e.get("value") for e in env or []}
+
+
+def cfn_resources(cfn: dict, rtype: str) -> dict:
+    return {k: v for k, v in (cfn.get("Resources") or {}).items() if v.get("Type") == rtype}
+
+
+def ref_name(value) -> str | None:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+    return None
+
+
+def lower_first(key: str) -> str:
+    return key[:1].lower() + key[1:]
+
+
+def cfn_to_api(value):
+    """CloudFormation's PascalCase container properties as the API's camelCase (for comparing)."""
+    if isinstance(value, dict):
+        return {lower_first(k): cfn_to_api(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [cfn_to_api(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------- rules
+
+
+class Checker:
+    def __init__(self, bundle: Bundle):
+        self.b = bundle
+        self.failures: list[Failure] = []
+
+    def fail(self, rule: str, where: str, message: str) -> None:
+        self.failures.append(Failure(rule, self.b.names.get(where, where), message))
+
+    # --- layer 1: botocore
+    def check_botocore(self) -> None:
+        import botocore.session
+        from botocore.validate import ParamValidator
+
+        model = botocore.session.get_session().get_service_model("ecs")
+        validator = ParamValidator()
+        for kind in KINDS:
+            for what, op, params in (
+                (f"td:{kind}", "RegisterTaskDefinition", self.b.task_defs[kind]),
+                (f"svc:{kind}", "CreateService", self.b.services[kind]),
+            ):
+                report = validator.validate(params, model.operation_model(op).input_shape)
+                if report.has_errors():
+                    for line in report.generate_report().splitlines():
+                        self.fail("botocore", what, f"{op}: {line}")
+
+    # --- the ALB's numbers, from the CloudFormation template (the CLI route uses the same ones)
+    def alb_idle_timeout(self) -> int:
+        for lb in cfn_resources(self.b.cfn, "AWS::ElasticLoadBalancingV2::LoadBalancer").values():
+            for attr in lb.get("Properties", {}).get("LoadBalancerAttributes") or []:
+                if attr.get("Key") == "idle_timeout.timeout_seconds":
+                    return int(attr["Value"])
+        return ALB_DEFAULT_IDLE_TIMEOUT
+
+    def deregistration_delays(self) -> dict:
+        delays = {}
+        for name, tg in cfn_resources(self.b.cfn, "AWS::ElasticLoadBalancingV2::TargetGroup").items():
+            delays[name] = ALB_DEFAULT_DEREGISTRATION_DELAY
+            for attr in tg.get("Properties", {}).get("TargetGroupAttributes") or []:
+                if attr.get("Key") == "deregistration_delay.timeout_seconds":
+                    delays[name] = int(attr["Value"])
+        return delays
+
+    # --- layer 2: a task definition
+    def check_task_def(self, kind: str) -> None:
+        where = f"td:{kind}"
+        td = self.b.task_defs[kind]
+        if td.get("requiresCompatibilities") != [kind]:
+            self.fail("compatibility", where, f"requiresCompatibilities must be [{kind!r}], "
+                      f"got {td.get('requiresCompatibilities')!r}")
+        if td.get("networkMode") != "awsvpc":
+            self.fail("network-mode", where, f"networkMode must be 'awsvpc' (ALB target type ip), "
+                      f"got {td.get('networkMode')!r}")
+        cpu, mem = task_size(td.get("cpu")), task_size(td.get("memory"))
+        if cpu is None or mem is None:
+            self.fail("task-size", where, "task-level cpu and memory are required (2 vCPU / 4 GB)")
+        elif kind == "FARGATE" and mem not in FARGATE_SIZES.get(cpu, ()):
+            allowed = FARGATE_SIZES.get(cpu)
+            self.fail("fargate-cpu-memory", where,
+                      f"cpu {cpu} with memory {mem} MiB is not a Fargate size"
+                      + (f" (cpu {cpu} allows {allowed[0]}..{allowed[-1]} MiB: {list(allowed)})"
+                         if allowed else f" (cpu must be one of {sorted(FARGATE_SIZES)})"))
+        if not td.get("executionRoleArn"):
+            self.fail("execution-role", where,
+                      "executionRoleArn is required to pull from ECR and write awslogs")
+
+        c = container_of(td)
+        if c is None:
+            self.fail("container", where, f"no container named {CONTAINER!r}")
+            return
+        if c.get("essential") is False:
+            self.fail("container", where, f"container {CONTAINER!r} must be essential")
+
+        self.check_health(kind, where, c)
+        self.check_timing(kind, where, c)
+
+        log = c.get("logConfiguration") or {}
+        opts = log.get("options") or {}
+        missing = [k for k in ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")
+                   if not opts.get(k)]
+        if log.get("logDriver") != "awslogs" or missing:
+            self.fail("awslogs", where, "logConfiguration must use the awslogs driver with "
+                      f"awslogs-group, awslogs-region and awslogs-stream-prefix (missing {missing})")
+
+        nofile = [u for u in c.get("ulimits") or [] if u.get("name") == "nofile"]
+        if kind == "EC2" and not nofile:
+            self.fail("ulimit-nofile", where, "EC2 containers need a nofile ulimit (the Docker "
+                      "default of 1024 caps open connections)")
+        for u in nofile:
+            if u.get("softLimit", 0) > u.get("hardLimit", 0):
+                self.fail("ulimit-nofile", where, "nofile softLimit exceeds hardLimit")
+
+    def check_health(self, kind: str, where: str, c: dict) -> None:
+        hc = c.get("healthCheck")
+        if not hc:
+            self.fail("health-check", where, "the container needs a healthCheck")
+            return
+        for key, (low, high) in HEALTH_CHECK_RANGES.items():
+            if key not in hc:
+                if key == "startPeriod":
+                    continue
+                self.fail("health-check-range", where, f"healthCheck.{key} must be set explicitly")
+                continue
+            value = hc[key]
+            if not isinstance(value, int) or not low <= value <= high:
+                self.fail("health-check-range", where,
+                          f"healthCheck.{key} = {value!r} is outside ECS's range {low}..{high}")
+        cmd = hc.get("command") or []
+        binary = (self.b.dockerfile.get("entrypoint") or [None])[0]
+        if not cmd or cmd[0] != "CMD":
+            self.fail("health-check-command", where, "healthCheck.command must start with 'CMD' "
+                      "(the distroless image has no shell for CMD-SHELL)")
+        elif cmd[1:3] != [binary, "healthcheck"]:
+            self.fail("health-check-command", where,
+                      f"healthCheck.command must run [{binary!r}, 'healthcheck'], got {cmd[1:]!r}")
+        probe_timeout = HEALTH_PROBE_DEFAULT_TIMEOUT
+        if "--timeout" in cmd:
+            try:
+                probe_timeout = float(cmd[cmd.index("--timeout") + 1])
+            except (IndexError, ValueError):
+                pass
+        if isinstance(hc.get("timeout"), int) and hc["timeout"] <= probe_timeout:
+            self.fail("health-check-range", where,
+                      f"healthCheck.timeout {hc['timeout']} s must exceed the probe's own "
+                      f"timeout ({probe_timeout:g} s), or ECS kills a probe that would have "
+                      "reported")
+
+    def check_timing(self, kind: str, where: str, c: dict) -> None:
+        flags = parse_server_flags(c.get("command"))
+        graceful = server_int(flags, "--graceful-timeout")
+        keep_alive = server_int(flags, "--keep-alive")
+        stop = c.get("stopTimeout")
+        if not isinstance(stop, int):
+            self.fail("stop-timeout", where, "stopTimeout must be set (ECS's default is 30 s)")
+        else:
+            if kind == "FARGATE" and stop > FARGATE_MAX_STOP_TIMEOUT:
+                self.fail("fargate-stop-timeout", where,
+                          f"stopTimeout {stop} exceeds Fargate's maximum of "
+                          f"{FARGATE_MAX_STOP_TIMEOUT} s")
+            if graceful is None or graceful >= stop:
+                self.fail("graceful-timeout", where,
+                          f"the server's --graceful-timeout ({graceful}) must be below "
+                          f"stopTimeout ({stop}), or ECS sends SIGKILL mid-drain")
+            for tg, delay in self.deregistration_delays().items():
+                if graceful is not None and delay + graceful >= stop:
+                    self.fail("drain-budget", where,
+                              f"{tg} deregistration delay ({delay}) + --graceful-timeout "
+                              f"({graceful}) = {delay + graceful} must stay below stopTimeout "
+                              f"({stop})")
+        idle = self.alb_idle_timeout()
+        if keep_alive is None or keep_alive <= idle:
+            self.fail("keep-alive", where, f"the server's --keep-alive ({keep_alive}) must exceed "
+                      f"the ALB idle timeout ({idle} s), or the server closes connections the ALB "
+                      "is about to reuse (502s)")
+        host, port = split_bind(flags.get("--bind", SERVER_DEFAULTS["--bind"]))
+        ports = [p.get("containerPort") for p in c.get("portMappings") or []]
+        if host not in ("0.0.0.0", "[::]"):
+            self.fail("bind", where, f"--bind host {host!r} is unreachable from the ALB; "
+                      "use 0.0.0.0")
+        if port not in ports:
+            self.fail("bind", where, f"--bind port {port} is not a containerPort ({ports})")
+
+    # --- layer 2: a service
+    def check_service(self, kind: str) -> None:
+        where = f"svc:{kind}"
+        svc = self.b.services[kind]
+        td = self.b.task_defs[kind]
+        c = container_of(td) or {}
+        strategy = svc.get("capacityProviderStrategy")
+        if svc.get("launchType") != kind and not strategy:
+            self.fail("service-launch-type", where,
+                      f"launchType must be {kind!r}, got {svc.get('launchType')!r}")
+        family = td.get("family")
+        task_ref = str(svc.get("taskDefinition", ""))
+        if task_ref.rsplit("/", 1)[-1].split(":")[0] != family:
+            self.fail("service-task-definition", where,
+                      f"taskDefinition {task_ref!r} is not the family {family!r}")
+        awsvpc = (svc.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
+        if not awsvpc.get("subnets") or not awsvpc.get("securityGroups"):
+            self.fail("service-network", where, "awsvpc services need "
+                      "networkConfiguration.awsvpcConfiguration with subnets and securityGroups")
+        if kind == "EC2" and awsvpc.get("assignPublicIp") == "ENABLED":
+            self.fail("service-network", where,
+                      "assignPublicIp ENABLED is supported on Fargate only, not on EC2")
+        lbs = svc.get("loadBalancers") or []
+        ports = [p.get("containerPort") for p in c.get("portMappings") or []]
+        if not lbs:
+            self.fail("service-load-balancer", where, "the service needs a loadBalancers entry")
+        for lb in lbs:
+            if lb.get("containerName") != CONTAINER or lb.get("containerPort") not in ports:
+                self.fail("service-load-balancer", where,
+                          f"loadBalancers must target container {CONTAINER!r} on one of its "
+                          f"containerPorts {ports}, got {lb.get('containerName')!r}:"
+                          f"{lb.get('containerPort')!r}")
+        grace = svc.get("healthCheckGracePeriodSeconds")
+        start = (c.get("healthCheck") or {}).get("startPeriod", 0)
+        if not isinstance(grace, int) or grace < start:
+            self.fail("service-grace", where,
+                      f"healthCheckGracePeriodSeconds ({grace}) must be set and at least the "
+                      f"container health check's startPeriod ({start})")
+        desired = svc.get("desiredCount")
+        dc = svc.get("deploymentConfiguration") or {}
+        max_pct, min_pct = dc.get("maximumPercent", 200), dc.get("minimumHealthyPercent", 100)
+        if not isinstance(desired, int) or desired < 1:
+            self.fail("service-desired-count", where, "desiredCount must be at least 1")
+        elif math.floor(desired * max_pct / 100) <= math.ceil(desired * min_pct / 100):
+            self.fail("service-deployment", where,
+                      f"with desiredCount {desired}, maximumPercent {max_pct} and "
+                      f"minimumHealthyPercent {min_pct} a deployment can neither start a new task "
+                      "nor stop an old one")
+
+    # --- layer 2: EC2 and Fargate alike, and like the image
+    def check_parity(self) -> None:
+        ec2, fg = (container_of(self.b.task_defs[k]) or {} for k in KINDS)
+        for key in ("image", "command", "entryPoint", "ulimits", "healthCheck", "stopTimeout"):
+            if ec2.get(key) != fg.get(key):
+                self.fail("parity", "td:FARGATE",
+                          f"container {key} differs between EC2 and Fargate: "
+                          f"{ec2.get(key)!r} vs {fg.get(key)!r}")
+        if env_map(ec2.get("environment")) != env_map(fg.get("environment")):
+            self.fail("parity", "td:FARGATE", "container environment differs between EC2 and "
+                      "Fargate")
+        for key in ("cpu", "memory"):
+            a, b = (task_size(self.b.task_defs[k].get(key)) for k in KINDS)
+            if a != b:
+                self.fail("parity", "td:FARGATE", f"task {key} differs: {a} vs {b}")
+        for key in ("desiredCount", "healthCheckGracePeriodSeconds", "deploymentConfiguration"):
+            a, b = (self.b.services[k].get(key) for k in KINDS)
+            if a != b:
+                self.fail("parity", "svc:FARGATE", f"service {key} differs: {a!r} vs {b!r}")
+
+        df = self.b.dockerfile
+        for kind in KINDS:
+            c = container_of(self.b.task_defs[kind]) or {}
+            if c.get("command") != df.get("cmd"):
+                self.fail("dockerfile-command", f"td:{kind}",
+                          f"command {c.get('command')!r} differs from the Dockerfile's CMD "
+                          f"{df.get('cmd')!r}")
+            if c.get("entryPoint") not in (None, df.get("entrypoint")):
+                self.fail("dockerfile-command", f"td:{kind}",
+                          "entryPoint differs from the Dockerfile's ENTRYPOINT")
+
+    def check_dockerfile(self) -> None:
+        df = self.b.dockerfile
+        if df.get("stages", 0) < 2:
+            self.fail("dockerfile", "dockerfile", "the build must be multi-stage")
+        for key in ("entrypoint", "cmd"):
+            if not isinstance(df.get(key), list):
+                self.fail("dockerfile", "dockerfile", f"{key.upper()} must be exec form (a JSON "
+                          "array) so the master is PID 1 and receives SIGTERM")
+        user = (df.get("user") or "").split(":")[0]
+        if user in ("", "0", "root"):
+            self.fail("dockerfile", "dockerfile", f"the final stage must set a non-root USER, "
+                      f"got {df.get('user')!r}")
+        binary = (df.get("entrypoint") or [None])[0]
+        if df.get("healthcheck") != [binary, "healthcheck"]:
+            self.fail("dockerfile", "dockerfile", f"HEALTHCHECK must be CMD [{binary!r}, "
+                      f"\"healthcheck\"], got {df.get('healthcheck')!r}")
+        image = df.get("from") or ""
+        tag = image.rsplit("/", 1)[-1]
+        if ":" not in tag and "@" not in tag or tag.endswith(":latest"):
+            self.fail("dockerfile", "dockerfile", f"runtime base image {image!r} is not pinned")
+        flags = parse_server_flags(df.get("cmd"))
+        _, port = split_bind(flags.get("--bind", SERVER_DEFAULTS["--bind"]))
+        if str(port) not in [e.split("/")[0] for e in df.get("expose", [])]:
+            self.fail("dockerfile", "dockerfile", f"EXPOSE does not include the bind port {port}")
+
+    def check_compose(self) -> None:
+        services = (self.b.compose or {}).get("services") or {}
+        if not services:
+            self.fail("compose", "compose", "no services")
+            return
+        binary = (self.b.dockerfile.get("entrypoint") or [None])[0]
+        for name, svc in services.items():
+            command = svc.get("command", self.b.dockerfile.get("cmd"))
+            graceful = server_int(parse_server_flags(command), "--graceful-timeout")
+            grace = parse_duration(svc.get("stop_grace_period"))
+            if grace is None or graceful is None or grace <= graceful:
+                self.fail("compose-stop-grace", "compose",
+                          f"service {name}: stop_grace_period ({svc.get('stop_grace_period')!r}, "
+                          f"default 10s) must exceed the server's --graceful-timeout ({graceful} s)")
+            test = (svc.get("healthcheck") or {}).get("test")
+            if not isinstance(test, list) or test[:3] != ["CMD", binary, "healthcheck"]:
+                self.fail("compose-healthcheck", "compose",
+                          f"service {name}: healthcheck.test must be ['CMD', {binary!r}, "
+                          f"'healthcheck'] (no shell in the image), got {test!r}")
+            ports = [str(p) for p in svc.get("ports") or []]
+            if not any(p.split(":")[-1].split("/")[0] == "8000" for p in ports):
+                self.fail("compose", "compose", f"service {name}: no port maps to 8000")
+
+    def check_cfn(self) -> None:
+        cfn = self.b.cfn
+        tgs = cfn_resources(cfn, "AWS::ElasticLoadBalancingV2::TargetGroup")
+        if not tgs:
+            self.fail("cfn-target-group", "cfn", "no target group")
+        graceful = server_int(parse_server_flags(self.b.dockerfile.get("cmd")),
+                              "--graceful-timeout")
+        for name, tg in tgs.items():
+            p = tg.get("Properties", {})
+            if p.get("HealthCheckPath") != "/heavy/health/":
+                self.fail("cfn-target-group", "cfn",
+                          f"{name}: HealthCheckPath must be /heavy/health/, got "
+                          f"{p.get('HealthCheckPath')!r}")
+            if p.get("TargetType") != "ip" or p.get("Port") != 8000:
+                self.fail("cfn-target-group", "cfn",
+                          f"{name}: awsvpc tasks need TargetType ip and Port 8000")
+        for name, delay in self.deregistration_delays().items():
+            if delay == ALB_DEFAULT_DEREGISTRATION_DELAY or graceful is None or delay < graceful:
+                self.fail("cfn-deregistration-delay", "cfn",
+                          f"{name}: set deregistration_delay.timeout_seconds explicitly (the "
+                          f"default {ALB_DEFAULT_DEREGISTRATION_DELAY} s stalls every stop), no "
+                          f"shorter than the server's --graceful-timeout ({graceful} s); got {delay}")
+
+        # The template's task definitions must match the JSON files (the two deploy routes).
+        tds = cfn_resources(cfn, "AWS::ECS::TaskDefinition")
+        by_kind = {}
+        for name, res in tds.items():
+            kinds = res.get("Properties", {}).get("RequiresCompatibilities") or []
+            if len(kinds) == 1:
+                by_kind[kinds[0]] = (name, res["Properties"])
+        for kind in KINDS:
+            if kind not in by_kind:
+                self.fail("cfn-task-definition", "cfn", f"no {kind} task definition")
+                continue
+            name, props = by_kind[kind]
+            json_td = self.b.task_defs[kind]
+            json_c = container_of(json_td) or {}
+            cfn_c = next((cfn_to_api(c) for c in props.get("ContainerDefinitions") or []
+                          if c.get("Name") == CONTAINER), {})
+            for key in ("command", "healthCheck", "stopTimeout", "ulimits", "portMappings"):
+                if cfn_c.get(key) != json_c.get(key):
+                    self.fail("cfn-task-definition", "cfn",
+                              f"{name}: {key} differs from {self.b.names.get(f'td:{kind}')}: "
+                              f"{cfn_c.get(key)!r} vs {json_c.get(key)!r}")
+            if env_map(cfn_c.get("environment")) != env_map(json_c.get("environment")):
+                self.fail("cfn-task-definition", "cfn", f"{name}: environment differs from JSON")
+            for key in ("Cpu", "Memory", "NetworkMode"):
+                if str(props.get(key)) != str(json_td.get(lower_first(key))):
+                    self.fail("cfn-task-definition", "cfn", f"{name}: {key} differs from JSON")
+
+        # Every service: grace period, and CPU target tracking (how it scales past one task).
+        services = cfn_resources(cfn, "AWS::ECS::Service")
+        targets = cfn_resources(cfn, "AWS::ApplicationAutoScaling::ScalableTarget")
+        policies = cfn_resources(cfn, "AWS::ApplicationAutoScaling::ScalingPolicy")
+        start = max(((container_of(t) or {}).get("healthCheck") or {}).get("startPeriod", 0)
+                    for t in self.b.task_defs.values())
+        if len(services) < 2:
+            self.fail("cfn-service", "cfn", "the template needs both services (EC2 and Fargate)")
+        for name, svc in services.items():
+            grace = svc.get("Properties", {}).get("HealthCheckGracePeriodSeconds")
+            if not isinstance(grace, int) or grace < start:
+                self.fail("cfn-service", "cfn", f"{name}: HealthCheckGracePeriodSeconds must be "
+                          f">= the health check startPeriod ({start})")
+            scaled = [
+                t for t, res in targets.items()
+                if name in json.dumps(res.get("Properties", {}).get("ResourceId"))
+            ]
+            tracked = [
+                p for p, res in policies.items()
+                if ref_name(res.get("Properties", {}).get("ScalingTargetId")) in scaled
+                and res["Properties"].get("PolicyType") == "TargetTrackingScaling"
+                and (res["Properties"].get("TargetTrackingScalingPolicyConfiguration") or {})
+                .get("PredefinedMetricSpecification", {}).get("PredefinedMetricType")
+                == "ECSServiceAverageCPUUtilization"
+            ]
+            if not tracked:
+                self.fail("cfn-autoscaling", "cfn", f"{name}: no ScalableTarget with a CPU "
+                          "target-tracking ScalingPolicy")
+
+    def run(self, with_botocore: bool = True) -> list[Failure]:
+        if with_botocore:
+            self.check_botocore()
+        for kind in KINDS:
+            self.check_task_def(kind)
+            self.check_service(kind)
+        self.check_parity()
+        self.check_dockerfile()
+        self.check_compose()
+        self.check_cfn()
+        return self.failures
+
+
+def check(bundle: Bundle, with_botocore: bool = True) -> list[Failure]:
+    return Checker(copy.deepcopy(bundle)).run(with_botocore)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent,
+                        help="repository root (default: the parent of deploy/)")
+    args = parser.parse_args(argv)
+    bundle = load_bundle(args.root)
+    failures = check(bundle)
+    checked = [bundle.names[k] for k in sorted(bundle.names)]
+    if failures:
+        for f in failures:
+            print(f"FAIL {f}")
+        print(f"validate.py: {len(failures)} rule violation(s) in {', '.join(checked)}")
+        return 1
+    print(f"validate.py: all rules hold for {', '.join(checked)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

