@@ -1,0 +1,297 @@
+"""Unit tests of scripts/compare.py on small synthetic result folders.
+
+    python3 -m unittest discover -s scripts -p 'test_compare.py'
+    python3 scripts/test_compare.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import compare  # noqa: E402
+
+
+def trend(p50, p90, p95, p99, avg, mx, count=100, thresholds=None):
+    m = {
+        "type": "trend",
+        "contains": "time",
+        "values": {"p(50)": p50, "med": p50, "p(90)": p90, "p(95)": p95, "p(99)": p99,
+                   "avg": avg, "max": mx, "min": 0.0, "count": count},
+    }
+    if thresholds:
+        m["thresholds"] = thresholds
+    return m
+
+
+def handle_summary_data(rps, duration_s, p, queue, service, cpu, io_ms, failed=0, throttled=0,
+                        s5xx=0, thresholds_ok=True, server_timing=True):
+    count = round(rps * duration_s)
+    metrics = {
+        "http_reqs": {"type": "counter", "contains": "default",
+                      "values": {"count": count, "rate": rps}},
+        "http_req_duration": trend(*p, count=count,
+                                   thresholds={"p(95)<2000": {"ok": thresholds_ok}}),
+        "http_req_failed": {"type": "rate", "contains": "default",
+                            "values": {"rate": failed / count, "passes": failed,
+                                       "fails": count - failed}},
+        "checks": {"type": "rate", "contains": "default",
+                   "values": {"rate": 1.0, "passes": 2 * count, "fails": 0}},
+        "throttled_requests": {"type": "counter", "contains": "default",
+                               "values": {"count": throttled, "rate": throttled / duration_s}},
+        "server_errors": {"type": "counter", "contains": "default",
+                          "values": {"count": s5xx, "rate": s5xx / duration_s}},
+        "vus_max": {"type": "gauge", "contains": "default",
+                    "values": {"value": 10, "min": 10, "max": 10}},
+        "custom_cpu_time_ms": trend(cpu, cpu, cpu, cpu, cpu, cpu),
+        "custom_io_time_ms": trend(io_ms, io_ms, io_ms, io_ms, io_ms, io_ms),
+    }
+    if server_timing:
+        metrics["server_queue_ms"] = trend(queue, queue, queue * 2, queue * 3, queue, queue * 4)
+        metrics["server_total_ms"] = trend(service, service, service, service, service, service)
+    return {"state": {"testRunDurationMs": duration_s * 1000.0}, "metrics": metrics,
+            "root_group": {"name": "", "checks": [], "groups": []}, "options": {}}
+
+
+def write_run(root: Path, name: str, summary: dict, meta: dict | None = None) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps(summary))
+    if meta is not None:
+        (d / "meta.json").write_text(json.dumps(meta))
+    return d
+
+
+def md_row(md: str, label: str) -> list[str]:
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == label:
+            return cells
+    raise AssertionError(f"no row {label!r} in:\n{md}")
+
+
+class PriceTests(unittest.TestCase):
+    def test_hourly_forms(self):
+        for spec in ("0.0971/h", "0.0971", "$0.0971/hour", "ec2:0.0971/h", " 0.0971 /hr "):
+            self.assertAlmostEqual(compare.parse_price(spec).hourly, 0.0971, places=9, msg=spec)
+        self.assertAlmostEqual(compare.parse_price("0.0971/hx3").hourly, 0.2913, places=9)
+
+    def test_fargate_rates_and_task_size(self):
+        p = compare.parse_price("fargate:vcpu=0.04048,gb=0.004445,cpu=2,mem=4")
+        self.assertAlmostEqual(p.hourly, 0.04048 * 2 + 0.004445 * 4, places=12)
+        self.assertAlmostEqual(p.hourly, 0.09874, places=9)
+        # ECS task-definition units: 2048 CPU units = 2 vCPU, 4096 MiB = 4 GB.
+        units = compare.parse_price("fargate:vcpu=0.04048,gb=0.004445,cpu=2048,mem=4096")
+        self.assertAlmostEqual(units.hourly, p.hourly, places=12)
+        three = compare.parse_price("fargate:vcpu=0.04048,gb=0.004445,cpu=2,mem=4,tasks=3")
+        self.assertAlmostEqual(three.hourly, 3 * p.hourly, places=12)
+        self.assertIn("Fargate", p.description)
+
+    def test_bad_prices(self):
+        for spec in ("cheap", "fargate:vcpu=0.04,gb=0.004", "fargate:vcpu=x,gb=1,cpu=1,mem=1",
+                     "fargate:vcpu=1,gb=1,cpu=1,mem=1,disk=3", "-1/h"):
+            with self.assertRaises(ValueError, msg=spec):
+                compare.parse_price(spec)
+
+    def test_cost_per_million(self):
+        # 0.036 per hour at 10 req/s: 36,000 requests an hour -> 1.0 per million.
+        self.assertAlmostEqual(compare.cost_per_million(0.036, 10.0), 1.0, places=12)
+        self.assertAlmostEqual(compare.cost_per_million(0.0971, 20.0),
+                               0.0971 / 72000 * 1e6, places=12)
+        self.assertIsNone(compare.cost_per_million(None, 10.0))
+        self.assertIsNone(compare.cost_per_million(0.1, 0.0))
+
+
+class CompareTests(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.root = Path(self.tmp.name)
+        self.a = write_run(
+            self.root, "smoke-a",
+            handle_summary_data(rps=20.0, duration_s=100, p=(100, 150, 200, 400, 120, 900),
+                                queue=5.0, service=95.0, cpu=90.0, io_ms=5.0),
+            {"label": "ec2", "scenario": "smoke", "duration_scale": 1, "price": "0.0971/h"})
+        self.b = write_run(
+            self.root, "smoke-b",
+            handle_summary_data(rps=16.0, duration_s=100, p=(150, 300, 400, 1000, 200, 2000),
+                                queue=60.0, service=100.0, cpu=99.0, io_ms=6.0, failed=4,
+                                throttled=2, s5xx=1, thresholds_ok=False),
+            {"label": "fargate", "scenario": "smoke", "duration_scale": 1,
+             "price": "fargate:vcpu=0.04048,gb=0.004445,cpu=2,mem=4"})
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_main(self, *args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = compare.main([str(x) for x in args])
+        return rc, out.getvalue(), err.getvalue()
+
+    def test_markdown_numbers(self):
+        out_dir = self.root / "cmp"
+        rc, stdout, _ = self.run_main(self.a, self.b, "--out", out_dir)
+        self.assertEqual(rc, 0)
+        self.assertIn("comparison.md", stdout)
+        md = (out_dir / "comparison.md").read_text()
+        self.assertIn("# Comparison: ec2 vs fargate", md)
+        self.assertEqual(md_row(md, "p50")[1:], ["100.00", "150.00", "1.50x"])
+        self.assertEqual(md_row(md, "p95")[1:], ["200.00", "400.00", "2.00x"])
+        self.assertEqual(md_row(md, "p99")[1:], ["400.00", "1000.00", "2.50x"])
+        self.assertEqual(md_row(md, "avg")[1:], ["120.00", "200.00", "1.67x"])
+        self.assertEqual(md_row(md, "throughput (req/s)")[1:], ["20.00", "16.00", "0.80x"])
+        self.assertEqual(md_row(md, "requests")[1:], ["2000", "1600", "0.80x"])
+        self.assertEqual(md_row(md, "failed requests")[1:3], ["0", "4"])
+        self.assertEqual(md_row(md, "error rate")[1:3], ["0.00%", "0.25%"])
+        self.assertEqual(md_row(md, "throttled (429)")[1:3], ["0", "2"])
+        self.assertEqual(md_row(md, "server errors (5xx)")[1:3], ["0", "1"])
+        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[1:],
+                         ["5.00", "60.00", "12.00x"])
+        self.assertEqual(md_row(md, "service avg (cpu + io)")[1:], ["95.00", "100.00", "1.05x"])
+        self.assertEqual(md_row(md, "queue share of server time")[1:3], ["5.00%", "37.50%"])
+        # avg duration minus (queue + service): 120 - 100 = 20 ms; 200 - 160 = 40 ms.
+        self.assertEqual(md_row(md, "outside the server avg (network, LB)")[1:3],
+                         ["20.00", "40.00"])
+        self.assertEqual(md_row(md, "CPU time avg (cpu_time_sec)")[1:], ["90.00", "99.00", "1.10x"])
+        self.assertEqual(md_row(md, "IO time avg (io_time_sec)")[1:3], ["5.00", "6.00"])
+        # Cost: EC2 0.0971/h at 20 req/s; Fargate 2 vCPU + 4 GB = 0.09874/h at 16 req/s.
+        cost_a = 0.0971 / (20 * 3600) * 1e6
+        cost_b = (0.04048 * 2 + 0.004445 * 4) / (16 * 3600) * 1e6
+        row = md_row(md, "cost per million requests")
+        self.assertEqual(row[1:3], [f"{cost_a:.4f}", f"{cost_b:.4f}"])
+        self.assertEqual(row[3], f"{cost_b / cost_a:.2f}x")
+        self.assertEqual(md_row(md, "price per hour")[1:3], ["0.0971", "0.0987"])
+        self.assertEqual(md_row(md, "thresholds")[1], "all passed")
+        self.assertIn("FAILED", md_row(md, "thresholds")[2])
+        self.assertIn("queueing", md)  # the queue grew more than the service time
+        self.assertIn("ec2 is cheaper", md)
+
+    def test_cost_math_is_exact(self):
+        _, _, rows = compare.compare(str(self.a), str(self.b), out=str(self.root / "c2"))
+        by = {r["label"]: r for r in rows}
+        self.assertAlmostEqual(by["cost per million requests"]["a"], 0.0971 / 72000 * 1e6)
+        self.assertAlmostEqual(by["cost per million requests"]["b"], 0.09874 / 57600 * 1e6)
+        self.assertAlmostEqual(by["p95"]["ratio"], 2.0)
+
+    def test_flags_override_meta(self):
+        out_dir = self.root / "cmp3"
+        rc, _, _ = self.run_main(self.a, self.b, "--label-a", "one", "--label-b", "two",
+                                 "--price-a", "0.072/h", "--price-b", "0.036", "--out", out_dir)
+        self.assertEqual(rc, 0)
+        md = (out_dir / "comparison.md").read_text()
+        self.assertIn("# Comparison: one vs two", md)
+        # 0.072/h at 20 req/s = 1.0 per million; 0.036/h at 16 req/s = 0.625 per million.
+        self.assertEqual(md_row(md, "cost per million requests")[1:], ["1.0000", "0.6250",
+                                                                       "0.62x"])
+
+    def test_html_is_self_contained(self):
+        out_dir = self.root / "cmp4"
+        self.run_main(self.a, self.b, "--out", out_dir)
+        page = (out_dir / "comparison.html").read_text()
+        self.assertTrue(page.startswith("<!DOCTYPE html>"))
+        self.assertGreaterEqual(page.count("<svg"), 3)
+        self.assertIn("Request duration", page)
+        self.assertIn("Throughput", page)
+        # No external assets: no src= / href= / url( / @import anywhere.
+        self.assertIsNone(re.search(r"\b(src|href)\s*=|url\(|@import", page))
+        # Bars carry their values: p95 of fargate (400) is drawn.
+        self.assertIn("fargate p95: 400.00 ms", page)
+
+    def test_missing_server_timing_and_price(self):
+        c = write_run(self.root, "gunicorn",
+                      handle_summary_data(rps=10.0, duration_s=30, p=(90, 100, 110, 120, 95, 130),
+                                          queue=0, service=0, cpu=90.0, io_ms=1.0,
+                                          server_timing=False))
+        out_dir = self.root / "cmp5"
+        rc, _, _ = self.run_main(self.a, c, "--out", out_dir)
+        self.assertEqual(rc, 0)
+        md = (out_dir / "comparison.md").read_text()
+        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[2:], ["n/a", "n/a"])
+        self.assertEqual(md_row(md, "cost per million requests")[2], "n/a")
+        self.assertIn("# Comparison: ec2 vs gunicorn", md)  # label falls back to the folder name
+
+    def test_same_labels_are_told_apart(self):
+        c = write_run(self.root, "smoke-c", json.loads((self.a / "summary.json").read_text()),
+                      {"label": "ec2"})
+        _, _, _ = compare.compare(str(self.a), str(c), out=str(self.root / "cmp6"))
+        md = (self.root / "cmp6" / "comparison.md").read_text()
+        self.assertIn("ec2 A (smoke-a)", md)
+        self.assertIn("ec2 B (smoke-c)", md)
+
+    def test_summary_export_format(self):
+        flat = {"metrics": {
+            "http_reqs": {"count": 300, "rate": 10.0},
+            "http_req_duration": {"avg": 50.0, "med": 40.0, "p(90)": 70.0, "p(95)": 80.0,
+                                  "max": 99.0, "thresholds": {"p(95)<2000": False}},
+            "http_req_failed": {"passes": 3, "fails": 297, "value": 0.01},
+        }}
+        c = write_run(self.root, "flat", flat, {"label": "flat"})
+        _, _, rows = compare.compare(str(self.a), str(c), out=str(self.root / "cmp7"))
+        by = {r["label"]: r for r in rows}
+        self.assertEqual(by["p50"]["b"], 40.0)
+        self.assertEqual(by["p95"]["b"], 80.0)
+        self.assertIsNone(by["p99"]["b"])
+        self.assertEqual(by["failed requests"]["b"], 3.0)
+        self.assertEqual(by["error rate"]["b"], 0.01)
+        self.assertEqual(by["throughput (req/s)"]["b"], 10.0)
+        md = (self.root / "cmp7" / "comparison.md").read_text()
+        self.assertEqual(md_row(md, "thresholds")[2], "all passed")
+
+    def test_default_out_dir_and_warnings(self):
+        meta_b = json.loads((self.b / "meta.json").read_text())
+        meta_b["scenario"] = "quick"
+        (self.b / "meta.json").write_text(json.dumps(meta_b))
+        md_path, html_path, _ = compare.compare(str(self.a), str(self.b))
+        self.assertEqual(md_path.parent, self.root / "compare-ec2-vs-fargate")
+        self.assertTrue(html_path.is_file())
+        self.assertIn("differ in scenario", md_path.read_text())
+
+    def test_folder_of_runs_gives_medians(self):
+        side = self.root / "ec2-runs"
+        for i, (p95, rps, ok) in enumerate([(300, 18.0, True), (100, 22.0, True),
+                                            (200, 20.0, False)]):
+            write_run(side, f"quick-{i}",
+                      handle_summary_data(rps=rps, duration_s=75, p=(50, 90, p95, 500, 60, 900),
+                                          queue=1.0 + i, service=90.0, cpu=88.0, io_ms=2.0,
+                                          thresholds_ok=ok),
+                      {"label": "ec2", "scenario": "quick", "duration_scale": 1,
+                       "price": "0.0971/h"})
+        _, _, rows = compare.compare(str(side), str(self.b), out=str(self.root / "cmp8"))
+        by = {r["label"]: r for r in rows}
+        self.assertEqual(by["p95"]["a"], 200.0)
+        self.assertEqual(by["throughput (req/s)"]["a"], 20.0)
+        self.assertEqual(by["queue avg (waiting for a thread)"]["a"], 2.0)
+        self.assertAlmostEqual(by["cost per million requests"]["a"], 0.0971 / 72000 * 1e6)
+        md = (self.root / "cmp8" / "comparison.md").read_text()
+        self.assertEqual(md_row(md, "runs")[1], "3 (medians)")
+        self.assertIn("FAILED", md_row(md, "thresholds")[1])  # failed in one of the three runs
+
+    def test_folder_of_mixed_scenarios_is_refused(self):
+        side = self.root / "mixed"
+        write_run(side, "r1", json.loads((self.a / "summary.json").read_text()),
+                  {"label": "ec2", "scenario": "smoke"})
+        write_run(side, "r2", json.loads((self.a / "summary.json").read_text()),
+                  {"label": "ec2", "scenario": "quick"})
+        rc, _, err = self.run_main(side, self.b, "--out", self.root / "x")
+        self.assertEqual(rc, 2)
+        self.assertIn("differ in scenario", err)
+
+    def test_bad_input(self):
+        rc, _, err = self.run_main(self.a, self.root / "nope", "--out", self.root / "x")
+        self.assertEqual(rc, 2)
+        self.assertIn("not a result folder", err)
+        rc, _, err = self.run_main(self.a, self.b, "--price-a", "cheap", "--out", self.root / "x")
+        self.assertEqual(rc, 2)
+        self.assertIn("--price-a", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
