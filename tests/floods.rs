@@ -40,6 +40,14 @@ fn thousands_of_idle_connections_cost_no_threads_and_health_stays_green() {
         "--worker-connections",
         "4000",
     ]);
+    // Each worker runs its event loop and two handler threads once booted.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(server.worker_pids().len() == 2
+        && server.worker_pids().iter().all(|&p| thread_count(p) == 3))
+    {
+        assert!(Instant::now() < deadline, "workers did not boot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let workers = server.worker_pids();
     let threads_before: Vec<usize> = workers.iter().map(|&p| thread_count(p)).collect();
     let mut idle: Vec<TcpStream> = Vec::new();
