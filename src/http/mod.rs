@@ -7,7 +7,7 @@ pub mod parse;
 pub mod response;
 
 pub use body::BodyReader;
-pub use parse::{parse_head, BodyFraming, HttpLimits, RequestHead, Version};
+pub use parse::{parse_head, parse_head_with, BodyFraming, HttpLimits, RequestHead, Version};
 pub use response::{encode_response, ResponseMeta};
 
 use crate::app::Response;

@@ -117,6 +117,16 @@ impl RequestHead {
 /// Parses a request head from the start of `buf`. `Ok(None)`: the head is not complete yet (and
 /// within limits, so reading may go on).
 pub fn parse_head(buf: &[u8], limits: &HttpLimits) -> Result<Option<RequestHead>, HttpError> {
+    parse_head_with(buf, limits, true)
+}
+
+/// As [`parse_head`]; `keep_headers: false` leaves [`RequestHead::headers`] empty, which saves
+/// an allocation per header when nothing (the access log) will read them.
+pub fn parse_head_with(
+    buf: &[u8],
+    limits: &HttpLimits,
+    keep_headers: bool,
+) -> Result<Option<RequestHead>, HttpError> {
     // Tolerate empty lines before a request (RFC 9112 2.2), as after a pipelined body.
     let skipped = buf
         .iter()
@@ -180,16 +190,22 @@ pub fn parse_head(buf: &[u8], limits: &HttpLimits) -> Result<Option<RequestHead>
     }
     let method = req.method.unwrap_or_default().to_string();
     let target = req.path.unwrap_or_default().to_string();
-    let mut headers = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        // httparse admits obs-text (bytes >= 0x80) in values; keep it, lossily, for logging.
-        headers.push((
-            h.name.to_string(),
-            String::from_utf8_lossy(h.value).into_owned(),
-        ));
-    }
+    let framing = Framing::from_headers(req.headers, version, limits)?;
     let (path, query) = split_target(&method, &target)?;
-    let framing = Framing::from_headers(&headers, version, limits)?;
+    let headers = if keep_headers {
+        // httparse admits obs-text (bytes >= 0x80) in values; keep it, lossily, for logging.
+        req.headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Some(RequestHead {
         method,
         target,
@@ -301,7 +317,7 @@ impl Framing {
     /// The message-framing rules of RFC 9112 section 6, strictly: anything a proxy in front
     /// could read differently (request smuggling) is refused.
     fn from_headers(
-        headers: &[(String, String)],
+        headers: &[httparse::Header<'_>],
         version: Version,
         limits: &HttpLimits,
     ) -> Result<Framing, HttpError> {
@@ -310,7 +326,23 @@ impl Framing {
         let mut hosts = 0;
         let (mut close, mut keep_alive_token) = (false, false);
         let mut expect_continue = false;
-        for (name, value) in headers {
+        for header in headers {
+            let name = header.name;
+            let framing_header = [
+                "content-length",
+                "transfer-encoding",
+                "host",
+                "connection",
+                "expect",
+            ]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n));
+            if !framing_header {
+                continue;
+            }
+            let Ok(value) = std::str::from_utf8(header.value) else {
+                return Err(HttpError::bad_request(&format!("invalid bytes in {name}")));
+            };
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
                 if content_length.is_some() {

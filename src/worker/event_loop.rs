@@ -12,7 +12,7 @@ use super::queue::{Job, SendError};
 use super::WorkerContext;
 use crate::app::{App, Response, Route};
 use crate::http::{
-    encode_response, parse_head, response::CONTINUE, BodyReader, HttpError, HttpLimits,
+    encode_response, parse_head_with, response::CONTINUE, BodyReader, HttpError, HttpLimits,
     RequestHead, ResponseMeta, Version,
 };
 use crate::log;
@@ -144,6 +144,9 @@ pub struct EventLoop {
     stop_started: Option<Instant>,
     parent: nix::unistd::Pid,
     next_sweep: Instant,
+    /// Whether an access log is written (fixed for a worker's life): request headers are kept
+    /// only then.
+    access_log: bool,
 }
 
 impl EventLoop {
@@ -187,6 +190,7 @@ impl EventLoop {
             stop_started: None,
             parent: nix::unistd::Pid::from_raw(ctx.master_pid),
             next_sweep: Instant::now(),
+            access_log: log::access_enabled(),
         };
         lp.set_listening(true);
         lp.hub.slot.booted.store(true, Ordering::Release);
@@ -473,7 +477,7 @@ impl EventLoop {
                     if conn.buf.is_empty() || !conn.head_may_be_ready(limits) {
                         break;
                     }
-                    match parse_head(&conn.buf, limits) {
+                    match parse_head_with(&conn.buf, limits, self.access_log) {
                         Ok(None) => {
                             conn.note_incomplete_head();
                             break;
@@ -565,11 +569,7 @@ impl EventLoop {
                     panic: params.panic,
                     received_ns: conn.request_start_ns,
                     peer: conn.peer.clone(),
-                    log_headers: if log::access_enabled() {
-                        head.headers.clone()
-                    } else {
-                        Vec::new()
-                    },
+                    log_headers: head.headers.clone(),
                     leftover: std::mem::take(&mut conn.buf),
                 };
                 if stopping {
