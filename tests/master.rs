@@ -19,20 +19,6 @@ fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn start_request(port: u16, path: &str) -> thread::JoinHandle<std::io::Result<Resp>> {
-    let mut s = connect(port);
-    s.write_all(
-        format!(
-            "GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\nGET {path} HTTP/1.1\r\nHost: t\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
-    thread::spawn(move || read_response(&mut reader, false))
-}
-
 /// Runs GETs from two threads until stopped, one on a fresh connection per request and one on a
 /// keep-alive connection. Like every HTTP client, the keep-alive one retries a request once on a
 /// new connection when a *reused* connection closes before any answer byte (the server may close

@@ -14,23 +14,6 @@ fn heavy(prime_limit: u64) -> String {
     format!("/heavy/cpu-io-no-db/?prime_limit={prime_limit}&hash_rounds=0&io_kb=0")
 }
 
-/// Sends `GET /heavy/health/` and then `path` pipelined on one connection, and returns once the
-/// health answer is back: by then the event loop has read (and queued) the second request.
-fn start_request(port: u16, path: &str) -> thread::JoinHandle<std::io::Result<Resp>> {
-    let mut s = connect(port);
-    s.write_all(
-        format!(
-            "GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\nGET {path} HTTP/1.1\r\nHost: t\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    let health = read_response(&mut reader, false).unwrap();
-    assert_eq!(health.status, 200);
-    thread::spawn(move || read_response(&mut reader, false))
-}
-
 #[test]
 fn eight_simultaneous_requests_are_spread_two_per_worker() {
     let server = Server::start(&["--workers", "4", "--threads", "2"]);

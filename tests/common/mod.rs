@@ -316,4 +316,18 @@ pub fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
+/// Sends `GET /heavy/health/` and then `path` pipelined on one connection, and returns once the
+/// health answer is back: by then the event loop has read (and queued) the second request. The
+/// thread returned yields the second answer.
+pub fn start_request(port: u16, path: &str) -> std::thread::JoinHandle<std::io::Result<Resp>> {
+    let mut s = connect(port);
+    let requests = format!(
+        "GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\nGET {path} HTTP/1.1\r\nHost: t\r\n\r\n"
+    );
+    s.write_all(requests.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+    std::thread::spawn(move || read_response(&mut reader, false))
+}
+
 pub const LIGHT: &str = "/heavy/cpu-io-no-db/?prime_limit=1000&hash_rounds=10&io_kb=1";
