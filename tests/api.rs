@@ -384,3 +384,21 @@ fn a_slow_head_is_cut_off() {
     assert!(closed_within(&mut s, Duration::from_secs(15)));
     assert_eq!(get(server.port, "/heavy/health/").status, 200);
 }
+
+#[test]
+fn a_heavy_request_with_huge_legal_headers_is_served_with_an_access_log() {
+    let server = Server::start(&["--workers", "1", "--access-logfile", "-"]);
+    let big: String = (0..90)
+        .map(|i| format!("X-Big-{i}: {}\r\n", "v".repeat(8000)))
+        .collect();
+    let request = format!("GET {LIGHT} HTTP/1.1\r\nHost: t\r\nUser-Agent: big/1\r\n{big}\r\n");
+    let resp = raw(server.port, request.as_bytes()).unwrap();
+    assert_eq!(
+        resp.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&resp.body)
+    );
+    let line = server.wait_for_log("\"big/1\"", Duration::from_secs(20));
+    assert!(line.contains(" 200 "), "{line}");
+}

@@ -556,7 +556,7 @@ impl EventLoop {
                 Next::Keep
             }
             Route::Heavy(params) => {
-                let job = Job {
+                let mut job = Job {
                     method: head.method.clone(),
                     target: head.target.clone(),
                     path: head.path.clone(),
@@ -577,7 +577,25 @@ impl EventLoop {
                     self.hub.push_local(job, conn.fd);
                     Next::Gone
                 } else {
-                    match self.hub.queue.try_send(&job, conn.fd.as_raw_fd()) {
+                    let mut sent = self.hub.queue.try_send(&job, conn.fd.as_raw_fd());
+                    if matches!(sent, Err(SendError::TooLarge)) {
+                        // Huge (but legal) headers kept for the access log: keep what the
+                        // default format shows, shortened, rather than refuse the request.
+                        job.log_headers.retain(|(n, _)| {
+                            ["referer", "user-agent", "authorization"]
+                                .iter()
+                                .any(|k| n.eq_ignore_ascii_case(k))
+                        });
+                        for (_, value) in &mut job.log_headers {
+                            let mut cut = value.len().min(1024);
+                            while !value.is_char_boundary(cut) {
+                                cut -= 1;
+                            }
+                            value.truncate(cut);
+                        }
+                        sent = self.hub.queue.try_send(&job, conn.fd.as_raw_fd());
+                    }
+                    match sent {
                         Ok(()) => {
                             self.remove(token);
                             Next::Gone
