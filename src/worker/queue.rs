@@ -106,7 +106,11 @@ impl JobQueue {
             None,
         ) {
             Ok(_) => Ok(()),
-            Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => Err(SendError::Full),
+            // ETOOMANYREFS: the per-user limit on descriptors in flight (RLIMIT_NOFILE) is hit;
+            // as far as the client is concerned the queue is full.
+            Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) | Err(Errno::ETOOMANYREFS) => {
+                Err(SendError::Full)
+            }
             Err(Errno::EMSGSIZE) => Err(SendError::TooLarge),
             Err(e) => Err(SendError::Other(e)),
         }
