@@ -12,8 +12,8 @@ use super::queue::{Job, SendError};
 use super::WorkerContext;
 use crate::app::{App, Response, Route};
 use crate::http::{
-    encode_response, parse_head_with, response::CONTINUE, BodyReader, HttpError, HttpLimits,
-    RequestHead, ResponseMeta, Version,
+    encode_response, parse_head_with, response::CONTINUE, BodyFraming, BodyReader, HttpError,
+    HttpLimits, RequestHead, ResponseMeta, Version,
 };
 use crate::log;
 use crate::shared::{monotonic_ms, monotonic_ns};
@@ -485,16 +485,22 @@ impl EventLoop {
                         Ok(Some(head)) => {
                             conn.buf.drain(..head.head_len);
                             conn.parsed_len = 0;
-                            if head.expect_continue {
-                                conn.out.extend_from_slice(CONTINUE);
+                            if head.body == BodyFraming::None {
+                                // The common case: nothing to read after the head.
+                                self.dispatch(token, head)
+                            } else {
+                                if head.expect_continue {
+                                    conn.out.extend_from_slice(CONTINUE);
+                                }
+                                let body =
+                                    BodyReader::new(head.body, self.hub.config.http_limits.body);
+                                conn.phase = Phase::Body {
+                                    head: Box::new(head),
+                                    body,
+                                };
+                                conn.deadline = Instant::now() + BODY_TIMEOUT;
+                                Next::Keep
                             }
-                            let body = BodyReader::new(head.body, self.hub.config.http_limits.body);
-                            conn.phase = Phase::Body {
-                                head: Box::new(head),
-                                body,
-                            };
-                            conn.deadline = Instant::now() + BODY_TIMEOUT;
-                            Next::Keep
                         }
                         Err(err) => self.reject(token, &err),
                     }
