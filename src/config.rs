@@ -172,7 +172,8 @@ pub struct ServeArgs {
     )]
     pub limit_request_fields: i64,
 
-    /// Longest header field in bytes (0: 65536). Longer ones get 431.
+    /// Longest header line in bytes, CRLF included as Gunicorn counts it (0: 65536). Longer
+    /// ones get 431.
     #[arg(
         long = "limit-request-field_size",
         alias = "limit-request-field-size",
