@@ -3,17 +3,18 @@
 //! heavy requests on the shared queue. It never runs heavy work, so health probes and errors are
 //! answered at once however busy the handler threads are, and an idle connection costs no thread.
 
-use super::conn::{
-    has_pending_input, peer_name, read_nonblocking, set_nodelay, write_nonblocking, ReadOutcome,
-};
+use super::connection::{answer_inline, Conn, Phase};
 use super::handler;
 use super::hub::{Handback, Hub};
 use super::queue::{Job, SendError};
+use super::socket::{
+    has_pending_input, peer_name, read_nonblocking, set_nodelay, write_nonblocking, ReadOutcome,
+};
 use super::WorkerContext;
 use crate::app::{App, Response, Route};
 use crate::http::{
     encode_response, parse_head_with, response::CONTINUE, BodyFraming, BodyReader, HttpError,
-    HttpLimits, RequestHead, ResponseMeta, Version,
+    RequestHead, ResponseMeta, Version,
 };
 use crate::log;
 use crate::shared::{monotonic_ms, monotonic_ns};
@@ -33,8 +34,6 @@ use std::time::{Duration, Instant};
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request body must arrive within this long of the head.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a new connection may stay silent before it is closed.
-const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// While the worker stops, how long a just-accepted connection gets to send its request.
 const STOP_GRACE_FOR_NEW: Duration = Duration::from_secs(1);
 /// How long a connection may take to read an answer the loop is writing.
@@ -50,77 +49,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const SIGNAL_TOKEN: u64 = u64::MAX;
 const WAKE_TOKEN: u64 = u64::MAX - 1;
 const FIRST_CONN_TOKEN: u64 = 1 << 32;
-
-struct Conn {
-    fd: OwnedFd,
-    peer: String,
-    /// Received bytes not yet consumed.
-    buf: Vec<u8>,
-    phase: Phase,
-    /// Response bytes not yet written.
-    out: Vec<u8>,
-    close_after_out: bool,
-    served: u64,
-    /// When the current request's first byte arrived (`CLOCK_MONOTONIC` ns); 0: none yet.
-    request_start_ns: u64,
-    deadline: Instant,
-    wants_write: bool,
-    /// How much of `buf` the last incomplete parse saw, and where its unfinished line started:
-    /// a head is parsed again only when a line ends or the open line outgrows the limits, so a
-    /// head trickling in byte by byte costs linear time, not quadratic.
-    parsed_len: usize,
-    open_line_start: usize,
-}
-
-enum Phase {
-    Head,
-    Body {
-        head: Box<RequestHead>,
-        body: BodyReader,
-    },
-}
-
-impl Conn {
-    fn new(fd: OwnedFd, peer: String, now: Instant) -> Conn {
-        Conn {
-            fd,
-            peer,
-            buf: Vec::new(),
-            phase: Phase::Head,
-            out: Vec::new(),
-            close_after_out: false,
-            served: 0,
-            request_start_ns: 0,
-            deadline: now + FIRST_REQUEST_TIMEOUT,
-            wants_write: false,
-            parsed_len: 0,
-            open_line_start: 0,
-        }
-    }
-
-    /// Whether the bytes that came since the last incomplete parse can change its outcome.
-    fn head_may_be_ready(&self, limits: &HttpLimits) -> bool {
-        if self.parsed_len == 0 || self.parsed_len > self.buf.len() {
-            return true;
-        }
-        let longest_line = limits.request_line.max(limits.field_size) + 1;
-        self.buf[self.parsed_len..].contains(&b'\n')
-            || self.buf.len() - self.open_line_start > longest_line
-    }
-
-    fn note_incomplete_head(&mut self) {
-        self.parsed_len = self.buf.len();
-        self.open_line_start = self
-            .buf
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-    }
-
-    fn is_idle(&self) -> bool {
-        self.buf.is_empty() && self.out.is_empty() && matches!(self.phase, Phase::Head)
-    }
-}
 
 /// What to do with a connection after working on it.
 enum Next {
@@ -733,43 +661,5 @@ impl EventLoop {
 
     fn close(&mut self, token: u64) {
         drop(self.remove(token));
-    }
-}
-
-/// Queues an immediate answer on the connection and logs it.
-fn answer_inline(conn: &mut Conn, head: &RequestHead, response: &Response, keep_alive: bool) {
-    let meta = ResponseMeta {
-        version: head.version,
-        keep_alive,
-        head_only: head.method == "HEAD",
-    };
-    conn.out.extend_from_slice(&encode_response(response, meta));
-    conn.served += 1;
-    if !keep_alive {
-        conn.close_after_out = true;
-        conn.buf.clear();
-    }
-    if log::access_enabled() {
-        log::access(&log::AccessEntry {
-            peer: &conn.peer,
-            method: &head.method,
-            target: &head.target,
-            path: &head.path,
-            query: &head.query,
-            protocol: head.version.as_str(),
-            status: response.status,
-            body_bytes: if meta.head_only {
-                0
-            } else {
-                response.body.len()
-            },
-            request_headers: &head.headers,
-            response_headers: &response.headers,
-            duration: Duration::from_nanos(monotonic_ns().saturating_sub(conn.request_start_ns)),
-        });
-    }
-    if !conn.buf.is_empty() {
-        // The next pipelined request started arriving with this one.
-        conn.request_start_ns = monotonic_ns();
     }
 }

@@ -2,9 +2,9 @@
 //! its local one), run it against its deadline, answer, log, and hand a kept-alive connection
 //! back to this worker's event loop.
 
-use super::conn::write_all_within;
 use super::hub::{Handback, Hub};
 use super::queue::Job;
+use super::socket::write_all_within;
 use crate::app::kernels::Deadline;
 use crate::app::{timeout_response, HeavyParams, Response};
 use crate::http::{encode_response, ResponseMeta, Version};

@@ -12,11 +12,12 @@
 //! The worker knows HTTP (through `crate::http`) and the application (through `crate::app`); the
 //! master knows neither, it only forks [`run`] and watches the [`WorkerSlot`] heartbeat.
 
-mod conn;
+mod connection;
 mod event_loop;
 mod handler;
 mod hub;
 pub mod queue;
+mod socket;
 
 use crate::app::io_store::DataFile;
 use crate::app::App;
@@ -56,7 +57,7 @@ pub fn run(ctx: WorkerContext) -> i32 {
         Err(err) => return boot_failure(&format!("cannot install signal handlers: {err}")),
     };
     for &fd in &ctx.listeners {
-        if let Err(err) = conn::check_listener(fd) {
+        if let Err(err) = socket::check_listener(fd) {
             return boot_failure(&format!("listener fd {fd} is not usable: {err}"));
         }
     }
