@@ -6,7 +6,7 @@
 //! the original service's production settings did: 4 workers, 2 threads, a 120 s timeout.
 
 use crate::app::Limits;
-use crate::http::HttpLimits;
+use crate::http::{HttpLimits, DEFAULT_HEAD_LIMIT};
 use crate::log::Level;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::fmt;
@@ -68,16 +68,12 @@ pub struct ServeArgs {
     pub bind: Vec<String>,
 
     /// Maximum number of pending connections (listen backlog).
-    #[arg(
-        long,
-        default_value_t = 2048,
-        value_name = "INT",
-        help_heading = "Server socket"
-    )]
+    #[arg(long, default_value_t = 2048, value_name = "INT",
+          value_parser = clap::value_parser!(i32).range(1..=65535), help_heading = "Server socket")]
     pub backlog: i32,
 
     /// Number of worker processes. [default: $WEB_CONCURRENCY, else 4]
-    #[arg(short = 'w', long, value_name = "INT", value_parser = clap::value_parser!(u32).range(1..),
+    #[arg(short = 'w', long, value_name = "INT", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)),
           help_heading = "Worker processes")]
     pub workers: Option<u32>,
 
@@ -99,55 +95,34 @@ pub struct ServeArgs {
     /// Most connections one worker holds open (active and keep-alive); beyond it new
     /// connections wait in the listen backlog.
     #[arg(long, default_value_t = 1000, value_name = "INT",
-          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Worker processes")]
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Worker processes")]
     pub worker_connections: u32,
 
     /// Seconds a heavy request may run before it is answered 503 and stopped; a worker that stops
     /// making progress for this long is killed and replaced. 0 disables both.
-    #[arg(
-        short = 't',
-        long,
-        default_value_t = 120,
-        value_name = "INT",
-        help_heading = "Worker processes"
-    )]
+    #[arg(short = 't', long, default_value_t = 120, value_name = "INT",
+          value_parser = seconds(), help_heading = "Worker processes")]
     pub timeout: u64,
 
     /// Seconds workers get to finish their requests after a stop or restart signal, before they
     /// are killed.
-    #[arg(
-        long,
-        default_value_t = 30,
-        value_name = "INT",
-        help_heading = "Worker processes"
-    )]
+    #[arg(long, default_value_t = 30, value_name = "INT", value_parser = seconds(),
+          help_heading = "Worker processes")]
     pub graceful_timeout: u64,
 
     /// Seconds an idle keep-alive connection is kept open. 0 disables keep-alive.
-    #[arg(
-        long = "keep-alive",
-        default_value_t = 2,
-        value_name = "INT",
-        help_heading = "Worker processes"
-    )]
+    #[arg(long = "keep-alive", default_value_t = 2, value_name = "INT", value_parser = seconds(),
+          help_heading = "Worker processes")]
     pub keep_alive: u64,
 
     /// Restart a worker after it has handled this many requests (0: never).
-    #[arg(
-        long,
-        default_value_t = 0,
-        value_name = "INT",
-        help_heading = "Worker processes"
-    )]
+    #[arg(long, default_value_t = 0, value_name = "INT", value_parser = count(),
+          help_heading = "Worker processes")]
     pub max_requests: u64,
 
     /// Add a random 0..=N to --max-requests per worker, so workers do not restart together.
-    #[arg(
-        long,
-        default_value_t = 0,
-        value_name = "INT",
-        help_heading = "Worker processes"
-    )]
+    #[arg(long, default_value_t = 0, value_name = "INT", value_parser = count(),
+          help_heading = "Worker processes")]
     pub max_requests_jitter: u64,
 
     /// Accepted for Gunicorn compatibility; the heartbeat lives in shared memory, not in files.
@@ -155,46 +130,42 @@ pub struct ServeArgs {
     pub worker_tmp_dir: Option<PathBuf>,
 
     /// Longest request line in bytes (0: 8190). Longer lines get 400.
-    #[arg(
-        long,
-        default_value_t = 4094,
-        value_name = "INT",
-        help_heading = "Request limits"
-    )]
+    #[arg(long, default_value_t = 4094, value_name = "INT", value_parser = limit(),
+          help_heading = "Request limits")]
     pub limit_request_line: i64,
 
     /// Most header fields in a request (0: 32768). More get 431.
-    #[arg(
-        long,
-        default_value_t = 100,
-        value_name = "INT",
-        help_heading = "Request limits"
-    )]
+    #[arg(long, default_value_t = 100, value_name = "INT", value_parser = limit(),
+          help_heading = "Request limits")]
     pub limit_request_fields: i64,
 
     /// Longest header line in bytes, CRLF included as Gunicorn counts it (0: 65536). Longer
     /// ones get 431.
-    #[arg(
-        long = "limit-request-field_size",
-        alias = "limit-request-field-size",
-        default_value_t = 8190,
-        value_name = "INT",
-        help_heading = "Request limits"
-    )]
+    #[arg(long = "limit-request-field_size", alias = "limit-request-field-size",
+          default_value_t = 8190, value_name = "INT", value_parser = limit(),
+          help_heading = "Request limits")]
     pub limit_request_field_size: i64,
 
+    /// Largest request head in bytes, request line and header lines together (not a Gunicorn
+    /// setting: without it a head could reach fields x field size). Larger ones get 431.
+    #[arg(long, default_value_t = DEFAULT_HEAD_LIMIT as u64, value_name = "INT",
+          value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024),
+          help_heading = "Request limits")]
+    pub limit_request_head: u64,
+
     /// Largest request body in bytes (bodies are read and discarded). Larger ones get 413.
-    #[arg(long, default_value_t = 1024 * 1024, value_name = "INT", help_heading = "Request limits")]
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "INT",
+          value_parser = clap::value_parser!(u64).range(0..=1 << 40), help_heading = "Request limits")]
     pub limit_request_body: u64,
 
     /// Largest prime_limit a request may ask for.
     #[arg(long, default_value_t = Limits::default().max_prime_limit, value_name = "INT",
-          help_heading = "Heavy endpoint")]
+          value_parser = work(), help_heading = "Heavy endpoint")]
     pub max_prime_limit: i64,
 
     /// Largest hash_rounds a request may ask for.
     #[arg(long, default_value_t = Limits::default().max_hash_rounds, value_name = "INT",
-          help_heading = "Heavy endpoint")]
+          value_parser = work(), help_heading = "Heavy endpoint")]
     pub max_hash_rounds: i64,
 
     /// Largest io_kb a request may ask for.
@@ -255,7 +226,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "STRING", help_heading = "Process")]
     pub forwarded_allow_ips: Option<String>,
 
-    /// Check the configuration (and the io file) and exit: 0 if valid, 1 if not.
+    /// Check the configuration (and that the io file could be used) and exit: 0 if valid, 1 if
+    /// not. Changes nothing.
     #[arg(long, help_heading = "Process")]
     pub check_config: bool,
 
@@ -266,6 +238,35 @@ pub struct ServeArgs {
     /// Robustness tests only: a heavy request with `fault=panic` panics in its handler.
     #[arg(long, hide = true)]
     pub enable_fault_injection: bool,
+
+    /// Robustness tests only: every worker fails its boot, by a panic or a boot error.
+    #[arg(long, hide = true, value_parser = ["panic", "error"])]
+    pub fault_worker_boot: Option<String>,
+}
+
+/// Most workers `--workers` accepts.
+pub const MAX_WORKERS: u32 = 1024;
+
+/// Durations in whole seconds, up to a week: far past any sensible setting, and far from
+/// overflowing the clock arithmetic they feed.
+fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(0..=7 * 24 * 3600)
+}
+
+/// Request counts (`--max-requests` and its jitter).
+fn count() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(0..=u64::from(u32::MAX))
+}
+
+/// Gunicorn's request limits: 0 means its maximum, larger values are clamped to it, negative
+/// ones are refused (as Gunicorn's positive-integer check does).
+fn limit() -> clap::builder::RangedI64ValueParser<i64> {
+    clap::value_parser!(i64).range(0..=i64::from(i32::MAX))
+}
+
+/// Caps on the work one request may ask for.
+fn work() -> clap::builder::RangedI64ValueParser<i64> {
+    clap::value_parser!(i64).range(0..=1_000_000_000_000)
 }
 
 /// Where a listener comes from.
@@ -375,6 +376,8 @@ pub struct Config {
     pub proc_name: String,
     pub check_config: bool,
     pub print_config: bool,
+    /// Robustness tests only (`--fault-worker-boot`): how every worker fails its boot.
+    pub fault_worker_boot: Option<String>,
     args: ServeArgs,
 }
 
@@ -447,10 +450,11 @@ impl Config {
         let workers = match (args.workers, env("WEB_CONCURRENCY")) {
             (Some(n), _) => n,
             (None, Some(text)) if !text.trim().is_empty() => match text.trim().parse::<u32>() {
-                Ok(n) if n >= 1 => n,
+                Ok(n) if (1..=MAX_WORKERS).contains(&n) => n,
                 _ => {
                     return Err(format!(
-                        "invalid $WEB_CONCURRENCY {text:?}: expected a positive integer"
+                        "invalid $WEB_CONCURRENCY {text:?}: expected an integer from 1 to \
+                         {MAX_WORKERS}"
                     ))
                 }
             },
@@ -471,17 +475,6 @@ impl Config {
                 .map(|b| BindSpec::parse(b))
                 .collect::<Result<_, _>>()?
         };
-        if args.backlog < 1 {
-            return Err("--backlog must be at least 1".into());
-        }
-        for (name, value) in [
-            ("--max-prime-limit", args.max_prime_limit),
-            ("--max-hash-rounds", args.max_hash_rounds),
-        ] {
-            if value < 0 {
-                return Err(format!("{name} must not be negative"));
-            }
-        }
         let log_level = args.log_level.parse::<Level>()?;
         crate::log::AccessFormat::parse(&args.access_logformat)?;
         let secs = |s: u64| Duration::from_secs(s);
@@ -500,6 +493,7 @@ impl Config {
                 args.limit_request_line,
                 args.limit_request_fields,
                 args.limit_request_field_size,
+                args.limit_request_head as usize,
                 args.limit_request_body,
             ),
             app_limits: Limits {
@@ -520,6 +514,7 @@ impl Config {
             proc_name: args.proc_name.clone().unwrap_or_else(|| "heavy-api".into()),
             check_config: args.check_config,
             print_config: args.print_config,
+            fault_worker_boot: args.fault_worker_boot.clone(),
             args,
         })
     }
@@ -551,6 +546,7 @@ impl Config {
                 a.limit_request_field_size.to_string(),
             ),
             ("limit_request_fields", a.limit_request_fields.to_string()),
+            ("limit_request_head", self.http_limits.head.to_string()),
             ("limit_request_line", a.limit_request_line.to_string()),
             ("loglevel", a.log_level.clone()),
             (

@@ -188,7 +188,9 @@ pub fn local_time(format: &str, time: SystemTime) -> String {
 
 /// One served request, as the access log sees it.
 pub struct AccessEntry<'a> {
+    /// The client's IP address; empty for a Unix socket.
     pub peer: &'a str,
+    pub peer_port: Option<u16>,
     pub method: &'a str,
     /// The request target as sent (path and query).
     pub target: &'a str,
@@ -293,7 +295,7 @@ fn atom(name: &str, e: &AccessEntry<'_>) -> String {
                         .find(|(n, _)| n.eq_ignore_ascii_case(key))
                         .map(|(_, v)| v.as_str()),
                 ),
-                "e" => std::env::var(key).unwrap_or_else(|_| dash()),
+                "e" => or_dash(request_environ(key, e).as_deref()),
                 _ => dash(),
             };
         }
@@ -323,6 +325,41 @@ fn atom(name: &str, e: &AccessEntry<'_>) -> String {
         "p" => format!("<{}>", std::process::id()),
         _ => dash(),
     }
+}
+
+/// `%({NAME}e)s`: a variable of the request's WSGI environment, as Gunicorn renders it — never
+/// the process's environment, which holds the container's secrets.
+fn request_environ(key: &str, e: &AccessEntry<'_>) -> Option<String> {
+    let header = |name: &str| {
+        let values: Vec<&str> = e
+            .request_headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        (!values.is_empty()).then(|| values.join(","))
+    };
+    Some(match key {
+        "REMOTE_ADDR" => e.peer.to_string(),
+        "REMOTE_PORT" => e.peer_port?.to_string(),
+        "REQUEST_METHOD" => e.method.to_string(),
+        "RAW_URI" => e.target.to_string(),
+        "PATH_INFO" => e.path.to_string(),
+        "QUERY_STRING" => e.query.to_string(),
+        "SERVER_PROTOCOL" => e.protocol.to_string(),
+        "SCRIPT_NAME" => String::new(),
+        "wsgi.url_scheme" => "http".to_string(),
+        "CONTENT_TYPE" => header("content-type")?,
+        "CONTENT_LENGTH" => header("content-length")?,
+        _ => {
+            let name = key.strip_prefix("HTTP_")?;
+            if name == "CONTENT_TYPE" || name == "CONTENT_LENGTH" {
+                return None;
+            }
+            let wanted = name.replace('_', "-");
+            header(&wanted)?
+        }
+    })
 }
 
 fn basic_auth_user(value: Option<&str>) -> Option<String> {
@@ -382,6 +419,7 @@ mod tests {
     fn entry<'a>(headers: &'a [(String, String)], out: &'a [(&'a str, String)]) -> AccessEntry<'a> {
         AccessEntry {
             peer: "127.0.0.1",
+            peer_port: Some(50123),
             method: "GET",
             target: "/heavy/health/?x=1",
             path: "/heavy/health/",
@@ -432,6 +470,25 @@ mod tests {
             .unwrap()
             .render(&entry(&[], &[]));
         assert_eq!(p, format!("<{}>", std::process::id()));
+    }
+
+    #[test]
+    fn environ_atoms_read_the_request_never_the_process() {
+        std::env::set_var("HEAVY_API_TEST_SECRET", "s3cret");
+        let headers = vec![
+            ("X-Forwarded-For".to_string(), "10.0.0.1".to_string()),
+            ("X-Forwarded-For".to_string(), "10.0.0.2".to_string()),
+        ];
+        let format = AccessFormat::parse(
+            "%({HOME}e)s|%({HEAVY_API_TEST_SECRET}e)s|%({REMOTE_ADDR}e)s|%({REMOTE_PORT}e)s|\
+             %({wsgi.url_scheme}e)s|%({HTTP_X_FORWARDED_FOR}e)s|%({QUERY_STRING}e)s|\
+             %({HTTP_NOPE}e)s",
+        )
+        .unwrap();
+        assert_eq!(
+            format.render(&entry(&headers, &[])),
+            "-|-|127.0.0.1|50123|http|10.0.0.1,10.0.0.2|x=1|-"
+        );
     }
 
     #[test]

@@ -33,9 +33,9 @@ fn main() {
         std::process::exit(0);
     }
     if config.check_config {
-        // What a worker checks at boot: the io file must be usable.
+        // What the master prepares at start must be possible; checking creates nothing.
         let data = app::io_store::DataFile::new(&config.io_file);
-        if let Err(err) = data.prepare() {
+        if let Err(err) = data.check() {
             eprintln!(
                 "Error: cannot use io file {}: {err}",
                 config.io_file.display()

@@ -63,9 +63,13 @@ pub unsafe trait ZeroedIsValid {}
 #[derive(Default)]
 #[repr(C)]
 pub struct ServerState {
-    /// Workers that are up and taking requests from the shared queue and not stopping. When a
-    /// stopping worker sees none left, it drains the queue itself before it exits.
+    /// Workers that are up and taking requests from the shared queue and not stopping.
     pub serving_workers: AtomicI64,
+    /// The whole server is stopping (TERM, INT, QUIT, or the master is gone): no replacement
+    /// worker will come, so the last worker to stop drains the shared queue itself. Otherwise a
+    /// stopping worker leaves work and connections on the queue for the others (or for its
+    /// replacement).
+    pub shutting_down: AtomicBool,
 }
 
 // SAFETY: atomics only.
@@ -83,8 +87,6 @@ pub struct WorkerSlot {
     /// The worker counts itself in [`ServerState::serving_workers`]; whoever clears this flag
     /// (the worker when it stops, or the master when it reaps a worker that died) decrements.
     pub counted_serving: AtomicBool,
-    /// Requests this worker has parsed.
-    pub requests: AtomicU64,
 }
 
 // SAFETY: atomics only.
@@ -114,14 +116,7 @@ impl WorkerSlot {
 
 /// A random number from the kernel (for `--max-requests-jitter`).
 pub fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    // SAFETY: writes at most 8 bytes into `bytes`.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n == 8 {
-        u64::from_ne_bytes(bytes)
-    } else {
-        monotonic_ns() ^ u64::from(std::process::id())
-    }
+    getrandom::u64().unwrap_or_else(|_| monotonic_ns() ^ u64::from(std::process::id()))
 }
 
 /// Milliseconds on `CLOCK_MONOTONIC`, which every process on the machine shares.
@@ -131,13 +126,9 @@ pub fn monotonic_ms() -> u64 {
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC exists on Linux");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The original stops appending once the file reaches 5 MiB.
@@ -16,6 +17,10 @@ pub const FILE_CAP_BYTES: u64 = 5 * 1024 * 1024;
 pub const SEED_BYTES: usize = 1024 * 1024;
 
 /// The shared data file, by path. Cheap to clone; holds no descriptor between requests.
+///
+/// The default path is in the shared temp directory, so every open refuses what another user
+/// could plant there: a symlink (`O_NOFOLLOW`) or anything but a regular file. Opens never
+/// block (`O_NONBLOCK`: a FIFO would otherwise hang the opening thread until a peer appears).
 #[derive(Debug, Clone)]
 pub struct DataFile {
     path: PathBuf,
@@ -31,12 +36,10 @@ impl DataFile {
     }
 
     /// Creates the file with 1 MiB of random bytes if it is missing or empty, and proves it is
-    /// writable. Workers call this at boot so a bad `--io-file` fails the boot, not a request.
+    /// writable. The master calls this once at start, so a bad `--io-file` stops the start
+    /// rather than failing requests; at run time a request does the same if the file vanished.
     pub fn prepare(&self) -> io::Result<()> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let file = self.open(OpenOptions::new().create(true).append(true))?;
         let mut file = lock(file, FlockArg::LockExclusive)?;
         if file.metadata()?.len() == 0 {
             file.write_all(&random_bytes(SEED_BYTES)?)?;
@@ -45,17 +48,42 @@ impl DataFile {
         Ok(())
     }
 
+    /// What `--check-config` asks: could [`prepare`](Self::prepare) succeed? Changes nothing:
+    /// an existing file must be a regular file we can open for appending; a missing one needs a
+    /// directory we can create it in.
+    pub fn check(&self) -> io::Result<()> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(_) => self.open(OpenOptions::new().append(true)).map(drop),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                let dir = match self.path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                if !std::fs::metadata(dir)?.is_dir() {
+                    return Err(io::Error::other(format!("{} is not a directory", dir.display())));
+                }
+                nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
+                    .map_err(|e| io::Error::other(format!("cannot create files in {}: {e}", dir.display())))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Appends `kb` KiB of fresh random bytes (unless the file is at its cap), fsyncs, then reads
     /// back the first `kb` KiB. Returns the number of bytes read.
     pub fn append_and_read(&self, kb: u64) -> io::Result<usize> {
         let len = usize::try_from(kb * 1024)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "io size too large"))?;
         let payload = random_bytes(len)?;
-        if !self.path.exists() {
-            self.prepare()?;
-        }
         {
-            let file = OpenOptions::new().append(true).open(&self.path)?;
+            let file = match self.open(OpenOptions::new().append(true)) {
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    // Removed while serving: recreate it as the original would.
+                    self.prepare()?;
+                    self.open(OpenOptions::new().append(true))?
+                }
+                other => other?,
+            };
             let mut file = lock(file, FlockArg::LockExclusive)?;
             if file.metadata()?.len() < FILE_CAP_BYTES {
                 file.write_all(&payload)?;
@@ -63,11 +91,35 @@ impl DataFile {
                 file.sync_all()?;
             }
         }
-        let file = File::open(&self.path)?;
+        let file = self.open(OpenOptions::new().read(true))?;
         let file = lock(file, FlockArg::LockShared)?;
         let mut read_back = Vec::with_capacity(len);
         (&*file).take(len as u64).read_to_end(&mut read_back)?;
         Ok(read_back.len())
+    }
+
+    /// Opens the file without following a symlink and without blocking, and only if it is a
+    /// regular file.
+    fn open(&self, options: &mut OpenOptions) -> io::Result<File> {
+        let file = options
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.path)
+            .map_err(|err| match err.raw_os_error() {
+                Some(libc::ELOOP) => io::Error::other(format!(
+                    "{} is a symbolic link; refusing to follow it",
+                    self.path.display()
+                )),
+                Some(libc::ENXIO) => self.not_regular(),
+                _ => err,
+            })?;
+        if !file.metadata()?.is_file() {
+            return Err(self.not_regular());
+        }
+        Ok(file)
+    }
+
+    fn not_regular(&self) -> io::Error {
+        io::Error::other(format!("{} is not a regular file", self.path.display()))
     }
 }
 
@@ -78,19 +130,7 @@ fn lock(file: File, how: FlockArg) -> io::Result<Flock<File>> {
 /// `len` bytes from the kernel's CSPRNG (the original used `os.urandom`).
 pub fn random_bytes(len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    let mut filled = 0;
-    while filled < len {
-        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), len - filled, 0) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        filled += n as usize;
-    }
+    getrandom::fill(&mut buf).map_err(io::Error::from)?;
     Ok(buf)
 }
 
@@ -98,17 +138,15 @@ pub fn random_bytes(len: usize) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn temp_path(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("heavy-api-test-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("data.bin")
+    fn temp_path() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.bin");
+        (dir, path)
     }
 
     #[test]
     fn prepare_seeds_one_mebibyte_once() {
-        let path = temp_path("seed");
-        let _ = std::fs::remove_file(&path);
+        let (_dir, path) = temp_path();
         let data = DataFile::new(&path);
         data.prepare().unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), SEED_BYTES as u64);
@@ -118,8 +156,7 @@ mod tests {
 
     #[test]
     fn append_grows_the_file_until_the_cap() {
-        let path = temp_path("cap");
-        let _ = std::fs::remove_file(&path);
+        let (_dir, path) = temp_path();
         let data = DataFile::new(&path);
         assert_eq!(data.append_and_read(64).unwrap(), 64 * 1024);
         assert_eq!(
@@ -138,8 +175,7 @@ mod tests {
 
     #[test]
     fn zero_kb_reads_nothing_and_a_missing_file_is_recreated() {
-        let path = temp_path("zero");
-        let _ = std::fs::remove_file(&path);
+        let (_dir, path) = temp_path();
         assert_eq!(DataFile::new(&path).append_and_read(0).unwrap(), 0);
         assert!(path.exists());
     }
@@ -148,6 +184,42 @@ mod tests {
     fn an_unwritable_location_fails_prepare() {
         let data = DataFile::new("/proc/heavy-api-cannot-write-here/data.bin");
         assert!(data.prepare().is_err());
+    }
+
+    #[test]
+    fn symlinks_fifos_and_directories_are_refused_without_blocking() {
+        let (dir, path) = temp_path();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, b"secret").unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let data = DataFile::new(&path);
+        let err = data.append_and_read(1).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(data.check().is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"secret");
+
+        std::fs::remove_file(&path).unwrap();
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = data.append_and_read(1).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(data.prepare().is_err());
+
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(data.append_and_read(1).is_err());
+    }
+
+    #[test]
+    fn check_changes_nothing() {
+        let (dir, path) = temp_path();
+        let data = DataFile::new(&path);
+        data.check().unwrap();
+        assert!(!path.exists(), "checking must not create the file");
+        assert!(DataFile::new(dir.path().join("no-such-dir/data.bin")).check().is_err());
+        data.prepare().unwrap();
+        let before = std::fs::read(&path).unwrap();
+        data.check().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn is_prime_by_trial_division(n: u64) -> bool {
     }
     let mut i = 2u64;
     while i.saturating_mul(i) <= n {
-        if n % i == 0 {
+        if n.is_multiple_of(i) {
             return false;
         }
         i += 1;

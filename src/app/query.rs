@@ -5,7 +5,7 @@
 use super::Limits;
 
 /// The three work parameters, validated and within their caps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeavyParams {
     pub prime_limit: i64,
     pub hash_rounds: i64,

@@ -80,8 +80,11 @@ impl BodyReader {
                         }
                         return Ok(used);
                     };
-                    let line = &rest[..end];
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    // Chunk lines end in CRLF; a bare LF is refused (RFC 9112 7.1), as a
+                    // front end could split the stream differently.
+                    let Some(line) = rest[..end].strip_suffix(b"\r") else {
+                        return Err(HttpError::bad_request("chunk line without CRLF"));
+                    };
                     used += end + 1;
                     self.state = self.after_line(line)?;
                 }
@@ -102,7 +105,8 @@ impl BodyReader {
             State::Trailers if line.len() > MAX_CHUNK_LINE => {
                 Err(HttpError::header_too_large("a trailer field is too large"))
             }
-            State::Trailers => Ok(State::Trailers),
+            State::Trailers if is_field_line(line) => Ok(State::Trailers),
+            State::Trailers => Err(HttpError::bad_request("invalid trailer field")),
             State::ChunkSize => {
                 let size = parse_chunk_size(line)?;
                 self.total += size;
@@ -130,13 +134,88 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
     if digits.is_empty() || digits.len() > 15 {
         return Err(HttpError::bad_request("invalid chunk size"));
     }
-    let ext_ok =
-        ext.is_empty() || matches!(ext.iter().find(|&&b| b != b' ' && b != b'\t'), Some(b';'));
-    if !ext_ok {
-        return Err(HttpError::bad_request("invalid chunk size"));
+    if !is_chunk_ext(ext) {
+        return Err(HttpError::bad_request("invalid chunk extension"));
     }
     let text = std::str::from_utf8(digits).expect("hex digits are ASCII");
     Ok(u64::from_str_radix(text, 16).expect("validated hex digits"))
+}
+
+/// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )` (RFC 9112 7.1.1).
+fn is_chunk_ext(mut ext: &[u8]) -> bool {
+    let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|&&b| b == b' ' || b == b'\t').count() };
+    loop {
+        ext = &ext[skip_ws(ext)..];
+        let Some(rest) = ext.strip_prefix(b";") else {
+            return ext.is_empty();
+        };
+        let rest = &rest[skip_ws(rest)..];
+        let name = token_len(rest);
+        if name == 0 {
+            return false;
+        }
+        let rest = &rest[name..];
+        let after_ws = &rest[skip_ws(rest)..];
+        ext = match after_ws.strip_prefix(b"=") {
+            None => rest,
+            Some(value) => {
+                let value = &value[skip_ws(value)..];
+                let len = if value.first() == Some(&b'"') {
+                    match quoted_string_len(value) {
+                        Some(len) => len,
+                        None => return false,
+                    }
+                } else {
+                    token_len(value)
+                };
+                if len == 0 {
+                    return false;
+                }
+                &value[len..]
+            }
+        };
+    }
+}
+
+/// RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn token_len(s: &[u8]) -> usize {
+    s.iter().take_while(|&&b| is_tchar(b)).count()
+}
+
+/// Length of the quoted-string at the start of `s` (which starts with `"`), or `None` if it
+/// is unterminated or holds a control character.
+fn quoted_string_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                let escaped = *s.get(i + 1)?;
+                if escaped != b'\t' && (escaped < 0x20 || escaped == 0x7f) {
+                    return None;
+                }
+                i += 2;
+            }
+            b'\t' => i += 1,
+            b if b < 0x20 || b == 0x7f => return None,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// `field-name ":" OWS field-value OWS`, with no control characters but HTAB in the value.
+fn is_field_line(line: &[u8]) -> bool {
+    let name = token_len(line);
+    name > 0
+        && line.get(name) == Some(&b':')
+        && line[name + 1..]
+            .iter()
+            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 #[cfg(test)]
@@ -168,7 +247,7 @@ mod tests {
 
     #[test]
     fn chunked_bodies_in_one_piece_and_byte_by_byte() {
-        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
+        let body = b"4\r\nWiki\r\n5;ext=1 ; q=\"a \\\" b\"; flag\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
         assert_eq!(
             consume_all(BodyFraming::Chunked, body, 100),
             Ok((body.len() - 4, true))
@@ -193,6 +272,15 @@ mod tests {
             b"\r\n",
             b"ffffffffffffffff\r\n",
             b"2\r\nabc\r\n",
+            b"4\nWiki\r\n0\r\n\r\n",
+            b"4\r\nWiki\n0\r\n\r\n",
+            b"4;a=\"open\r\nWiki\r\n",
+            b"4;a\x01b\r\nWiki\r\n",
+            b"4;=v\r\nWiki\r\n",
+            b"4;a=\r\nWiki\r\n",
+            b"0\r\nGET / HTTP/1.1\r\n\r\n",
+            b"0\r\nX-T: a\x00b\r\n\r\n",
+            b"0\r\n: v\r\n\r\n",
         ] {
             let err = consume_all(BodyFraming::Chunked, bad, u64::MAX).unwrap_err();
             assert_eq!(err.status, 400, "{:?}", String::from_utf8_lossy(bad));

@@ -7,7 +7,10 @@ pub mod parse;
 pub mod response;
 
 pub use body::BodyReader;
-pub use parse::{parse_head, parse_head_with, BodyFraming, HttpLimits, RequestHead, Version};
+pub use parse::{
+    parse_complete_head, parse_head, BodyFraming, HeadScan, HttpLimits, RequestHead, Version,
+    DEFAULT_HEAD_LIMIT,
+};
 pub use response::{encode_response, ResponseMeta};
 
 use crate::app::Response;

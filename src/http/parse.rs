@@ -1,7 +1,10 @@
-//! Request-head parsing: Gunicorn's limits checked on the raw bytes first, then `httparse` for
-//! the grammar, then the framing and semantic rules that keep a request unambiguous.
+//! Request-head parsing in two steps. [`HeadScan`] finds where a head ends as its bytes arrive,
+//! checking Gunicorn's per-line limits and the total head cap on each byte once, so a head that
+//! trickles in costs time linear in its size. [`parse_head`] then parses the complete head once:
+//! `httparse` for the grammar, then the framing and semantic rules that keep it unambiguous.
 
 use super::HttpError;
+use serde::{Deserialize, Serialize};
 
 /// Limits on what a client may send (Gunicorn's `--limit-request-*` plus a body bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,9 +16,16 @@ pub struct HttpLimits {
     /// Longest header line in bytes, counting its CRLF as Gunicorn does
     /// (`--limit-request-field_size`).
     pub field_size: usize,
+    /// Largest whole head, request line and fields together (`--limit-request-head`). Gunicorn
+    /// has no such cap; without it a legal head could be `fields x field_size` (800 KiB by
+    /// default), held in memory per connection.
+    pub head: usize,
     /// Largest request body accepted (and discarded: no endpoint reads one).
     pub body: u64,
 }
+
+/// Default of `--limit-request-head`: twice nginx's default header buffers (4 x 8 KiB).
+pub const DEFAULT_HEAD_LIMIT: usize = 64 * 1024;
 
 impl Default for HttpLimits {
     fn default() -> Self {
@@ -23,6 +33,7 @@ impl Default for HttpLimits {
             request_line: 4094,
             fields: 100,
             field_size: 8190,
+            head: DEFAULT_HEAD_LIMIT,
             body: 1024 * 1024,
         }
     }
@@ -30,7 +41,7 @@ impl Default for HttpLimits {
 
 impl HttpLimits {
     /// Gunicorn's normalisation: 0 or out-of-range values mean its hard maximum.
-    pub fn normalised(request_line: i64, fields: i64, field_size: i64, body: u64) -> Self {
+    pub fn normalised(request_line: i64, fields: i64, field_size: i64, head: usize, body: u64) -> Self {
         let clamp = |v: i64, max: usize| {
             if v <= 0 || v as usize > max {
                 max
@@ -46,17 +57,97 @@ impl HttpLimits {
             } else {
                 clamp(field_size, 65536)
             },
+            head,
             body,
         }
     }
+}
 
-    /// The most bytes a complete head can take; reading stops here.
-    pub fn max_head_bytes(&self) -> usize {
-        (self.request_line + 2) + self.fields * (self.field_size + 2) + 2
+/// Where a request head ends, found incrementally: each call looks only at the bytes that came
+/// since the last one, and keeps its place (and the line and field counts) in between.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeadScan {
+    /// Bytes of the buffer already looked at.
+    pos: usize,
+    /// Where the line being read starts.
+    line_start: usize,
+    /// Complete lines so far, the request line included.
+    lines: usize,
+    /// Past the empty lines tolerated before a request.
+    started: bool,
+}
+
+impl HeadScan {
+    /// Looks at `buf[self.pos..]` (the head so far starts at `buf[0]`). `Ok(Some(n))`: the head
+    /// is the first `n` bytes. `Ok(None)`: not complete yet, and within every limit.
+    pub fn scan(&mut self, buf: &[u8], limits: &HttpLimits) -> Result<Option<usize>, HttpError> {
+        while self.pos < buf.len() {
+            if !self.started {
+                // Tolerate empty lines before a request (RFC 9112 2.2), as after a pipelined
+                // body, but not without bound.
+                let blanks = buf[self.pos..]
+                    .iter()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
+                self.pos += blanks;
+                if self.pos > limits.request_line {
+                    return Err(HttpError::bad_request(
+                        "too many empty lines before the request",
+                    ));
+                }
+                if self.pos == buf.len() {
+                    break;
+                }
+                self.started = true;
+                self.line_start = self.pos;
+            }
+            let Some(lf) = memchr::memchr(b'\n', &buf[self.pos..]) else {
+                self.pos = buf.len();
+                break;
+            };
+            let end = self.pos + lf;
+            self.pos = end + 1;
+            let line = trim_cr(&buf[self.line_start..end]);
+            self.line_start = self.pos;
+            self.lines += 1;
+            if self.lines == 1 {
+                // A bad request line is refused as soon as it is complete.
+                check_line_length(line.len(), true, limits)?;
+                check_request_line(line)?;
+            } else if line.is_empty() {
+                return Ok(Some(self.pos));
+            } else {
+                check_line_length(line.len(), false, limits)?;
+                if self.lines - 1 > limits.fields {
+                    return Err(HttpError::header_too_large("too many header fields"));
+                }
+            }
+        }
+        if self.started {
+            // The open line's content so far; a final CR may still be the start of its CRLF.
+            let open = &buf[self.line_start..];
+            let content = open.len() - usize::from(open.ends_with(b"\r"));
+            check_line_length(content, self.lines == 0, limits)?;
+        }
+        if buf.len() > limits.head {
+            return Err(HttpError::header_too_large("request head is too large"));
+        }
+        Ok(None)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Gunicorn's line limits: the request line without its CRLF, a header line with it.
+fn check_line_length(len: usize, request_line: bool, limits: &HttpLimits) -> Result<(), HttpError> {
+    if request_line && len > limits.request_line {
+        return Err(HttpError::bad_request("request line is too long"));
+    }
+    if !request_line && len + 2 > limits.field_size {
+        return Err(HttpError::header_too_large("a header field is too large"));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Version {
     Http10,
     Http11,
@@ -72,7 +163,7 @@ impl Version {
 }
 
 /// How the body that follows the head is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BodyFraming {
     None,
     Length(u64),
@@ -80,7 +171,7 @@ pub enum BodyFraming {
 }
 
 /// A parsed, validated request head.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestHead {
     pub method: String,
     /// The request target exactly as sent.
@@ -108,80 +199,47 @@ impl RequestHead {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-
-    /// The request line as the access log's `%(r)s` shows it.
-    pub fn request_line(&self) -> String {
-        format!("{} {} {}", self.method, self.target, self.version.as_str())
-    }
 }
 
 /// Parses a request head from the start of `buf`. `Ok(None)`: the head is not complete yet (and
 /// within limits, so reading may go on).
 pub fn parse_head(buf: &[u8], limits: &HttpLimits) -> Result<Option<RequestHead>, HttpError> {
-    parse_head_with(buf, limits, true)
+    match HeadScan::default().scan(buf, limits)? {
+        Some(len) => parse_complete_head(&buf[..len], limits, true).map(Some),
+        None => Ok(None),
+    }
 }
 
-/// As [`parse_head`]; `keep_headers: false` leaves [`RequestHead::headers`] empty, which saves
-/// an allocation per header when nothing (the access log) will read them.
-pub fn parse_head_with(
-    buf: &[u8],
+/// Parses a head that [`HeadScan`] found complete (`head` ends with its blank line, and the
+/// scan has checked the line limits). `keep_headers: false` leaves [`RequestHead::headers`]
+/// empty, which saves an allocation per header when nothing (the access log) will read them.
+pub fn parse_complete_head(
+    head: &[u8],
     limits: &HttpLimits,
     keep_headers: bool,
-) -> Result<Option<RequestHead>, HttpError> {
-    // Tolerate empty lines before a request (RFC 9112 2.2), as after a pipelined body.
-    let skipped = buf
+) -> Result<RequestHead, HttpError> {
+    let skipped = head
         .iter()
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
-    if skipped > limits.request_line {
-        return Err(HttpError::bad_request(
-            "too many empty lines before the request",
-        ));
-    }
-    let buf = &buf[skipped..];
-    let Some(line_end) = find_lf(buf) else {
-        if buf.len() > limits.request_line + 1 {
-            return Err(HttpError::bad_request("request line is too long"));
-        }
-        return Ok(None);
-    };
-    let line = trim_cr(&buf[..line_end]);
-    if line.len() > limits.request_line {
-        return Err(HttpError::bad_request("request line is too long"));
-    }
-    let version = check_request_line(line)?;
-
-    // Walk the header lines on the raw bytes: Gunicorn's count and size limits answer 431.
-    let mut pos = line_end + 1;
+    let buf = &head[skipped..];
+    let line_end = find_lf(buf).ok_or_else(|| HttpError::bad_request("malformed request head"))?;
+    let version = check_request_line(trim_cr(&buf[..line_end]))?;
     let mut fields = 0usize;
-    let head_end = loop {
-        let Some(rel) = find_lf(&buf[pos..]) else {
-            // The open line's content so far; a final CR may still be the start of its CRLF.
-            let open = &buf[pos..];
-            let content = open.len() - usize::from(open.ends_with(b"\r"));
-            if content + 2 > limits.field_size {
-                return Err(HttpError::header_too_large("a header field is too large"));
-            }
-            return Ok(None);
-        };
-        let field = trim_cr(&buf[pos..pos + rel]);
-        pos += rel + 1;
-        if field.is_empty() {
-            break pos;
-        }
-        if field[0] == b' ' || field[0] == b'\t' {
+    let mut line_start = line_end + 1;
+    for lf in memchr::memchr_iter(b'\n', buf).skip(1) {
+        let field = &buf[line_start..lf];
+        if matches!(field.first(), Some(b' ' | b'\t')) {
             return Err(HttpError::bad_request(
                 "obsolete header line folding is not accepted",
             ));
         }
-        if field.len() + 2 > limits.field_size {
-            return Err(HttpError::header_too_large("a header field is too large"));
+        if !trim_cr(field).is_empty() {
+            fields += 1;
         }
-        fields += 1;
-        if fields > limits.fields {
-            return Err(HttpError::header_too_large("too many header fields"));
-        }
-    };
+        line_start = lf + 1;
+    }
+    let head_end = buf.len();
 
     let mut storage = vec![httparse::EMPTY_HEADER; fields];
     let mut req = httparse::Request::new(&mut storage);
@@ -210,7 +268,7 @@ pub fn parse_head_with(
     } else {
         Vec::new()
     };
-    Ok(Some(RequestHead {
+    Ok(RequestHead {
         method,
         target,
         path,
@@ -221,11 +279,11 @@ pub fn parse_head_with(
         expect_continue: framing.expect_continue,
         headers,
         head_len: skipped + head_end,
-    }))
+    })
 }
 
 fn find_lf(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', buf)
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
@@ -327,6 +385,7 @@ impl Framing {
     ) -> Result<Framing, HttpError> {
         let mut content_length: Option<u64> = None;
         let mut transfer_codings: Vec<String> = Vec::new();
+        let mut saw_transfer_encoding = false;
         let mut hosts = 0;
         let (mut close, mut keep_alive_token) = (false, false);
         let mut expect_continue = false;
@@ -360,6 +419,7 @@ impl Framing {
                 }
                 content_length = Some(value.parse().expect("validated digits"));
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                saw_transfer_encoding = true;
                 transfer_codings.extend(
                     value
                         .split(',')
@@ -382,6 +442,10 @@ impl Framing {
                 }
                 expect_continue = version == Version::Http11;
             }
+        }
+        if saw_transfer_encoding && transfer_codings.is_empty() {
+            // RFC 9112 6.1: a Transfer-Encoding without codings is invalid, not absent.
+            return Err(HttpError::bad_request("empty Transfer-Encoding"));
         }
         if version == Version::Http11 && hosts == 0 {
             return Err(HttpError::bad_request(
@@ -678,9 +742,70 @@ mod tests {
 
     #[test]
     fn normalised_limits_follow_gunicorn() {
-        let l = HttpLimits::normalised(0, 0, 0, 10);
+        let l = HttpLimits::normalised(0, 0, 0, 4096, 10);
         assert_eq!((l.request_line, l.fields), (8190, 32768));
-        let l = HttpLimits::normalised(9000, 40000, 100, 10);
+        let l = HttpLimits::normalised(9000, 40000, 100, 4096, 10);
         assert_eq!((l.request_line, l.fields, l.field_size), (8190, 32768, 100));
+    }
+
+    #[test]
+    fn an_empty_transfer_encoding_is_refused() {
+        let h = "POST / HTTP/1.1\r\nHost: x\r\n";
+        assert_eq!(status(&format!("{h}Transfer-Encoding:\r\n\r\n")), 400);
+        assert_eq!(status(&format!("{h}Transfer-Encoding: ,\r\n\r\n")), 400);
+    }
+
+    /// A head arriving a few bytes at a time is looked at once per byte in all, and found
+    /// complete exactly when its blank line arrives.
+    #[test]
+    fn the_scan_looks_at_each_byte_once() {
+        let mut head = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..90 {
+            head.push_str(&format!("X-Field-{i}: {}\r\n", "v".repeat(600)));
+        }
+        head.push_str("\r\n");
+        let limits = HttpLimits::default();
+        let bytes = head.as_bytes();
+        let mut scan = HeadScan::default();
+        let mut looked_at = 0;
+        for end in (7..bytes.len()).step_by(7).chain([bytes.len()]) {
+            let before = scan.pos;
+            let found = scan.scan(&bytes[..end], &limits).unwrap();
+            assert_eq!(before, looked_at, "the scan resumes where it stopped");
+            looked_at = scan.pos;
+            assert_eq!(looked_at, end, "and stops at what it was given");
+            assert_eq!(found, (end == bytes.len()).then_some(bytes.len()));
+        }
+        let parsed = parse_complete_head(bytes, &limits, true).unwrap();
+        assert_eq!(parsed.headers.len(), 91);
+    }
+
+    #[test]
+    fn the_head_cap_is_checked_as_bytes_arrive() {
+        let limits = HttpLimits {
+            head: 1024,
+            ..HttpLimits::default()
+        };
+        let mut head = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        while head.len() <= 1024 {
+            head.push_str("X-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        let err = HeadScan::default()
+            .scan(head.as_bytes(), &limits)
+            .unwrap_err();
+        assert_eq!(err.status, 431);
+        // Just under the cap, complete: accepted.
+        let ok_head = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(parse(ok_head).unwrap().is_some());
+    }
+
+    #[test]
+    fn empty_lines_before_a_request_are_bounded_while_scanning() {
+        let limits = HttpLimits::default();
+        let mut scan = HeadScan::default();
+        let blanks = vec![b'\n'; 3000];
+        assert_eq!(scan.scan(&blanks, &limits), Ok(None));
+        let more = vec![b'\n'; 5000];
+        assert_eq!(scan.scan(&more, &limits).unwrap_err().status, 400);
     }
 }

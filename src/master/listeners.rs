@@ -3,27 +3,26 @@
 use crate::config::BindSpec;
 use crate::log;
 use nix::sys::socket::{
-    bind, getsockname, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag,
+    bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag,
     SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct Listener {
-    raw: RawFd,
-    /// `None` for an `fd://N` that is not open: the master does not judge it (a worker fails to
-    /// boot on it, which is how Gunicorn reports a bad inherited descriptor).
-    fd: Option<OwnedFd>,
+    fd: OwnedFd,
     /// The address it is bound to, as `Listening at:` shows it.
     pub url: String,
     unix_path: Option<PathBuf>,
 }
 
 impl Listener {
-    pub fn raw_fd(&self) -> RawFd {
-        self.raw
+    /// The socket itself, for a forked worker to own (a Unix socket's file stays).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
     }
 
     /// Closes the socket (and removes a Unix socket's file).
@@ -59,6 +58,12 @@ fn bind_with_retry(spec: &BindSpec, backlog: i32) -> Result<Listener, BindError>
                     std::thread::sleep(Duration::from_secs(1));
                 }
             }
+            Err(err) if matches!(spec, BindSpec::Fd(_)) => {
+                return Err(BindError(format!(
+                    "Can't use {spec}: not an open listening socket ({})",
+                    err.desc()
+                )))
+            }
             Err(err) => {
                 return Err(BindError(format!(
                     "Can't connect to {}: {}",
@@ -83,7 +88,6 @@ fn gunicorn_addr(spec: &BindSpec) -> String {
 }
 
 fn bind_one(spec: &BindSpec, backlog: i32) -> nix::Result<Listener> {
-    let backlog = Backlog::new(backlog.min(libc::SOMAXCONN.max(65535))).unwrap_or(Backlog::MAXCONN);
     match spec {
         BindSpec::Tcp { host, port } => {
             let addr = resolve(host, *port)?;
@@ -109,8 +113,7 @@ fn bind_one(spec: &BindSpec, backlog: i32) -> nix::Result<Listener> {
                 _ => format!("http://{spec}"),
             };
             Ok(Listener {
-                raw: fd.as_raw_fd(),
-                fd: Some(fd),
+                fd,
                 url,
                 unix_path: None,
             })
@@ -126,23 +129,24 @@ fn bind_one(spec: &BindSpec, backlog: i32) -> nix::Result<Listener> {
             bind(fd.as_raw_fd(), &UnixAddr::new(path.as_path())?)?;
             listen(&fd, backlog)?;
             Ok(Listener {
-                raw: fd.as_raw_fd(),
-                fd: Some(fd),
+                fd,
                 url: format!("unix:{}", path.display()),
                 unix_path: Some(path.clone()),
             })
         }
         BindSpec::Fd(raw) => {
-            // SAFETY: F_GETFD only asks whether the descriptor is open.
-            let open = unsafe { libc::fcntl(*raw, libc::F_GETFD) } >= 0;
-            // SAFETY: the user handed us this open descriptor to own (`fd://N`).
-            let fd = open.then(|| unsafe { OwnedFd::from_raw_fd(*raw) });
-            if let Some(fd) = &fd {
-                let _ = nix::fcntl::fcntl(
-                    fd,
-                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-                );
+            // Adopt only an open, listening socket: `fd://2` must not take over stderr.
+            if !is_listening_socket(*raw)? {
+                return Err(nix::errno::Errno::ENOTSOCK);
             }
+            // SAFETY: an open listening socket the user handed us to own (`fd://N`).
+            let fd = unsafe { OwnedFd::from_raw_fd(*raw) };
+            // Non-blocking for accept4 in the event loops, keeping its other status flags.
+            let flags = fcntl(&fd, FcntlArg::F_GETFL)?;
+            fcntl(
+                &fd,
+                FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+            )?;
             let url = match getsockname::<SockaddrStorage>(*raw)
                 .ok()
                 .and_then(|a| a.as_sockaddr_in().copied())
@@ -151,12 +155,42 @@ fn bind_one(spec: &BindSpec, backlog: i32) -> nix::Result<Listener> {
                 None => format!("fd://{raw}"),
             };
             Ok(Listener {
-                raw: *raw,
                 fd,
                 url,
                 unix_path: None,
             })
         }
+    }
+}
+
+/// `listen(2)` with the backlog as given: the kernel caps it at `net.core.somaxconn` (libc's
+/// `SOMAXCONN` constant differs between glibc and musl and says nothing about this machine).
+fn listen(fd: &OwnedFd, backlog: i32) -> nix::Result<()> {
+    // SAFETY: listen on a socket we own.
+    nix::errno::Errno::result(unsafe { libc::listen(fd.as_raw_fd(), backlog) }).map(drop)
+}
+
+/// The kernel's cap on listen backlogs, when readable.
+pub fn somaxconn() -> Option<i32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether `raw` is an open socket in the listening state (`SO_ACCEPTCONN`).
+fn is_listening_socket(raw: RawFd) -> nix::Result<bool> {
+    // SAFETY: F_GETFD only asks whether the descriptor is open.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+        return Err(nix::errno::Errno::EBADF);
+    }
+    // SAFETY: borrowed only for this call; `raw` is open (checked above).
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+    match nix::sys::socket::getsockopt(&fd, sockopt::AcceptConn) {
+        Ok(listening) => Ok(listening),
+        Err(nix::errno::Errno::ENOTSOCK) => Ok(false),
+        Err(err) => Err(err),
     }
 }
 

@@ -6,17 +6,20 @@
 mod listeners;
 mod pidfile;
 
+use crate::app::io_store::DataFile;
 use crate::config::Config;
 use crate::log;
 use crate::shared::{monotonic_ms, random_u64, ServerState, SharedMap, WorkerSlot};
 use crate::signals::{self, SignalPipe};
 use crate::worker::{self, queue::JobQueue, WorkerContext, BOOT_ERROR};
 use listeners::Listener;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use pidfile::Pidfile;
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,25 +28,27 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_secs(1);
 /// How often a stopping master looks for exited workers.
 const STOP_POLL: Duration = Duration::from_millis(50);
-/// How often idle handler threads look at their worker's state.
-const QUEUE_POLL: Duration = Duration::from_millis(100);
 /// On reload, old workers are retired once the new ones have booted, or after this long.
 const BOOT_WAIT: Duration = Duration::from_secs(10);
+/// Respawn delays after workers that die before they finish booting: doubling from the first,
+/// up to the last, until one boots.
+const RESPAWN_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const RESPAWN_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Exit status when the master gives up because a worker cannot boot.
 const EXIT_BOOT_ERROR: i32 = BOOT_ERROR;
 
-const HANDLED_SIGNALS: [libc::c_int; 10] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGHUP,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCHLD,
+const HANDLED_SIGNALS: [Signal; 10] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCHLD,
 ];
 
 struct Worker {
@@ -53,8 +58,9 @@ struct Worker {
     spawned: Instant,
     /// Sent SIGABRT for a timeout; SIGKILL follows if it is still there next tick.
     aborted: bool,
-    /// Sent SIGTERM to make room (TTOU, reload); no longer counts toward the target.
-    retiring: bool,
+    /// When it was sent SIGTERM to make room (TTOU, reload); it no longer counts toward the
+    /// target, and is killed if it outlives `--graceful-timeout`.
+    retired_at: Option<Instant>,
 }
 
 struct Master {
@@ -66,6 +72,9 @@ struct Master {
     workers: HashMap<Pid, Worker>,
     target: usize,
     next_age: u64,
+    /// Workers in a row that died before they finished booting, and when the next may start.
+    boot_deaths: u32,
+    respawn_at: Option<Instant>,
     signals: Option<SignalPipe>,
     pidfile: Option<Pidfile>,
 }
@@ -85,12 +94,26 @@ impl Master {
             log::error(&message);
             1
         };
+        raise_descriptor_limit();
+        // The data file is checked once, here: a fault in it later fails requests, not boots.
+        DataFile::new(&config.io_file).prepare().map_err(|e| {
+            fail(format!(
+                "cannot use io file {}: {e}",
+                config.io_file.display()
+            ))
+        })?;
         let pidfile = match &config.pidfile {
             Some(path) => Some(Pidfile::create(path).map_err(fail)?),
             None => None,
         };
         let listeners =
             listeners::bind_all(&config.binds, config.backlog).map_err(|e| fail(e.0))?;
+        if let Some(cap) = listeners::somaxconn().filter(|&cap| cap < config.backlog) {
+            log::warning(&format!(
+                "--backlog {} is capped at {cap} by net.core.somaxconn",
+                config.backlog
+            ));
+        }
         let pid = std::process::id();
         let urls: Vec<&str> = listeners.iter().map(|l| l.url.as_str()).collect();
         log::info(&format!("Listening at: {} ({pid})", urls.join(",")));
@@ -98,15 +121,11 @@ impl Master {
             "Using worker: threads (an event loop and {} handler threads per worker)",
             config.threads
         ));
-        let queue = JobQueue::new(QUEUE_POLL)
-            .map_err(|e| fail(format!("cannot create the request queue: {e}")))?;
+        let queue =
+            JobQueue::new().map_err(|e| fail(format!("cannot create the request queue: {e}")))?;
         let state = SharedMap::new().map_err(|e| fail(format!("cannot map shared memory: {e}")))?;
         let signals = SignalPipe::install(&HANDLED_SIGNALS)
             .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
-        // SAFETY: SIG_IGN installs no handler code; a closed client must not kill the master.
-        unsafe {
-            let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
-        }
         Ok(Master {
             argv,
             target: config.workers,
@@ -116,6 +135,8 @@ impl Master {
             state: Arc::new(state),
             workers: HashMap::new(),
             next_age: 0,
+            boot_deaths: 0,
+            respawn_at: None,
             signals: Some(signals),
             pidfile,
         })
@@ -127,24 +148,29 @@ impl Master {
         loop {
             match self.signals().pop() {
                 Some(signal) => {
-                    if signal != libc::SIGCHLD {
+                    if signal != Signal::SIGCHLD {
                         log::info(&format!("Handling signal: {}", signals::name(signal)));
                     }
                     match signal {
-                        libc::SIGTERM => return self.stop(Signal::SIGTERM),
-                        libc::SIGINT | libc::SIGQUIT => return self.stop(Signal::SIGQUIT),
-                        libc::SIGHUP => self.reload(),
-                        libc::SIGTTIN => self.target += 1,
-                        libc::SIGTTOU => self.target = self.target.saturating_sub(1).max(1),
-                        libc::SIGUSR1 => self.reopen_logs(),
-                        libc::SIGUSR2 => {
+                        Signal::SIGTERM => return self.stop(Signal::SIGTERM),
+                        Signal::SIGINT | Signal::SIGQUIT => return self.stop(Signal::SIGQUIT),
+                        Signal::SIGHUP => self.reload(),
+                        Signal::SIGTTIN => self.target += 1,
+                        Signal::SIGTTOU => self.target = self.target.saturating_sub(1).max(1),
+                        Signal::SIGUSR1 => self.reopen_logs(),
+                        Signal::SIGUSR2 => {
                             log::warning("USR2 (binary upgrade) is not supported; ignored.")
                         }
-                        libc::SIGWINCH => log::debug("SIGWINCH ignored. Not daemonized"),
+                        Signal::SIGWINCH => log::debug("SIGWINCH ignored. Not daemonized"),
                         _ => {}
                     }
                 }
-                None => self.signals().wait(TICK),
+                None => {
+                    let until_respawn = self
+                        .respawn_at
+                        .map_or(TICK, |at| at.saturating_duration_since(Instant::now()));
+                    self.signals().wait(TICK.min(until_respawn));
+                }
             }
             if let Some(code) = self.reap_workers() {
                 return self.halt(code, "Worker failed to boot.");
@@ -160,7 +186,7 @@ impl Master {
             .expect("signals are installed in the master")
     }
 
-    /// Forks one worker. The child never returns from here.
+    /// Forks one worker.
     fn spawn_worker(&mut self) {
         let slot = match SharedMap::<WorkerSlot>::new() {
             Ok(slot) => Arc::new(slot),
@@ -193,33 +219,55 @@ impl Master {
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
         }
         match forked {
-            Ok(ForkResult::Child) => {
-                if let Some(signals) = self.signals.take() {
-                    signals.uninstall();
-                }
-                let ctx = WorkerContext {
-                    config: self.config.clone(),
-                    listeners: self.listeners.iter().map(Listener::raw_fd).collect(),
-                    queue: self.queue.clone(),
-                    state: self.state.clone(),
-                    slot,
-                    max_requests,
-                    master_pid,
-                };
-                std::process::exit(worker::run(ctx));
-            }
+            Ok(ForkResult::Child) => self.become_worker(slot, max_requests, master_pid),
             Ok(ForkResult::Parent { child }) => {
                 let worker = Worker {
                     age: self.next_age,
                     slot,
                     spawned: Instant::now(),
                     aborted: false,
-                    retiring: false,
+                    retired_at: None,
                 };
                 self.workers.insert(child, worker);
             }
             Err(err) => log::error(&format!("fork failed: {err}")),
         }
+    }
+
+    /// In the child after fork: the master's state goes, the worker runs, and the process
+    /// exits — it never returns into the master's loop, not even by a panic.
+    fn become_worker(
+        &mut self,
+        slot: Arc<SharedMap<WorkerSlot>>,
+        max_requests: u64,
+        master_pid: i32,
+    ) -> ! {
+        drop(self.signals.take()); // the master's handlers and pipe
+        let ctx = WorkerContext {
+            config: self.config.clone(),
+            listeners: std::mem::take(&mut self.listeners)
+                .into_iter()
+                .map(Listener::into_fd)
+                .collect(),
+            queue: self.queue.clone(),
+            state: self.state.clone(),
+            slot,
+            max_requests,
+            master_pid,
+        };
+        let code = catch_unwind(AssertUnwindSafe(|| worker::run(ctx))).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            log::error(&format!("Exception in worker process: {what}"));
+            1
+        });
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: ends the child without running the master's exit handlers.
+        unsafe { libc::_exit(code) }
     }
 
     /// Reaps every exited child, logging as Gunicorn does. Returns an exit status if a worker
@@ -238,11 +286,12 @@ impl Master {
                 continue;
             };
             worker.slot.stop_serving(&self.state);
+            let booted = worker.slot.booted.load(Ordering::Acquire);
             match status {
                 WaitStatus::Exited(_, 0) => {}
                 WaitStatus::Exited(_, code) => {
                     log::error(&format!("Worker (pid:{pid}) exited with code {code}"));
-                    if code == BOOT_ERROR && !worker.slot.booted.load(Ordering::Acquire) {
+                    if code == BOOT_ERROR && !booted {
                         boot_failed = Some(EXIT_BOOT_ERROR);
                     }
                 }
@@ -254,17 +303,57 @@ impl Master {
                 }
                 _ => {}
             }
+            if !booted && boot_failed.is_none() {
+                self.back_off_respawn(pid);
+            }
         }
     }
 
-    /// Heartbeat check: a worker silent for longer than `--timeout` gets SIGABRT, then SIGKILL.
+    /// A worker died before it finished booting: the next one starts after a delay that
+    /// doubles with each such death in a row, so a worker that cannot start does not make the
+    /// master fork in a tight loop.
+    fn back_off_respawn(&mut self, pid: Pid) {
+        self.boot_deaths += 1;
+        let delay = RESPAWN_BACKOFF_FIRST
+            .saturating_mul(1 << (self.boot_deaths - 1).min(16))
+            .min(RESPAWN_BACKOFF_MAX);
+        self.respawn_at = Some(Instant::now() + delay);
+        log::warning(&format!(
+            "Worker (pid:{pid}) died before it booted ({} in a row); next spawn in {:.1} s",
+            self.boot_deaths,
+            delay.as_secs_f64()
+        ));
+    }
+
+    /// Kills workers that overstay: a heartbeat older than `--timeout` gets SIGABRT, then
+    /// SIGKILL; a stopping worker still there `--graceful-timeout` after its stop began (TTOU,
+    /// reload, or its own `--max-requests` stop) gets SIGKILL. The worker enforces its graceful
+    /// timeout itself; this is the backstop.
     fn murder_workers(&mut self) {
-        let Some(timeout) = self.config.timeout else {
-            return;
-        };
-        let now = monotonic_ms();
+        let now_ms = monotonic_ms();
+        let now = Instant::now();
+        let graceful = self.config.graceful_timeout;
         for (pid, worker) in self.workers.iter_mut() {
-            let silent = now.saturating_sub(worker.slot.heartbeat_ms.load(Ordering::Relaxed));
+            if worker.retired_at.is_none()
+                && worker.slot.booted.load(Ordering::Acquire)
+                && !worker.slot.counted_serving.load(Ordering::Acquire)
+            {
+                // It stopped serving on its own (`--max-requests`, a lost parent check).
+                worker.retired_at = Some(now);
+            }
+            if let Some(since) = worker.retired_at {
+                if now >= since + graceful + TICK {
+                    log::warning(&format!(
+                        "Worker (pid:{pid}) outlived the graceful timeout; killing it"
+                    ));
+                    let _ = kill(*pid, Signal::SIGKILL);
+                    continue;
+                }
+            }
+            let Some(timeout) = self.config.timeout else {
+                continue;
+            };
+            let silent = now_ms.saturating_sub(worker.slot.heartbeat_ms.load(Ordering::Relaxed));
             if silent <= timeout.as_millis() as u64 {
                 continue;
             }
@@ -278,16 +367,28 @@ impl Master {
         }
     }
 
-    /// Spawns missing workers and retires the oldest extra ones (once their replacements run).
+    /// Spawns missing workers (unless a boot backoff is running) and retires the oldest extra
+    /// ones once their replacements run. A worker that is stopping no longer counts.
     fn manage_workers(&mut self) {
+        if self
+            .workers
+            .values()
+            .any(|w| w.slot.booted.load(Ordering::Acquire))
+        {
+            self.boot_deaths = 0;
+        }
         let mut active: Vec<(u64, Pid)> = self
             .workers
             .iter()
-            .filter(|(_, w)| !w.retiring)
+            .filter(|(_, w)| w.retired_at.is_none())
             .map(|(pid, w)| (w.age, *pid))
             .collect();
-        for _ in active.len()..self.target {
-            self.spawn_worker();
+        let may_spawn = self.respawn_at.is_none_or(|at| Instant::now() >= at);
+        if may_spawn && active.len() < self.target {
+            self.respawn_at = None;
+            for _ in active.len()..self.target {
+                self.spawn_worker();
+            }
         }
         if active.len() <= self.target {
             return;
@@ -301,9 +402,10 @@ impl Master {
         if !replacements_ready {
             return;
         }
+        let now = Instant::now();
         for (_, pid) in old {
             if let Some(worker) = self.workers.get_mut(pid) {
-                worker.retiring = true;
+                worker.retired_at = Some(now);
                 let _ = kill(*pid, Signal::SIGTERM);
             }
         }
@@ -379,17 +481,30 @@ impl Master {
         code
     }
 
+    /// Stops every worker with `signal` (TERM: graceful, QUIT: quick) and waits for them up to
+    /// `--graceful-timeout`, then kills what is left. INT or QUIT during a graceful stop turns it
+    /// into a quick one, as current Gunicorn does.
     fn stop_workers(&mut self, signal: Signal) {
+        self.state.shutting_down.store(true, Ordering::Release);
         for listener in self.listeners.drain(..) {
             listener.close();
         }
         for pid in self.workers.keys() {
             let _ = kill(*pid, signal);
         }
+        let mut quick = signal == Signal::SIGQUIT;
         let deadline = Instant::now() + self.config.graceful_timeout;
         while !self.workers.is_empty() && Instant::now() < deadline {
             self.signals().wait(STOP_POLL);
-            while self.signals().pop().is_some() {}
+            while let Some(more) = self.signals().pop() {
+                if !quick && matches!(more, Signal::SIGINT | Signal::SIGQUIT) {
+                    log::info(&format!("Handling signal: {}", signals::name(more)));
+                    quick = true;
+                    for pid in self.workers.keys() {
+                        let _ = kill(*pid, Signal::SIGQUIT);
+                    }
+                }
+            }
             self.reap_workers();
         }
         for pid in self.workers.keys() {
@@ -407,6 +522,25 @@ impl Master {
     fn cleanup(&mut self) {
         if let Some(pidfile) = self.pidfile.take() {
             pidfile.remove();
+        }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one, so `--worker-connections` and the
+/// connections in flight on the shared queue are not cut short by a low default soft limit.
+fn raise_descriptor_limit() {
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    // An unlimited hard limit is still bounded by the kernel's per-process maximum.
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map_or(hard, |nr_open| hard.min(nr_open));
+    if ceiling > soft {
+        match setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard) {
+            Ok(()) => log::debug(&format!("Raised the descriptor limit from {soft} to {ceiling}")),
+            Err(err) => log::warning(&format!("cannot raise the descriptor limit: {err}")),
         }
     }
 }

@@ -1,126 +1,254 @@
 //! One client connection as the event loop holds it: what has been read and not yet parsed,
-//! where the current request stands, what is waiting to be written, and its deadline.
+//! where the current request stands, what is waiting to be written, and — derived from all
+//! that, in one place — its deadline.
 
+use super::queue::Peer;
 use crate::app::Response;
-use crate::http::{encode_response, BodyReader, HttpLimits, RequestHead, ResponseMeta};
+use crate::http::{encode_response, BodyReader, HeadScan, RequestHead, ResponseMeta};
 use crate::log;
 use crate::shared::monotonic_ns;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-/// How long a new connection may stay silent before it is closed.
-pub(super) const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request head must arrive within this long of its first byte; a new connection must send
+/// one within this long of being accepted (slowloris).
+pub(super) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request body must arrive within this long of the head.
+pub(super) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client must take some of an answer within this long (it is reset by every byte it takes).
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// While the server shuts down, how long a connection that has sent nothing yet gets to send
+/// its request.
+pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// A receive buffer larger than this is given back when the connection goes idle.
+const KEEP_BUFFER: usize = 4 * 1024;
+
+/// What a connection is waiting for. Each state has its own time limit, counted from when the
+/// connection entered it (or, while writing, from the client's last progress). A connection
+/// whose request is queued or running is not here at all: the handler thread has it, and
+/// `--timeout` bounds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Reading a request head (or waiting for the first one).
+    Head,
+    /// Reading a request body.
+    Body,
+    /// Writing answers the client has not taken yet.
+    Writing,
+    /// Kept alive between requests.
+    Idle,
+}
 
 pub(super) struct Conn {
     pub(super) fd: OwnedFd,
-    pub(super) peer: String,
+    pub(super) peer: Peer,
     /// Received bytes not yet consumed.
     pub(super) buf: Vec<u8>,
-    pub(super) phase: Phase,
+    /// How far the current head has been scanned (each byte is looked at once).
+    pub(super) scan: HeadScan,
+    /// Set while a body is being read after its head.
+    pub(super) body: Option<(Box<RequestHead>, BodyReader)>,
     /// Response bytes not yet written.
     pub(super) out: Vec<u8>,
     pub(super) close_after_out: bool,
+    /// Requests answered on this connection.
     pub(super) served: u64,
-    /// When the current request's first byte arrived (`CLOCK_MONOTONIC` ns); 0: none yet.
+    /// When the current request's first byte arrived (`CLOCK_MONOTONIC` ns).
     pub(super) request_start_ns: u64,
-    pub(super) deadline: Instant,
+    /// The state the deadline is counted in, and since when.
+    timer: (State, Instant),
+    /// Whether epoll watches the connection for writability (else readability).
     pub(super) wants_write: bool,
-    /// How much of `buf` the last incomplete parse saw, and where its unfinished line started:
-    /// a head is parsed again only when a line ends or the open line outgrows the limits, so a
-    /// head trickling in byte by byte costs linear time, not quadratic.
-    pub(super) parsed_len: usize,
-    pub(super) open_line_start: usize,
-}
-
-pub(super) enum Phase {
-    Head,
-    Body {
-        head: Box<RequestHead>,
-        body: BodyReader,
-    },
+    /// Set when the server shuts down: a connection still waiting for a request's first byte
+    /// is given up at this moment.
+    pub(super) shutdown_by: Option<Instant>,
 }
 
 impl Conn {
-    pub(super) fn new(fd: OwnedFd, peer: String, now: Instant) -> Conn {
-        Conn {
+    pub(super) fn new(fd: OwnedFd, peer: Peer, served: u64, leftover: Vec<u8>) -> Conn {
+        let mut conn = Conn {
             fd,
             peer,
-            buf: Vec::new(),
-            phase: Phase::Head,
+            buf: leftover,
+            scan: HeadScan::default(),
+            body: None,
             out: Vec::new(),
             close_after_out: false,
-            served: 0,
-            request_start_ns: 0,
-            deadline: now + FIRST_REQUEST_TIMEOUT,
+            served,
+            request_start_ns: monotonic_ns(),
+            timer: (State::Head, Instant::now()),
             wants_write: false,
-            parsed_len: 0,
-            open_line_start: 0,
+            shutdown_by: None,
+        };
+        conn.timer.0 = conn.state();
+        conn
+    }
+
+    pub(super) fn state(&self) -> State {
+        if !self.out.is_empty() {
+            State::Writing
+        } else if self.body.is_some() {
+            State::Body
+        } else if !self.buf.is_empty() || self.served == 0 {
+            State::Head
+        } else {
+            State::Idle
         }
     }
 
-    /// Whether the bytes that came since the last incomplete parse can change its outcome.
-    pub(super) fn head_may_be_ready(&self, limits: &HttpLimits) -> bool {
-        if self.parsed_len == 0 || self.parsed_len > self.buf.len() {
-            return true;
+    /// Restarts the timer when the state changed, or when the client took bytes of an answer.
+    /// Called after every piece of work on the connection.
+    pub(super) fn refresh(&mut self, now: Instant, wrote: bool) {
+        let state = self.state();
+        if state != self.timer.0 || (state == State::Writing && wrote) {
+            self.timer = (state, now);
         }
-        let longest_line = limits.request_line.max(limits.field_size) + 1;
-        self.buf[self.parsed_len..].contains(&b'\n')
-            || self.buf.len() - self.open_line_start > longest_line
+        if state == State::Idle && self.buf.capacity() > KEEP_BUFFER {
+            // An idle connection holds no memory for the head it may never send.
+            self.buf = Vec::new();
+        }
     }
 
-    pub(super) fn note_incomplete_head(&mut self) {
-        self.parsed_len = self.buf.len();
-        self.open_line_start = self
-            .buf
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+    /// The one place that decides when the connection is given up on.
+    pub(super) fn deadline(&self, keep_alive: Duration) -> Instant {
+        let (state, since) = self.timer;
+        let deadline = since
+            + match state {
+                State::Head => HEAD_TIMEOUT,
+                State::Body => BODY_TIMEOUT,
+                State::Writing => WRITE_TIMEOUT,
+                State::Idle => keep_alive,
+            };
+        match self.shutdown_by {
+            Some(by) if state == State::Head && self.buf.is_empty() => deadline.min(by),
+            _ => deadline,
+        }
     }
 
-    pub(super) fn is_idle(&self) -> bool {
-        self.buf.is_empty() && self.out.is_empty() && matches!(self.phase, Phase::Head)
+    /// Whether nothing of a request is in hand: the connection could move to another worker.
+    pub(super) fn is_between_requests(&self) -> bool {
+        self.buf.is_empty() && self.out.is_empty() && self.body.is_none()
+    }
+
+    /// Queues the answer to `head` and writes its access-log line: the one place every
+    /// response, inline or from a handler thread, goes through.
+    pub(super) fn respond(&mut self, head: &RequestHead, response: &Response, keep_alive: bool) {
+        let meta = ResponseMeta {
+            version: head.version,
+            keep_alive,
+            head_only: head.method == "HEAD",
+        };
+        self.out.extend_from_slice(&encode_response(response, meta));
+        self.served += 1;
+        if !keep_alive {
+            self.close_after_out = true;
+            self.buf.clear();
+        }
+        if log::access_enabled() {
+            log::access(&log::AccessEntry {
+                peer: &self.peer.ip,
+                peer_port: self.peer.port,
+                method: &head.method,
+                target: &head.target,
+                path: &head.path,
+                query: &head.query,
+                protocol: head.version.as_str(),
+                status: response.status,
+                body_bytes: if meta.head_only {
+                    0
+                } else {
+                    response.body.len()
+                },
+                request_headers: &head.headers,
+                response_headers: &response.headers,
+                duration: Duration::from_nanos(
+                    monotonic_ns().saturating_sub(self.request_start_ns),
+                ),
+            });
+        }
+        if !self.buf.is_empty() {
+            // The next pipelined request started arriving with this one.
+            self.request_start_ns = monotonic_ns();
+        }
     }
 }
 
-/// Queues an immediate answer on the connection and logs it.
-pub(super) fn answer_inline(
-    conn: &mut Conn,
-    head: &RequestHead,
-    response: &Response,
-    keep_alive: bool,
-) {
-    let meta = ResponseMeta {
-        version: head.version,
-        keep_alive,
-        head_only: head.method == "HEAD",
-    };
-    conn.out.extend_from_slice(&encode_response(response, meta));
-    conn.served += 1;
-    if !keep_alive {
-        conn.close_after_out = true;
-        conn.buf.clear();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::parse_head;
+
+    fn conn(served: u64, leftover: &[u8]) -> Conn {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let peer = Peer {
+            ip: String::new(),
+            port: None,
+        };
+        Conn::new(OwnedFd::from(a), peer, served, leftover.to_vec())
     }
-    if log::access_enabled() {
-        log::access(&log::AccessEntry {
-            peer: &conn.peer,
-            method: &head.method,
-            target: &head.target,
-            path: &head.path,
-            query: &head.query,
-            protocol: head.version.as_str(),
-            status: response.status,
-            body_bytes: if meta.head_only {
-                0
-            } else {
-                response.body.len()
-            },
-            request_headers: &head.headers,
-            response_headers: &response.headers,
-            duration: Duration::from_nanos(monotonic_ns().saturating_sub(conn.request_start_ns)),
-        });
+
+    fn head() -> RequestHead {
+        parse_head(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", &Default::default())
+            .unwrap()
+            .unwrap()
     }
-    if !conn.buf.is_empty() {
-        // The next pipelined request started arriving with this one.
-        conn.request_start_ns = monotonic_ns();
+
+    const KEEP: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_new_connection_gets_the_head_timeout_from_accept() {
+        let c = conn(0, b"");
+        assert_eq!(c.state(), State::Head);
+        let t0 = c.timer.1;
+        assert_eq!(c.deadline(KEEP), t0 + HEAD_TIMEOUT);
+    }
+
+    /// A client that completes one pipelined request every few seconds, always leaving a byte of
+    /// the next, is making progress: each new head gets its own full time.
+    #[test]
+    fn each_pipelined_head_gets_its_own_time() {
+        let mut c = conn(0, b"G");
+        let start = Instant::now();
+        c.timer = (State::Head, start);
+        for round in 1..=10u32 {
+            let now = start + Duration::from_secs(2 * u64::from(round));
+            // The head completed (its last bytes and one byte of the next arrived) and was
+            // answered; the answer was written at once.
+            c.respond(&head(), &Response::json(200, &serde_json::json!({})), true);
+            c.refresh(now, false);
+            assert_eq!(c.state(), State::Writing);
+            c.out.clear();
+            c.refresh(now, true);
+            assert_eq!(c.state(), State::Head, "one byte of the next request is in hand");
+            assert_eq!(c.deadline(KEEP), now + HEAD_TIMEOUT, "round {round}");
+        }
+    }
+
+    #[test]
+    fn writing_counts_from_the_clients_last_progress_and_idle_uses_keep_alive() {
+        let mut c = conn(1, b"");
+        let t0 = c.timer.1;
+        c.refresh(t0 + Duration::from_millis(500), false);
+        assert_eq!(c.state(), State::Idle);
+        assert_eq!(c.deadline(KEEP), t0 + KEEP);
+        c.out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        c.refresh(t0 + Duration::from_secs(1), false);
+        assert_eq!(c.deadline(KEEP), t0 + Duration::from_secs(1) + WRITE_TIMEOUT);
+        c.refresh(t0 + Duration::from_secs(20), false);
+        assert_eq!(
+            c.deadline(KEEP),
+            t0 + Duration::from_secs(1) + WRITE_TIMEOUT,
+            "no progress: no new time"
+        );
+        c.refresh(t0 + Duration::from_secs(25), true);
+        assert_eq!(c.deadline(KEEP), t0 + Duration::from_secs(25) + WRITE_TIMEOUT);
+    }
+
+    #[test]
+    fn an_idle_connection_gives_back_a_large_buffer() {
+        let mut c = conn(1, b"");
+        c.buf.reserve(64 * 1024);
+        c.refresh(Instant::now(), false);
+        assert!(c.buf.capacity() <= KEEP_BUFFER);
     }
 }

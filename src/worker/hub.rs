@@ -1,21 +1,47 @@
-//! What a worker's event loop and its handler threads share.
+//! What a worker's event loop and its handler threads share, and how they hand work to each
+//! other: the loop gives a thread a request (through the shared queue, or while stopping through
+//! the local one), the thread gives the loop back the connection with the finished response.
 
-use super::queue::{Job, JobQueue};
-use crate::app::App;
+use super::queue::{Job, JobQueue, Peer};
+use crate::app::{App, Response};
 use crate::config::Config;
+use crate::http::RequestHead;
 use crate::shared::{ServerState, SharedMap, WorkerSlot};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// A kept-alive connection going back from a handler thread to its worker's event loop.
+/// A request a handler thread has finished: the event loop writes and logs the answer.
+pub struct Finished {
+    pub head: RequestHead,
+    pub response: Response,
+}
+
+/// A connection going (back) to an event loop: after a heavy request, or adopted from a
+/// retiring sibling (`finished: None`).
 pub struct Handback {
     pub fd: OwnedFd,
+    pub peer: Peer,
+    /// Requests answered on the connection before (the one finished here included).
+    pub served: u64,
     /// Bytes of the next request(s) already read.
     pub leftover: Vec<u8>,
-    pub peer: String,
+    /// When the finished request's first byte arrived (`CLOCK_MONOTONIC` ns).
+    pub received_ns: u64,
+    pub finished: Option<Box<Finished>>,
+}
+
+/// Heavy requests of a stopping worker, run by its own threads and never put on the shared
+/// queue, so no request can be left there after the last worker drained it.
+#[derive(Default)]
+struct Local {
+    jobs: VecDeque<(Job, OwnedFd)>,
+    /// Threads waiting for a local job (the worker is stopping).
+    parked: usize,
+    /// The loop has finished: parked threads exit.
+    exit: bool,
 }
 
 pub struct Hub {
@@ -24,14 +50,11 @@ pub struct Hub {
     pub queue: Arc<JobQueue>,
     pub state: Arc<SharedMap<ServerState>>,
     pub slot: Arc<SharedMap<WorkerSlot>>,
-    /// The worker is shutting down: no keep-alive, no new work from the shared queue (unless it
-    /// is the last serving worker and drains it).
-    pub stopping: AtomicBool,
-    /// The event loop has closed its last connection; nothing more comes from it.
-    pub loop_done: AtomicBool,
-    /// Heavy requests of a stopping worker: run by its own threads, never put on the shared
-    /// queue, so no request can be left there after the last worker drained it.
-    local: Mutex<VecDeque<(Job, OwnedFd)>>,
+    /// The worker is shutting down: no keep-alive, no new work from the shared queue.
+    stopping: AtomicBool,
+    /// Readable once the worker stops (never read back): wakes threads waiting on the queue.
+    pub stop_signal: EventFd,
+    local: Mutex<Local>,
     local_ready: Condvar,
     handbacks: Mutex<Vec<Handback>>,
     /// Wakes the event loop when a connection is handed back.
@@ -50,6 +73,7 @@ impl Hub {
         slot: Arc<SharedMap<WorkerSlot>>,
     ) -> nix::Result<Hub> {
         let threads = config.threads;
+        let eventfd = || EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC);
         Ok(Hub {
             app,
             config,
@@ -57,11 +81,11 @@ impl Hub {
             state,
             slot,
             stopping: AtomicBool::new(false),
-            loop_done: AtomicBool::new(false),
-            local: Mutex::new(VecDeque::new()),
+            stop_signal: eventfd()?,
+            local: Mutex::new(Local::default()),
             local_ready: Condvar::new(),
             handbacks: Mutex::new(Vec::new()),
-            wake: EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
+            wake: eventfd()?,
             busy_since_ms: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         })
     }
@@ -70,38 +94,62 @@ impl Hub {
         self.stopping.load(Ordering::Acquire)
     }
 
+    /// From now on threads take work only from the local queue.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let _ = self.stop_signal.write(1);
+        self.local_ready.notify_all();
+    }
+
+    fn local(&self) -> MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn push_local(&self, job: Job, fd: OwnedFd) {
-        self.local
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back((job, fd));
+        self.local().jobs.push_back((job, fd));
         self.local_ready.notify_one();
     }
 
-    pub fn pop_local(&self) -> Option<(Job, OwnedFd)> {
-        self.local
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
-    }
-
-    pub fn local_is_empty(&self) -> bool {
-        self.local
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-    }
-
-    /// Sleeps until a local job arrives or `timeout` passes.
-    pub fn wait_local(&self, timeout: std::time::Duration) {
-        let guard = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_empty() {
-            let _ = self.local_ready.wait_timeout(guard, timeout);
+    /// For a thread of a stopping worker: the next local job, waiting for one until the loop
+    /// says there will be none (`None`: exit).
+    pub fn next_local(&self) -> Option<(Job, OwnedFd)> {
+        let mut local = self.local();
+        loop {
+            if let Some(job) = local.jobs.pop_front() {
+                return Some(job);
+            }
+            if local.exit {
+                return None;
+            }
+            local.parked += 1;
+            local = self
+                .local_ready
+                .wait(local)
+                .unwrap_or_else(|e| e.into_inner());
+            local.parked -= 1;
         }
     }
 
-    pub fn notify_all_local(&self) {
+    /// For the loop of a stopping worker: if every thread waits for local work, none is queued
+    /// and no connection is on its way back, tells the threads to exit and returns true. A
+    /// thread hands its connection back before it parks, so "all parked" with nothing handed
+    /// back means nothing is left in flight.
+    pub fn try_finish(&self) -> bool {
+        let mut local = self.local();
+        if !local.jobs.is_empty() || local.parked < self.busy_since_ms.len() {
+            return false;
+        }
+        if !self
+            .handbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            return false;
+        }
+        local.exit = true;
         self.local_ready.notify_all();
+        true
     }
 
     pub fn hand_back(&self, handback: Handback) {

@@ -1,10 +1,11 @@
-//! A worker process: one event loop thread that owns the connections, and `--threads` handler
-//! threads that run heavy requests taken from the queue shared by all workers.
+//! A worker process: one event loop thread that owns the connections and does all their I/O,
+//! and `--threads` handler threads that only compute heavy requests taken from the queue shared
+//! by all workers.
 //!
 //! ```text
 //!  listeners ──accept──▶ event loop ──health, errors──▶ answered inline
 //!                          │   ▲
-//!            heavy request │   │ keep-alive connection handed back
+//!            heavy request │   │ connection + finished response handed back; the loop writes it
 //!                          ▼   │
 //!              shared queue (all workers) ──▶ handler threads (any worker)
 //! ```
@@ -12,7 +13,10 @@
 //! The worker knows HTTP (through `crate::http`) and the application (through `crate::app`); the
 //! master knows neither, it only forks [`run`] and watches the [`WorkerSlot`] heartbeat.
 
+mod accept;
+mod conn_io;
 mod connection;
+mod dispatch;
 mod event_loop;
 mod handler;
 mod hub;
@@ -25,8 +29,9 @@ use crate::config::Config;
 use crate::log;
 use crate::shared::{monotonic_ms, ServerState, SharedMap, WorkerSlot};
 use crate::signals::SignalPipe;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use queue::JobQueue;
-use std::os::fd::RawFd;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 /// Exit status of a worker that could not boot: the master stops and exits with it too
@@ -36,7 +41,8 @@ pub const BOOT_ERROR: i32 = 3;
 /// Everything a worker inherits from the master at fork.
 pub struct WorkerContext {
     pub config: Arc<Config>,
-    pub listeners: Vec<RawFd>,
+    /// The listening sockets, now the worker's own (the master checked them at bind).
+    pub listeners: Vec<OwnedFd>,
     pub queue: Arc<JobQueue>,
     pub state: Arc<SharedMap<ServerState>>,
     pub slot: Arc<SharedMap<WorkerSlot>>,
@@ -52,22 +58,18 @@ pub fn run(ctx: WorkerContext) -> i32 {
     log::info(&format!("Booting worker with pid: {pid}"));
     ctx.slot.beat(monotonic_ms());
 
+    match ctx.config.fault_worker_boot.as_deref() {
+        Some("panic") => panic!("fault injection: a panic while booting"),
+        Some(_) => return boot_failure("fault injection: a boot error"),
+        None => {}
+    }
     let signals = match install_signals() {
         Ok(s) => s,
         Err(err) => return boot_failure(&format!("cannot install signal handlers: {err}")),
     };
-    for &fd in &ctx.listeners {
-        if let Err(err) = socket::check_listener(fd) {
-            return boot_failure(&format!("listener fd {fd} is not usable: {err}"));
-        }
-    }
+    // The master prepared the data file at start; a fault in it now (deleted, read-only, full)
+    // fails heavy requests with a 5xx until it clears, never the boot of a replacement worker.
     let data = DataFile::new(&ctx.config.io_file);
-    if let Err(err) = data.prepare() {
-        return boot_failure(&format!(
-            "cannot use io file {}: {err}",
-            data.path().display()
-        ));
-    }
     let app = Arc::new(App::new(ctx.config.app_limits, data));
 
     match event_loop::EventLoop::new(ctx, app, signals) {
@@ -85,12 +87,25 @@ fn boot_failure(message: &str) -> i32 {
     BOOT_ERROR
 }
 
+/// The master's timeout kill must work even if the event loop is wedged: exit from the handler
+/// itself.
+extern "C" fn exit_on_abort(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(1) }
+}
+
 /// Gunicorn's worker signal table: TERM graceful, INT/QUIT quick, ABRT exit 1 (the master's
 /// timeout kill), USR1 reopen logs; HUP and USR2 keep their default action (they kill a worker),
-/// WINCH and PIPE are ignored.
+/// WINCH is ignored. (SIGPIPE is ignored by the Rust runtime, and every send says MSG_NOSIGNAL.)
 fn install_signals() -> std::io::Result<SignalPipe> {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: setting dispositions to SIG_DFL/SIG_IGN installs no Rust code as a handler.
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    let abort = SigAction::new(
+        SigHandler::Handler(exit_on_abort),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: SIG_DFL/SIG_IGN install no code; `exit_on_abort` is async-signal-safe.
     unsafe {
         for sig in [
             Signal::SIGHUP,
@@ -99,20 +114,22 @@ fn install_signals() -> std::io::Result<SignalPipe> {
             Signal::SIGTTOU,
             Signal::SIGCHLD,
         ] {
-            signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            sigaction(sig, &default)?;
         }
-        signal(Signal::SIGWINCH, SigHandler::SigIgn).map_err(std::io::Error::from)?;
-        signal(Signal::SIGPIPE, SigHandler::SigIgn).map_err(std::io::Error::from)?;
-        // The master's timeout kill must work even if the event loop is wedged: exit from the
-        // handler itself (_exit is async-signal-safe).
-        signal_hook::low_level::register(libc::SIGABRT, || libc::_exit(1))?;
+        sigaction(Signal::SIGWINCH, &ignore)?;
+        sigaction(Signal::SIGABRT, &abort)?;
     }
-    let pipe = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1])?;
+    let pipe = SignalPipe::install(&[
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+    ])?;
     // The master forked us with every signal blocked; what arrived meanwhile is delivered now,
     // to these handlers.
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
+        Some(&SigSet::empty()),
         None,
     )?;
     Ok(pipe)

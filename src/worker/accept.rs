@@ -1,0 +1,145 @@
+//! Accepting connections: the listeners in the epoll set, the per-worker connection limit, and
+//! backing off when descriptors run out.
+
+use super::connection::Conn;
+use super::event_loop::EventLoop;
+use super::queue::Peer;
+use super::socket::{peer_of, set_nodelay};
+use crate::config::Config;
+use crate::log;
+use nix::errno::Errno;
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use nix::sys::resource::{getrlimit, Resource};
+use nix::sys::socket::{accept4, SockFlag};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// After running out of descriptors, pause accepting for this long.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Most connections accepted per wake-up of one listener.
+const ACCEPT_BATCH: usize = 64;
+
+/// Descriptors a worker needs besides its connections: listeners, epoll sets, the signal pipe,
+/// event fds, log files, and per handler thread one received connection and two data-file opens.
+fn reserved_descriptors(config: &Config, listeners: usize) -> usize {
+    32 + listeners + 3 * config.threads
+}
+
+/// `--worker-connections`, lowered if the descriptor limit could not hold that many (with the
+/// reserve above, so a connection received from the shared queue can always be installed and
+/// answered, never lost).
+pub(super) fn connection_limit(config: &Config, listeners: usize) -> usize {
+    let wanted = config.worker_connections;
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return wanted;
+    };
+    let fits = usize::try_from(soft)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(reserved_descriptors(config, listeners))
+        .max(1);
+    if fits < wanted {
+        log::warning(&format!(
+            "--worker-connections {wanted} lowered to {fits}: the descriptor limit is {soft}"
+        ));
+    }
+    wanted.min(fits)
+}
+
+impl EventLoop {
+    pub(super) fn set_listening(&mut self, on: bool) {
+        if on == self.listening {
+            return;
+        }
+        for (index, fd) in self.listeners.iter().enumerate() {
+            let result = if on {
+                let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+                self.epoll.add(fd, EpollEvent::new(flags, index as u64))
+            } else {
+                self.epoll.delete(fd)
+            };
+            if let Err(err) = result {
+                log::error(&format!(
+                    "cannot {} listener: {err}",
+                    if on { "watch" } else { "unwatch" }
+                ));
+            }
+        }
+        self.listening = on;
+    }
+
+    pub(super) fn on_listener(&mut self, index: usize) {
+        for _ in 0..ACCEPT_BATCH {
+            if self.conns.len() >= self.conn_limit {
+                // At the bound: leave further connections in the kernel's backlog (for other
+                // workers, or for later).
+                self.set_listening(false);
+                return;
+            }
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match accept4(
+                listener.as_fd(),
+                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            ) {
+                Ok(fd) => {
+                    let peer = peer_of(fd.as_fd());
+                    self.add_conn(fd, peer, 0, Vec::new());
+                }
+                Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EINTR) => return,
+                Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS)
+                | Err(Errno::ENOMEM) => {
+                    log::warning("out of file descriptors; pausing accept");
+                    self.set_listening(false);
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(err) => {
+                    log::error(&format!("accept failed: {err}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes a connection into the loop (accepted, handed back, or adopted). Its `leftover`
+    /// bytes are not parsed yet: the caller does that once anything it owes the client is
+    /// queued first.
+    pub(super) fn add_conn(
+        &mut self,
+        fd: OwnedFd,
+        peer: Peer,
+        served: u64,
+        leftover: Vec<u8>,
+    ) -> Option<u64> {
+        set_nodelay(fd.as_fd());
+        let conn = Conn::new(fd, peer, served, leftover);
+        let token = self.next_token;
+        self.next_token += 1;
+        if let Err(err) = self
+            .epoll
+            .add(conn.fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+        {
+            log::error(&format!("cannot watch a connection: {err}"));
+            return None;
+        }
+        self.conns.insert(token, conn);
+        Some(token)
+    }
+
+    /// Listens again once an accept pause is over and there is room.
+    pub(super) fn resume_accepting(&mut self, now: Instant) {
+        if self.stop_started.is_some() {
+            return;
+        }
+        if self.accept_paused_until.is_some_and(|until| now >= until) {
+            self.accept_paused_until = None;
+        }
+        if !self.listening
+            && self.accept_paused_until.is_none()
+            && self.conns.len() < self.conn_limit
+        {
+            self.set_listening(true);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! What happens to a complete request: answered here (health, every error), or handed to a
+//! handler thread (heavy work) through the shared queue — or, while this worker stops, its own
+//! local queue. Also where a retiring worker passes its connections on.
+
+use super::connection::SHUTDOWN_GRACE;
+use super::event_loop::EventLoop;
+use super::queue::{Item, Job, SendError};
+use super::socket::has_pending_input;
+use crate::app::{Response, Route};
+use crate::http::{encode_response, HttpError, RequestHead, ResponseMeta, Version};
+use crate::log;
+use serde_json::json;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+impl EventLoop {
+    /// Whether the answer to `head` keeps the connection open: the client wants it,
+    /// keep-alive is on, and this worker is not stopping.
+    pub(super) fn keeps_alive(&self, head: &RequestHead) -> bool {
+        head.keep_alive && self.hub.config.keep_alive.is_some() && self.stop_started.is_none()
+    }
+
+    /// A complete request: answer it here, or queue it for a handler thread. Returns false if
+    /// the connection left the loop with the request.
+    pub(super) fn dispatch(&mut self, token: u64, head: RequestHead) -> bool {
+        self.requests += 1;
+        // `--max-requests N`: the N-th request is this worker's last; it is answered here (or
+        // by this worker's threads) with `Connection: close`, as Gunicorn does.
+        let last = self.max_requests > 0 && self.requests >= self.max_requests;
+        let keep_alive = self.keeps_alive(&head) && !last;
+        let stays = match self.hub.app.route(&head.method, &head.path, &head.query) {
+            Route::Ready(response) => {
+                let conn = self.conns.get_mut(&token).expect("live connection");
+                conn.respond(&head, &response, keep_alive);
+                true
+            }
+            Route::Heavy(params) => {
+                let conn = self.conns.get_mut(&token).expect("live connection");
+                let job = Job {
+                    head,
+                    params,
+                    received_ns: conn.request_start_ns,
+                    peer: conn.peer.clone(),
+                    served: conn.served,
+                    leftover: std::mem::take(&mut conn.buf),
+                };
+                if self.stop_started.is_some() || last {
+                    let conn = self.remove(token).expect("live connection");
+                    self.hub.push_local(job, conn.fd);
+                    false
+                } else {
+                    self.queue_job(token, job)
+                }
+            }
+        };
+        if last {
+            self.begin_stop(Some("Autorestarting worker after current request."));
+        }
+        stays
+    }
+
+    /// Puts a heavy request on the shared queue; answers 503 (full) or 431 (too large to pass
+    /// on) itself when it cannot.
+    fn queue_job(&mut self, token: u64, job: Job) -> bool {
+        let conn = self.conns.get_mut(&token).expect("live connection");
+        let mut item = Item::Heavy(Box::new(job));
+        let mut sent = self.hub.queue.try_send(&item, conn.fd.as_raw_fd());
+        if matches!(sent, Err(SendError::TooLarge)) {
+            // Huge (but legal) headers kept for the access log: keep what the default format
+            // shows, shortened, rather than refuse the request.
+            if let Item::Heavy(job) = &mut item {
+                shorten_logged_headers(&mut job.head.headers);
+            }
+            sent = self.hub.queue.try_send(&item, conn.fd.as_raw_fd());
+        }
+        let Item::Heavy(job) = item else {
+            unreachable!("built as a heavy item above")
+        };
+        let response = match sent {
+            Ok(()) => {
+                self.remove(token);
+                return false;
+            }
+            Err(SendError::Full) => Response::error(
+                503,
+                "server busy: the request queue is full",
+                json!({ "retry_after_sec": 1 }),
+            )
+            .with_header("Retry-After", "1"),
+            Err(SendError::TooLarge) => {
+                HttpError::header_too_large("request headers too large to queue").to_response()
+            }
+            Err(SendError::Other(e)) => {
+                log::error(&format!("cannot queue a request: {e}"));
+                Response::error(500, "internal server error", json!({}))
+            }
+        };
+        let job = *job;
+        conn.buf = job.leftover;
+        conn.respond(&job.head, &response, false);
+        true
+    }
+
+    /// Answers a request that broke the protocol, then closes: after a framing error nothing
+    /// that follows can be trusted.
+    pub(super) fn reject(&mut self, token: u64, err: &HttpError) {
+        let conn = self.conns.get_mut(&token).expect("live connection");
+        log::warning(&format!(
+            "Invalid request from ip={}: {}",
+            conn.peer.ip, err.message
+        ));
+        let meta = ResponseMeta {
+            version: Version::Http11,
+            keep_alive: false,
+            head_only: false,
+        };
+        conn.out
+            .extend_from_slice(&encode_response(&err.to_response(), meta));
+        conn.close_after_out = true;
+        conn.buf.clear();
+        conn.body = None;
+    }
+
+    /// A stopping worker's connection that is between requests. While the server goes on (a
+    /// recycle, TTOU, reload) it is passed on the shared queue to the other workers — or to
+    /// this one's replacement — so its client never sees it close: what the client sends
+    /// meanwhile waits in the socket and goes along. When the whole server shuts down it closes
+    /// if it was idle after an answer (the client retries on a reused connection); one that has
+    /// sent nothing yet, or whose request is already waiting in the socket, is answered here.
+    pub(super) fn retire_conn(&mut self, token: u64) {
+        let Some(conn) = self.conns.get(&token) else {
+            return;
+        };
+        if !self.hub.state.shutting_down.load(Ordering::Acquire) {
+            let item = Item::Adopt {
+                peer: conn.peer.clone(),
+                served: conn.served,
+            };
+            if self.hub.queue.try_send(&item, conn.fd.as_raw_fd()).is_ok() {
+                self.close(token);
+                return;
+            }
+        }
+        if conn.served > 0 && !has_pending_input(conn.fd.as_fd()) {
+            self.close(token);
+        } else if let Some(conn) = self.conns.get_mut(&token) {
+            conn.shutdown_by = Some(Instant::now() + SHUTDOWN_GRACE);
+        }
+    }
+}
+
+/// Keeps only the headers the default access-log format shows, each at most 1 KiB.
+fn shorten_logged_headers(headers: &mut Vec<(String, String)>) {
+    headers.retain(|(n, _)| {
+        ["referer", "user-agent", "authorization"]
+            .iter()
+            .any(|k| n.eq_ignore_ascii_case(k))
+    });
+    for (_, value) in headers {
+        let mut cut = value.len().min(1024);
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        value.truncate(cut);
+    }
+}
