@@ -31,6 +31,7 @@ pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
                   Signals to the master: TERM graceful stop, INT/QUIT quick stop, HUP reload, \
                   TTIN/TTOU one worker more/less, USR1 reopen log files.",
     args_override_self = true,
+    allow_negative_numbers = true,
     args_conflicts_with_subcommands = true,
     max_term_width = 100
 )]
@@ -812,8 +813,69 @@ mod tests {
         let text = serve(&["--workers", "2"]).printable();
         assert!(text.contains("workers                  = 2\n"), "{text}");
         assert!(
-            text.contains("bind                     = ['127.0.0.1:8000']") || text.contains("bind")
+            text.contains("bind                     = ['127.0.0.1:8000']\n"),
+            "{text}"
         );
         assert!(text.lines().count() >= 25);
+    }
+
+    /// Every numeric flag, at every extreme: either a one-line error naming the flag, or a
+    /// configuration whose derived values (deadlines, jitter) cannot overflow.
+    #[test]
+    fn every_numeric_flag_at_its_extremes_is_an_error_or_safe() {
+        let extremes = [
+            "-9223372036854775809",
+            "-9223372036854775808",
+            "-1",
+            "0",
+            "1",
+            "65535",
+            "65536",
+            "604800",
+            "604801",
+            "2147483647",
+            "2147483648",
+            "4294967295",
+            "4294967296",
+            "9223372036854775807",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1e3",
+            "",
+        ];
+        let command = Cli::command();
+        let numeric: Vec<String> = command
+            .get_arguments()
+            .filter(|a| a.get_value_names().is_some_and(|v| v == ["INT"]))
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        assert_eq!(numeric.len(), 17, "{numeric:?}");
+        for flag in &numeric {
+            for value in extremes {
+                match serve_with(&[flag.as_str(), value], &[]) {
+                    Err(err) => {
+                        let line = first_line(&err);
+                        assert!(
+                            line.contains(flag.as_str()) && !line.contains('\n'),
+                            "{flag} {value:?}: {line}"
+                        );
+                    }
+                    Ok(c) => {
+                        let now = std::time::Instant::now();
+                        for d in [
+                            c.timeout.unwrap_or_default(),
+                            c.graceful_timeout,
+                            c.keep_alive.unwrap_or_default(),
+                        ] {
+                            assert!(now.checked_add(d * 2).is_some(), "{flag} {value}");
+                        }
+                        assert!(c.max_requests.checked_add(c.max_requests_jitter).is_some());
+                        assert!(c.max_requests_jitter.checked_add(1).is_some());
+                        assert!(c.http_limits.body.checked_mul(2).is_some());
+                        assert!(c.workers >= 1 && c.threads >= 1 && c.backlog >= 1);
+                    }
+                }
+            }
+        }
     }
 }

@@ -113,7 +113,10 @@ impl Drop for SignalPipe {
 
 /// Gunicorn's lower-case signal name, as in `Handling signal: term`.
 pub fn name(signal: Signal) -> String {
-    signal.as_str().trim_start_matches("SIG").to_ascii_lowercase()
+    signal
+        .as_str()
+        .trim_start_matches("SIG")
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -133,7 +136,10 @@ mod tests {
     fn signals_queue_in_order_and_dropping_restores_the_old_dispositions() {
         let before = disposition(Signal::SIGUSR2);
         let pipe = SignalPipe::install(&[Signal::SIGUSR2, Signal::SIGWINCH]).unwrap();
-        assert!(SignalPipe::install(&[Signal::SIGUSR1]).is_err(), "only one at a time");
+        assert!(
+            SignalPipe::install(&[Signal::SIGUSR1]).is_err(),
+            "only one at a time"
+        );
         assert_eq!(pipe.pop(), None);
         nix::sys::signal::raise(Signal::SIGWINCH).unwrap();
         nix::sys::signal::raise(Signal::SIGUSR2).unwrap();
@@ -143,7 +149,10 @@ mod tests {
         assert_eq!(pipe.pop(), Some(Signal::SIGUSR2));
         assert_eq!(pipe.pop(), Some(Signal::SIGWINCH));
         assert_eq!(pipe.pop(), None);
-        assert!(matches!(disposition(Signal::SIGUSR2), SigHandler::Handler(_)));
+        assert!(matches!(
+            disposition(Signal::SIGUSR2),
+            SigHandler::Handler(_)
+        ));
         drop(pipe);
         assert_eq!(
             format!("{:?}", disposition(Signal::SIGUSR2)),

@@ -60,10 +60,18 @@ impl DataFile {
                     _ => Path::new("."),
                 };
                 if !std::fs::metadata(dir)?.is_dir() {
-                    return Err(io::Error::other(format!("{} is not a directory", dir.display())));
+                    return Err(io::Error::other(format!(
+                        "{} is not a directory",
+                        dir.display()
+                    )));
                 }
-                nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
-                    .map_err(|e| io::Error::other(format!("cannot create files in {}: {e}", dir.display())))
+                nix::unistd::access(
+                    dir,
+                    nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+                )
+                .map_err(|e| {
+                    io::Error::other(format!("cannot create files in {}: {e}", dir.display()))
+                })
             }
             Err(err) => Err(err),
         }
@@ -215,7 +223,9 @@ mod tests {
         let data = DataFile::new(&path);
         data.check().unwrap();
         assert!(!path.exists(), "checking must not create the file");
-        assert!(DataFile::new(dir.path().join("no-such-dir/data.bin")).check().is_err());
+        assert!(DataFile::new(dir.path().join("no-such-dir/data.bin"))
+            .check()
+            .is_err());
         data.prepare().unwrap();
         let before = std::fs::read(&path).unwrap();
         data.check().unwrap();

@@ -143,7 +143,8 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
 
 /// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )` (RFC 9112 7.1.1).
 fn is_chunk_ext(mut ext: &[u8]) -> bool {
-    let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|&&b| b == b' ' || b == b'\t').count() };
+    let skip_ws =
+        |s: &[u8]| -> usize { s.iter().take_while(|&&b| b == b' ' || b == b'\t').count() };
     loop {
         ext = &ext[skip_ws(ext)..];
         let Some(rest) = ext.strip_prefix(b";") else {

@@ -41,7 +41,13 @@ impl Default for HttpLimits {
 
 impl HttpLimits {
     /// Gunicorn's normalisation: 0 or out-of-range values mean its hard maximum.
-    pub fn normalised(request_line: i64, fields: i64, field_size: i64, head: usize, body: u64) -> Self {
+    pub fn normalised(
+        request_line: i64,
+        fields: i64,
+        field_size: i64,
+        head: usize,
+        body: u64,
+    ) -> Self {
         let clamp = |v: i64, max: usize| {
             if v <= 0 || v as usize > max {
                 max
@@ -81,6 +87,8 @@ impl HeadScan {
     /// Looks at `buf[self.pos..]` (the head so far starts at `buf[0]`). `Ok(Some(n))`: the head
     /// is the first `n` bytes. `Ok(None)`: not complete yet, and within every limit.
     pub fn scan(&mut self, buf: &[u8], limits: &HttpLimits) -> Result<Option<usize>, HttpError> {
+        // Bytes past the cap are never looked at: the head must end within it.
+        let buf = &buf[..buf.len().min(limits.head + 1)];
         while self.pos < buf.len() {
             if !self.started {
                 // Tolerate empty lines before a request (RFC 9112 2.2), as after a pipelined

@@ -2,12 +2,12 @@
 
 use crate::config::BindSpec;
 use crate::log;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::socket::{
-    bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag,
-    SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+    bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    SockaddrIn6, SockaddrStorage, UnixAddr,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -539,7 +539,9 @@ fn raise_descriptor_limit() {
         .map_or(hard, |nr_open| hard.min(nr_open));
     if ceiling > soft {
         match setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard) {
-            Ok(()) => log::debug(&format!("Raised the descriptor limit from {soft} to {ceiling}")),
+            Ok(()) => log::debug(&format!(
+                "Raised the descriptor limit from {soft} to {ceiling}"
+            )),
             Err(err) => log::warning(&format!("cannot raise the descriptor limit: {err}")),
         }
     }

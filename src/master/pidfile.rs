@@ -27,8 +27,8 @@ impl Pidfile {
         let mut temp = path.as_os_str().to_owned();
         temp.push(format!(".{ours}.tmp"));
         let temp = PathBuf::from(temp);
-        let written = std::fs::write(&temp, format!("{ours}\n"))
-            .and_then(|()| std::fs::rename(&temp, path));
+        let written =
+            std::fs::write(&temp, format!("{ours}\n")).and_then(|()| std::fs::rename(&temp, path));
         if let Err(err) = written {
             let _ = std::fs::remove_file(&temp);
             return Err(format!("cannot write pid file '{}': {err}", path.display()));

@@ -5,7 +5,7 @@
 use super::connection::Conn;
 use super::event_loop::EventLoop;
 use super::socket::{read_nonblocking, write_nonblocking, ReadOutcome};
-use crate::http::{parse_complete_head, BodyFraming, BodyReader, HeadScan, response::CONTINUE};
+use crate::http::{parse_complete_head, response::CONTINUE, BodyFraming, BodyReader, HeadScan};
 use crate::shared::monotonic_ns;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use std::os::fd::AsFd;
@@ -137,8 +137,7 @@ impl EventLoop {
     /// first, then carry on with any pipelined bytes that came with them.
     pub(super) fn on_handbacks(&mut self) {
         for back in self.hub.take_handbacks() {
-            let Some(token) = self.add_conn(back.fd, back.peer, back.served, back.leftover)
-            else {
+            let Some(token) = self.add_conn(back.fd, back.peer, back.served, back.leftover) else {
                 continue;
             };
             match back.finished {

@@ -140,6 +140,9 @@ impl Conn {
         };
         self.out.extend_from_slice(&encode_response(response, meta));
         self.served += 1;
+        // A request ended: whatever comes next (its answer going out, the next head) is timed
+        // afresh from now.
+        self.timer = (State::Writing, Instant::now());
         if !keep_alive {
             self.close_after_out = true;
             self.buf.clear();
@@ -219,7 +222,11 @@ mod tests {
             assert_eq!(c.state(), State::Writing);
             c.out.clear();
             c.refresh(now, true);
-            assert_eq!(c.state(), State::Head, "one byte of the next request is in hand");
+            assert_eq!(
+                c.state(),
+                State::Head,
+                "one byte of the next request is in hand"
+            );
             assert_eq!(c.deadline(KEEP), now + HEAD_TIMEOUT, "round {round}");
         }
     }
@@ -233,7 +240,10 @@ mod tests {
         assert_eq!(c.deadline(KEEP), t0 + KEEP);
         c.out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
         c.refresh(t0 + Duration::from_secs(1), false);
-        assert_eq!(c.deadline(KEEP), t0 + Duration::from_secs(1) + WRITE_TIMEOUT);
+        assert_eq!(
+            c.deadline(KEEP),
+            t0 + Duration::from_secs(1) + WRITE_TIMEOUT
+        );
         c.refresh(t0 + Duration::from_secs(20), false);
         assert_eq!(
             c.deadline(KEEP),
@@ -241,7 +251,10 @@ mod tests {
             "no progress: no new time"
         );
         c.refresh(t0 + Duration::from_secs(25), true);
-        assert_eq!(c.deadline(KEEP), t0 + Duration::from_secs(25) + WRITE_TIMEOUT);
+        assert_eq!(
+            c.deadline(KEEP),
+            t0 + Duration::from_secs(25) + WRITE_TIMEOUT
+        );
     }
 
     #[test]

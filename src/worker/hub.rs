@@ -73,7 +73,8 @@ impl Hub {
         slot: Arc<SharedMap<WorkerSlot>>,
     ) -> nix::Result<Hub> {
         let threads = config.threads;
-        let eventfd = || EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC);
+        let eventfd =
+            || EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC);
         Ok(Hub {
             app,
             config,

@@ -229,13 +229,16 @@ mod tests {
     fn an_item_travels_with_its_connection() {
         let queue = JobQueue::new().unwrap();
         let mut buf = Vec::new();
-        for item in [job(), Item::Adopt {
-            peer: Peer {
-                ip: String::new(),
-                port: None,
+        for item in [
+            job(),
+            Item::Adopt {
+                peer: Peer {
+                    ip: String::new(),
+                    port: None,
+                },
+                served: 1,
             },
-            served: 1,
-        }] {
+        ] {
             let (mut ours, theirs) = UnixStream::pair().unwrap();
             queue.try_send(&item, theirs.as_raw_fd()).unwrap();
             drop(theirs);
@@ -256,7 +259,9 @@ mod tests {
         assert!(queue.try_recv(&mut buf).unwrap().is_none());
         let (a, _b) = UnixStream::pair().unwrap();
         let mut big = job();
-        let Item::Heavy(job) = &mut big else { unreachable!() };
+        let Item::Heavy(job) = &mut big else {
+            unreachable!()
+        };
         job.leftover = vec![b'x'; 60 * 1024];
         let mut sent = 0;
         let full = loop {
@@ -268,7 +273,9 @@ mod tests {
         };
         assert!(matches!(full, SendError::Full), "{full:?}");
         assert!(sent > 0);
-        let Item::Heavy(job) = &mut big else { unreachable!() };
+        let Item::Heavy(job) = &mut big else {
+            unreachable!()
+        };
         job.leftover = vec![b'x'; MAX_ITEM_BYTES];
         assert!(matches!(
             queue.try_send(&big, a.as_raw_fd()),
