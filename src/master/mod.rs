@@ -415,7 +415,14 @@ impl Master {
     /// ones gracefully once the new ones are up (in `manage_workers`).
     fn reload(&mut self) {
         log::info("Hang up: Master");
-        match Config::reload(&self.argv) {
+        let reloaded = Config::reload(&self.argv).and_then(|config| {
+            // A new data file is prepared here, as at start, never by the workers.
+            DataFile::new(&config.io_file)
+                .prepare()
+                .map(|()| config)
+                .map_err(|e| format!("cannot use io file: {e}"))
+        });
+        match reloaded {
             Ok(config) => {
                 if let Err(err) = log::init(
                     config.log_level,

@@ -58,15 +58,14 @@ pub fn spawn(hub: Arc<Hub>, index: usize) -> std::io::Result<JoinHandle<()>> {
 }
 
 /// Blocks until the shared queue has an item or the worker stops; `None` if this wake-up
-/// brought nothing (another thread was quicker, or the worker is stopping).
+/// brought nothing (another thread was quicker, or the worker is stopping). A thread woken for
+/// an item takes it even if its worker has just begun to stop: the wake-up was this thread's
+/// (`EPOLLEXCLUSIVE`), and leaving the item would strand it until the next one arrives.
 fn next_shared(hub: &Hub, epoll: &Epoll, buf: &mut Vec<u8>) -> Option<(Item, OwnedFd)> {
     let mut events = [EpollEvent::empty(); 2];
     match epoll.wait(&mut events, EpollTimeout::NONE) {
         Ok(n) if events[..n].iter().any(|e| e.data() == QUEUE_TOKEN) => {}
         _ => return None,
-    }
-    if hub.is_stopping() {
-        return None;
     }
     match hub.queue.try_recv(buf) {
         Ok(item) => item,
