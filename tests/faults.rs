@@ -70,16 +70,16 @@ fn a_full_disk_is_a_500_and_the_worker_keeps_serving() {
         return;
     }
     let dir = temp_dir("full");
-    let io_file = dir.join("data.bin");
+    let io_file = dir.path().join("data.bin");
     // A 1.3 MiB tmpfs: the 1 MiB seed fits, a 512 KiB append does not.
     let script = format!(
         "mount -t tmpfs -o size=1300k tmpfs {dir} && exec {BIN} --bind 127.0.0.1:0 --workers 1 --io-file {file}",
-        dir = dir.display(),
+        dir = dir.path().display(),
         file = io_file.display()
     );
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
-    let server = Server::spawn(cmd, &[], io_file);
+    let server = Server::spawn(cmd, &[], dir);
     let resp = get(
         server.port,
         "/heavy/cpu-io-no-db/?prime_limit=10&hash_rounds=1&io_kb=512",

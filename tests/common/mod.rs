@@ -1,5 +1,14 @@
 //! Test support: start the real `heavy-api` binary on a loopback port, wait until it is ready,
 //! watch its log, and speak HTTP/1.1 to it over raw sockets.
+//!
+//! Rules every integration test follows (issue #10, item 9):
+//! - every wait has a deadline, and its failure message names it (`within 60 s`);
+//! - nothing depends on how fast this machine is: work is sized in calibrated units
+//!   ([`Calibration`]) and assertions are about order and placement, not wall time;
+//! - ports come from the server's own `Listening at:` line (it binds `127.0.0.1:0`), never from
+//!   a probe socket that is bound and dropped;
+//! - everything a test creates lives in a [`tempfile::TempDir`] that it owns, so it is removed
+//!   when the test ends, passing or failing.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,31 +19,54 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_heavy-api");
 
-/// A running server; killed (SIGKILL, with its workers) when dropped.
+/// How long a client waits for a response before it gives up (and says so). Generous: a loaded
+/// 2-core machine may run the tests beside other builds; a correct server answers long before.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How long a connection the server must close may take to be closed (it closes at once; the
+/// margin is for a loaded machine).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long to wait for a server to start (its `Listening at:` line, then a healthy answer).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until `f` holds, polling every 20 ms; fails naming `what` and the timeout.
+pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running server; killed (SIGKILL, with its workers) when dropped, and then its temporary
+/// directory (which holds the io file) is removed.
 pub struct Server {
     pub child: Child,
     pub port: u16,
     pub log: Arc<(Mutex<Vec<String>>, Condvar)>,
     pub io_file: std::path::PathBuf,
+    /// Dropped after `Drop::drop` has killed the processes that use it.
+    pub dir: tempfile::TempDir,
 }
 
-pub fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "heavy-api-it-{}-{tag}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ rand_u32() as u128
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A new empty directory under the temp dir, removed (with its contents) when the guard drops.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("heavy-api-it-{tag}-"))
+        .tempdir()
+        .expect("create a temporary directory")
 }
 
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut b)
-        .unwrap();
-    u32::from_ne_bytes(b)
+/// The port of a `... Listening at: http://127.0.0.1:PORT (PID)` log line.
+pub fn port_of_listening_line(line: &str) -> u16 {
+    line.rsplit_once(':')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
 
 impl Server {
@@ -46,15 +78,32 @@ impl Server {
 
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
-        let io_file = temp_dir("io").join("data.bin");
+        let dir = temp_dir("io");
         cmd.args(["--bind", "127.0.0.1:0", "--io-file"])
-            .arg(&io_file)
+            .arg(dir.path().join("data.bin"))
             .args(args);
-        Server::spawn(cmd, env, io_file)
+        Server::spawn(cmd, env, dir)
     }
 
-    /// Starts an arbitrary command line that runs the server (`unshare ... heavy-api ...`).
-    pub fn spawn(mut cmd: Command, env: &[(&str, &str)], io_file: std::path::PathBuf) -> Server {
+    /// Starts an arbitrary command line that runs the server (`unshare ... heavy-api ...`), and
+    /// waits until it listens and answers health checks. The server owns `dir` (where its io
+    /// file should be) and removes it when dropped. `io_file` is the command's `--io-file`
+    /// argument, else `dir/data.bin`.
+    pub fn spawn(cmd: Command, env: &[(&str, &str)], dir: tempfile::TempDir) -> Server {
+        let server = Server::launch(cmd, env, dir);
+        server.wait_healthy(START_TIMEOUT);
+        server
+    }
+
+    /// As [`Server::spawn`], but returns as soon as the `Listening at:` line names the port,
+    /// without waiting for a worker to answer.
+    pub fn launch(mut cmd: Command, env: &[(&str, &str)], dir: tempfile::TempDir) -> Server {
+        let io_file = cmd
+            .get_args()
+            .skip_while(|a| *a != "--io-file")
+            .nth(1)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| dir.path().join("data.bin"));
         cmd.env_remove("WEB_CONCURRENCY")
             .env_remove("PORT")
             .env_remove("HEAVY_API_CMD_ARGS")
@@ -86,15 +135,10 @@ impl Server {
             port: 0,
             log,
             io_file,
+            dir,
         };
-        let line = server.wait_for_log("Listening at: ", Duration::from_secs(20));
-        let port: u16 = line
-            .rsplit_once(':')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        server.port = port;
-        server.wait_healthy(Duration::from_secs(20));
+        let line = server.wait_for_log("Listening at: ", START_TIMEOUT);
+        server.port = port_of_listening_line(&line);
         server
     }
 
@@ -112,7 +156,7 @@ impl Server {
             }
             assert!(
                 Instant::now() < deadline,
-                "server not healthy; log:\n{}",
+                "server not healthy within {within:?}; log:\n{}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -145,7 +189,7 @@ impl Server {
             let now = Instant::now();
             assert!(
                 now < deadline,
-                "no {count}x {needle:?} in log:\n{}",
+                "no {count}x {needle:?} in the log within {within:?}; log:\n{}",
                 guard.join("\n")
             );
             guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
@@ -159,13 +203,50 @@ impl Server {
             .count()
     }
 
-    /// Worker pids, from the `Booting worker with pid:` lines of workers still alive.
+    /// The master's live children (its workers), sorted by pid: a set, not an age order (pids
+    /// wrap around). For the order workers were started in, see [`Server::booted_workers`].
     pub fn worker_pids(&self) -> Vec<i32> {
         children_of(self.pid())
     }
 
+    /// Every worker that has logged `Booting worker with pid: N`, oldest first.
+    pub fn booted_workers(&self) -> Vec<i32> {
+        self.log_lines()
+            .iter()
+            .filter_map(|l| l.split_once("Booting worker with pid: "))
+            .filter_map(|(_, pid)| pid.trim().parse().ok())
+            .collect()
+    }
+
+    /// Waits until exactly `n` workers are alive; returns them (sorted by pid).
+    pub fn wait_workers(&self, n: usize, within: Duration) -> Vec<i32> {
+        let mut pids = Vec::new();
+        wait_until(&format!("{n} live workers"), within, || {
+            pids = self.worker_pids();
+            pids.len() == n
+        });
+        pids
+    }
+
     pub fn signal(&self, sig: i32) {
         unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for the master to exit and returns its exit code (`None` if a signal ended it);
+    /// fails, naming the timeout, if it is still running after `within`.
+    pub fn exit_code_within(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the master did not exit within {within:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits for the master to exit; returns its exit code.
@@ -229,14 +310,37 @@ impl Resp {
     }
 }
 
+/// A new connection with the [`READ_TIMEOUT`].
 pub fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let s = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     s
 }
 
-/// Reads one response (Content-Length framed; `head_only` for answers to HEAD).
+/// Reads one response (Content-Length framed; `head_only` for answers to HEAD). A read that
+/// times out fails with an error that names the socket's read timeout.
 pub fn read_response(reader: &mut BufReader<TcpStream>, head_only: bool) -> std::io::Result<Resp> {
+    read_response_inner(reader, head_only).map_err(|e| {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            let timeout = reader.get_ref().read_timeout().ok().flatten();
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no complete response within the client read timeout ({timeout:?}): {e}"),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+fn read_response_inner(
+    reader: &mut BufReader<TcpStream>,
+    head_only: bool,
+) -> std::io::Result<Resp> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Err(std::io::Error::new(
@@ -285,7 +389,7 @@ pub fn raw(port: u16, request: &[u8]) -> std::io::Result<Resp> {
 
 pub fn try_get(port: u16, path: &str) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    s.set_read_timeout(Some(READ_TIMEOUT))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -331,3 +435,72 @@ pub fn start_request(port: u16, path: &str) -> std::thread::JoinHandle<std::io::
 }
 
 pub const LIGHT: &str = "/heavy/cpu-io-no-db/?prime_limit=1000&hash_rounds=10&io_kb=1";
+
+/// `--max-hash-rounds` for servers that get calibrated work: no cap gets in the way on a fast
+/// machine.
+pub const NO_ROUNDS_CAP: &str = "1000000000000";
+
+/// A heavy request that only hashes: `rounds` SHA-256 rounds (linear in `rounds`, constant
+/// memory), no primes, no io.
+pub fn hashing(rounds: u64) -> String {
+    format!("/heavy/cpu-io-no-db/?prime_limit=2&hash_rounds={rounds}&io_kb=0")
+}
+
+/// How fast this machine runs heavy work right now, so that tests ask for work in units of
+/// "how long one request takes alone" instead of fixed sizes that a loaded machine may take
+/// minutes over (or a fast one milliseconds). Measured once per test binary on a 1-worker
+/// server of its own; servers that get calibrated work need `--max-hash-rounds`
+/// [`NO_ROUNDS_CAP`].
+#[derive(Debug, Clone, Copy)]
+pub struct Calibration {
+    /// Seconds per SHA-256 round in one handler thread, best of three runs.
+    pub secs_per_round: f64,
+}
+
+/// The calibration of this test binary, measured on first use.
+pub fn calibration() -> Calibration {
+    static CAL: std::sync::OnceLock<Calibration> = std::sync::OnceLock::new();
+    *CAL.get_or_init(|| {
+        let server = Server::start(&["--workers", "1", "--max-hash-rounds", NO_ROUNDS_CAP]);
+        let cal = Calibration::measure(server.port);
+        eprintln!(
+            "calibration: {:.3} us per hash round",
+            cal.secs_per_round * 1e6
+        );
+        cal
+    })
+}
+
+impl Calibration {
+    /// Times `hashing(n)` alone on `port` (best of 3), growing `n` until one takes 100 ms.
+    pub fn measure(port: u16) -> Calibration {
+        let mut rounds = 10_000u64;
+        loop {
+            let best = (0..3)
+                .map(|_| {
+                    let started = Instant::now();
+                    let resp = get(port, &hashing(rounds));
+                    assert_eq!(resp.status, 200, "calibration request {rounds} rounds");
+                    started.elapsed()
+                })
+                .min()
+                .unwrap();
+            if best >= Duration::from_millis(100) || rounds >= 1 << 36 {
+                return Calibration {
+                    secs_per_round: best.as_secs_f64() / rounds as f64,
+                };
+            }
+            rounds *= 4;
+        }
+    }
+
+    /// `hash_rounds` for a request that takes about `solo` alone on this machine.
+    pub fn rounds_for(&self, solo: Duration) -> u64 {
+        ((solo.as_secs_f64() / self.secs_per_round).ceil() as u64).max(1)
+    }
+
+    /// A request that takes about `solo` alone on this machine.
+    pub fn request(&self, solo: Duration) -> String {
+        hashing(self.rounds_for(solo))
+    }
+}
