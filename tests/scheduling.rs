@@ -10,17 +10,41 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn heavy(prime_limit: u64) -> String {
-    format!("/heavy/cpu-io-no-db/?prime_limit={prime_limit}&hash_rounds=0&io_kb=0")
+/// A server with `args` that accepts calibrated work of any size.
+fn calibrated_server(args: &[&str]) -> Server {
+    let mut all = args.to_vec();
+    all.extend(["--max-hash-rounds", NO_ROUNDS_CAP]);
+    Server::start(&all)
+}
+
+/// Collects `(name, status)` in the order the answers arrive.
+fn in_order_of_completion(
+    requests: Vec<(String, thread::JoinHandle<std::io::Result<Resp>>)>,
+) -> Vec<(String, u16)> {
+    let (tx, rx) = mpsc::channel();
+    for (name, h) in requests {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let status = match h.join().unwrap() {
+                Ok(resp) => resp.status,
+                Err(e) => panic!("{name}: {e}"),
+            };
+            tx.send((name, status)).unwrap()
+        });
+    }
+    drop(tx);
+    rx.iter().collect()
 }
 
 #[test]
 fn eight_simultaneous_requests_are_spread_two_per_worker() {
-    let server = Server::start(&["--workers", "4", "--threads", "2"]);
+    let cal = calibration();
+    let server = calibrated_server(&["--workers", "4", "--threads", "2"]);
+    // Each runs a second alone, so four times that with eight on two cores: none finishes before
+    // the last has been handed to a thread (each start is one health round trip).
+    let work = cal.request(Duration::from_secs(1));
     for _round in 0..2 {
-        let handles: Vec<_> = (0..8)
-            .map(|_| start_request(server.port, &heavy(1_500_000)))
-            .collect();
+        let handles: Vec<_> = (0..8).map(|_| start_request(server.port, &work)).collect();
         let mut per_worker: HashMap<i64, usize> = HashMap::new();
         for h in handles {
             let resp = h.join().unwrap().unwrap();
@@ -37,30 +61,22 @@ fn eight_simultaneous_requests_are_spread_two_per_worker() {
 
 #[test]
 fn short_requests_do_not_wait_behind_long_ones() {
-    let server = Server::start(&["--workers", "4", "--threads", "2"]);
-    let (tx, rx) = mpsc::channel();
-    let long: Vec<_> = (0..4)
-        .map(|_| start_request(server.port, &heavy(6_000_000)))
-        .collect();
-    for (i, h) in long.into_iter().enumerate() {
-        let tx = tx.clone();
-        thread::spawn(move || {
-            tx.send((format!("long{i}"), h.join().unwrap().unwrap().status))
-                .unwrap()
-        });
+    let cal = calibration();
+    let server = calibrated_server(&["--workers", "4", "--threads", "2"]);
+    // Forty times the work: with all eight running at once the short ones finish first however
+    // fast or loaded the machine is.
+    let (long, short) = (
+        cal.request(Duration::from_secs(2)),
+        cal.request(Duration::from_millis(50)),
+    );
+    let mut requests = Vec::new();
+    for i in 0..4 {
+        requests.push((format!("long{i}"), start_request(server.port, &long)));
     }
-    let short: Vec<_> = (0..4)
-        .map(|_| start_request(server.port, &heavy(100_000)))
-        .collect();
-    for (i, h) in short.into_iter().enumerate() {
-        let tx = tx.clone();
-        thread::spawn(move || {
-            tx.send((format!("short{i}"), h.join().unwrap().unwrap().status))
-                .unwrap()
-        });
+    for i in 0..4 {
+        requests.push((format!("short{i}"), start_request(server.port, &short)));
     }
-    drop(tx);
-    let order: Vec<(String, u16)> = rx.iter().collect();
+    let order = in_order_of_completion(requests);
     assert_eq!(order.len(), 8);
     assert!(order.iter().all(|(_, s)| *s == 200), "{order:?}");
     assert!(
@@ -71,18 +87,27 @@ fn short_requests_do_not_wait_behind_long_ones() {
 
 #[test]
 fn health_and_errors_are_answered_while_every_thread_is_busy() {
-    let server = Server::start(&["--workers", "2", "--threads", "2"]);
-    let long: Vec<_> = (0..8)
-        .map(|_| start_request(server.port, &heavy(6_000_000)))
-        .collect();
-    for _ in 0..10 {
-        assert_eq!(get(server.port, "/heavy/health/").status, 200);
-    }
-    assert_eq!(get(server.port, "/nope/").status, 404);
-    assert_eq!(get(server.port, "/heavy/cpu-io-no-db/?io_kb=x").status, 400);
+    let cal = calibration();
+    let server = calibrated_server(&["--workers", "2", "--threads", "2"]);
+    let probe = || {
+        let started = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(get(server.port, "/heavy/health/").status, 200);
+        }
+        assert_eq!(get(server.port, "/nope/").status, 404);
+        assert_eq!(get(server.port, "/heavy/cpu-io-no-db/?io_kb=x").status, 400);
+        started.elapsed()
+    };
+    // Every long request takes far longer than all the probes: 20 times their time, and at
+    // least a second alone (twice that with four on two cores).
+    let idle_probes = probe();
+    let long = cal.request((idle_probes * 20).max(Duration::from_secs(1)));
+    let long: Vec<_> = (0..8).map(|_| start_request(server.port, &long)).collect();
+    let busy_probes = probe();
     assert!(
         long.iter().all(|h| !h.is_finished()),
-        "probes were answered before any heavy request finished"
+        "probes were answered before any heavy request finished (they took {busy_probes:?}, \
+         {idle_probes:?} while idle)"
     );
     for h in long {
         assert_eq!(h.join().unwrap().unwrap().status, 200);
@@ -115,13 +140,15 @@ fn idle_keep_alive_connections_hold_no_handler_thread() {
 
 #[test]
 fn a_request_past_the_timeout_is_answered_503_and_its_worker_lives_on() {
-    let server = Server::start(&["--workers", "1", "--threads", "2", "--timeout", "2"]);
+    let cal = calibration();
+    let server = calibrated_server(&["--workers", "1", "--threads", "2", "--timeout", "2"]);
     let workers = server.worker_pids();
     let started = Instant::now();
-    let slow = start_request(server.port, &heavy(10_000_000));
+    // Sixty seconds of work alone: it cannot finish inside the 2 s timeout on any machine.
+    let slow = start_request(server.port, &cal.request(Duration::from_secs(60)));
     let resp = slow.join().unwrap().unwrap();
     let took = started.elapsed();
-    assert_eq!(resp.status, 503);
+    assert_eq!(resp.status, 503, "{resp:?}");
     assert!(resp.json()["error"].as_str().unwrap().contains("timed out"));
     assert!(took >= Duration::from_millis(1900), "{took:?}");
     assert_eq!(get(server.port, LIGHT).status, 200);
@@ -148,7 +175,8 @@ fn worker_connections_bounds_what_a_worker_holds() {
             s
         })
         .collect();
-    // A sixth connection waits in the backlog; it is served once one of the five closes.
+    // A sixth connection waits in the backlog; it is served once one of the five closes. (The
+    // pause can only miss a violation on a slow machine, never fail a correct server.)
     let port = server.port;
     let waiting = thread::spawn(move || get(port, "/heavy/health/").status);
     thread::sleep(Duration::from_millis(300));
