@@ -563,10 +563,7 @@ struct KillOnDrop(i32);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        for pid in children_of(self.0) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        unsafe { libc::kill(self.0, libc::SIGKILL) };
+        kill_tree(self.0);
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Server {
     pub io_file: std::path::PathBuf,
     /// Dropped after `Drop::drop` has killed the processes that use it.
     pub dir: tempfile::TempDir,
+    /// How many of stdout and stderr are still open (every process of the server holds them).
+    streams_open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A new empty directory under the temp dir, removed (with its contents) when the guard drops.
@@ -116,11 +118,13 @@ impl Server {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start heavy-api");
         let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let streams_open = Arc::new(std::sync::atomic::AtomicUsize::new(2));
         for stream in [
             Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stdout.take().unwrap()),
         ] {
             let log = log.clone();
+            let streams_open = streams_open.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
@@ -128,6 +132,7 @@ impl Server {
                     lines.lock().unwrap().push(line);
                     cv.notify_all();
                 }
+                streams_open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
         let mut server = Server {
@@ -136,6 +141,7 @@ impl Server {
             log,
             io_file,
             dir,
+            streams_open,
         };
         let line = server.wait_for_log("Listening at: ", START_TIMEOUT);
         server.port = port_of_listening_line(&line);
@@ -238,6 +244,7 @@ impl Server {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                self.drain_log();
                 return status.code();
             }
             assert!(
@@ -249,11 +256,24 @@ impl Server {
         }
     }
 
-    /// Waits for the master to exit; returns its exit code.
+    /// Once the master has exited: waits (up to 10 s, without failing) until every process of
+    /// the server has closed its output and the log holds every line they wrote; a worker's
+    /// `Worker exiting` line may still be in the pipe when the master's exit is seen.
+    fn drain_log(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.streams_open.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the master to exit; returns its exit code (after the log is complete).
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                self.drain_log();
                 return status.code();
             }
             if Instant::now() > deadline {
@@ -266,26 +286,74 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // The master first, so it cannot replace the workers killed next.
-        let workers = children_of(self.pid());
-        let _ = self.child.kill();
-        for pid in workers {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        kill_tree(self.pid());
         let _ = self.child.wait();
+        // Nothing of the server runs any more, so nothing can recreate a file in its directory;
+        // remove it here, retrying a transient failure, rather than leave it to TempDir's drop,
+        // which ignores errors.
+        let dir = self.dir.path().to_path_buf();
+        for _ in 0..50 {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
     }
 }
 
-/// Direct children of `pid`, from /proc.
+/// The state letter of `/proc/PID/stat` (`R`, `S`, `T`, `Z`, ...); `None` once it is gone.
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+}
+
+/// SIGKILLs `root` and every descendant, with none able to fork a process this misses: each
+/// is stopped (SIGSTOP) and seen stopped before its children are read. Returns once every one
+/// of them is dead (gone or a zombie), so none can touch a file afterwards.
+pub fn kill_tree(root: i32) {
+    let mut all = Vec::new();
+    let mut pending = vec![root];
+    while let Some(pid) = pending.pop() {
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(proc_state(pid), Some(c) if !matches!(c, 'T' | 't' | 'Z' | 'X'))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        pending.extend(children_of(pid));
+        all.push(pid);
+    }
+    for &pid in &all {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &pid in &all {
+        while matches!(proc_state(pid), Some(c) if !matches!(c, 'Z' | 'X'))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Direct children of `pid` (forked by any of its threads), from /proc, sorted.
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok()),
-        );
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
     }
     out.sort();
+    out.dedup();
     out
 }
 
