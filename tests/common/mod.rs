@@ -215,7 +215,10 @@ impl Server {
         children_of(self.pid())
     }
 
-    /// Every worker that has logged `Booting worker with pid: N`, oldest first.
+    /// Every worker that has logged `Booting worker with pid: N`, in the order of those lines.
+    /// Each worker logs its own line after the fork, so workers spawned together (at start, at
+    /// HUP) may log in either order: this is their age only for workers spawned one at a time,
+    /// each after the previous one's line.
     pub fn booted_workers(&self) -> Vec<i32> {
         self.log_lines()
             .iter()
