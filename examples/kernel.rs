@@ -21,7 +21,7 @@ fn main() {
     app.data_file().prepare().expect("io file");
     for _ in 0..runs {
         let start = Instant::now();
-        let resp = app
+        let (resp, _) = app
             .run_heavy(HeavyParams::default(), Deadline::none(), Duration::ZERO)
             .expect("no deadline");
         let total = start.elapsed();

@@ -48,8 +48,8 @@ pub enum Command {
     /// container health checks: the image has no curl).
     Healthcheck {
         /// Server to probe: a base URL, or the full health URL.
-        #[arg(default_value = "http://127.0.0.1:8000")]
-        url: String,
+        /// [default: http://127.0.0.1:$PORT, else http://127.0.0.1:8000]
+        url: Option<String>,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 3.0)]
         timeout: f64,
@@ -68,15 +68,21 @@ pub struct ServeArgs {
     )]
     pub bind: Vec<String>,
 
+    /// Serve `/metrics` on this address only (HOST:PORT, unix:PATH); the main listeners then
+    /// answer `/metrics` with 404, so a load balancer never reaches it.
+    #[arg(long, value_name = "ADDRESS", help_heading = "Server socket")]
+    pub metrics_bind: Option<String>,
+
     /// Maximum number of pending connections (listen backlog).
     #[arg(long, default_value_t = 2048, value_name = "INT",
           value_parser = clap::value_parser!(i32).range(1..=65535), help_heading = "Server socket")]
     pub backlog: i32,
 
-    /// Number of worker processes. [default: $WEB_CONCURRENCY, else 4]
-    #[arg(short = 'w', long, value_name = "INT", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)),
+    /// Number of worker processes, or `auto`: two per usable CPU (the cgroup CPU quota rounded
+    /// up, else the CPU affinity, else the CPU count). [default: $WEB_CONCURRENCY, else 4]
+    #[arg(short = 'w', long, value_name = "INT|auto", value_parser = parse_workers,
           help_heading = "Worker processes")]
-    pub workers: Option<u32>,
+    pub workers: Option<Workers>,
 
     /// Handler threads per worker (the heavy requests a worker runs at once).
     #[arg(long, default_value_t = 2, value_name = "INT",
@@ -110,6 +116,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30, value_name = "INT", value_parser = seconds(),
           help_heading = "Worker processes")]
     pub graceful_timeout: u64,
+
+    /// On TERM, first answer `/heavy/ready/` with 503 and keep serving everything for this many
+    /// seconds (so load balancers stop routing here), then stop gracefully.
+    #[arg(long, default_value_t = 0, value_name = "INT", value_parser = seconds(),
+          help_heading = "Worker processes")]
+    pub drain_delay: u64,
 
     /// Seconds an idle keep-alive connection is kept open. 0 disables keep-alive.
     #[arg(long = "keep-alive", default_value_t = 2, value_name = "INT", value_parser = seconds(),
@@ -247,6 +259,27 @@ pub struct ServeArgs {
 
 /// Most workers `--workers` accepts.
 pub const MAX_WORKERS: u32 = 1024;
+/// Workers per usable CPU with `--workers auto`: the original ran 4 workers on 2 vCPUs.
+pub const WORKERS_PER_CPU: usize = 2;
+
+/// `--workers`: a count, or derived from the CPUs this process may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    Count(u32),
+    Auto,
+}
+
+fn parse_workers(text: &str) -> Result<Workers, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(Workers::Auto);
+    }
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(Workers::Count(n)),
+        _ => Err(format!(
+            "expected 'auto' or an integer from 1 to {MAX_WORKERS}"
+        )),
+    }
+}
 
 /// Durations in whole seconds, up to a week: far past any sensible setting, and far from
 /// overflowing the clock arithmetic they feed.
@@ -357,8 +390,12 @@ impl BindSpec {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub binds: Vec<BindSpec>,
+    pub metrics_bind: Option<BindSpec>,
+    pub drain_delay: Duration,
     pub backlog: i32,
     pub workers: usize,
+    /// How `--workers auto` found the count (for the boot log); `None` when it was given.
+    pub workers_source: Option<String>,
     pub threads: usize,
     pub worker_connections: usize,
     pub timeout: Option<Duration>,
@@ -423,6 +460,14 @@ impl Config {
                         "--timeout must be a positive number of seconds",
                     ));
                 }
+                // The server binds 0.0.0.0:$PORT when PORT is set: probe that port.
+                let url = url.unwrap_or_else(|| {
+                    let port = env("PORT").filter(|p| !p.trim().is_empty());
+                    format!(
+                        "http://127.0.0.1:{}",
+                        port.as_deref().unwrap_or("8000").trim()
+                    )
+                });
                 Ok(Invocation::Healthcheck {
                     url,
                     timeout: Duration::from_secs_f64(timeout),
@@ -448,18 +493,19 @@ impl Config {
     }
 
     fn from_args(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let workers = match (args.workers, env("WEB_CONCURRENCY")) {
-            (Some(n), _) => n,
-            (None, Some(text)) if !text.trim().is_empty() => match text.trim().parse::<u32>() {
-                Ok(n) if (1..=MAX_WORKERS).contains(&n) => n,
-                _ => {
-                    return Err(format!(
-                        "invalid $WEB_CONCURRENCY {text:?}: expected an integer from 1 to \
-                         {MAX_WORKERS}"
-                    ))
-                }
-            },
-            (None, _) => 4,
+        let wanted = match (args.workers, env("WEB_CONCURRENCY")) {
+            (Some(w), _) => w,
+            (None, Some(text)) if !text.trim().is_empty() => parse_workers(&text)
+                .map_err(|why| format!("invalid $WEB_CONCURRENCY {text:?}: {why}"))?,
+            (None, _) => Workers::Count(4),
+        };
+        let (workers, workers_source) = match wanted {
+            Workers::Count(n) => (n as usize, None),
+            Workers::Auto => {
+                let cpus = crate::platform::usable_cpus();
+                let n = (cpus.count * WORKERS_PER_CPU).min(MAX_WORKERS as usize);
+                (n, Some(format!("{} x {WORKERS_PER_CPU}", cpus.source)))
+            }
         };
         let binds = if args.bind.is_empty() {
             match env("PORT") {
@@ -479,10 +525,19 @@ impl Config {
         let log_level = args.log_level.parse::<Level>()?;
         crate::log::AccessFormat::parse(&args.access_logformat)?;
         let secs = |s: u64| Duration::from_secs(s);
+        let metrics_bind = args
+            .metrics_bind
+            .as_deref()
+            .map(BindSpec::parse)
+            .transpose()
+            .map_err(|e| e.replace("--bind", "--metrics-bind"))?;
         Ok(Config {
             binds,
+            metrics_bind,
+            drain_delay: secs(args.drain_delay),
             backlog: args.backlog,
-            workers: workers as usize,
+            workers,
+            workers_source,
             threads: args.threads as usize,
             worker_connections: args.worker_connections as usize,
             timeout: (args.timeout > 0).then(|| secs(args.timeout)),
@@ -536,6 +591,7 @@ impl Config {
             ("backlog", self.backlog.to_string()),
             ("bind", format!("[{}]", binds.join(", "))),
             ("check_config", self.check_config.to_string()),
+            ("drain_delay", a.drain_delay.to_string()),
             ("errorlog", self.error_logfile.clone()),
             ("forwarded_allow_ips", opt(&a.forwarded_allow_ips)),
             ("graceful_timeout", a.graceful_timeout.to_string()),
@@ -561,6 +617,12 @@ impl Config {
             ),
             ("max_requests", self.max_requests.to_string()),
             ("max_requests_jitter", self.max_requests_jitter.to_string()),
+            (
+                "metrics_bind",
+                self.metrics_bind
+                    .as_ref()
+                    .map_or("None".into(), |b| format!("'{b}'")),
+            ),
             ("pidfile", path(&self.pidfile)),
             ("print_config", self.print_config.to_string()),
             ("proc_name", self.proc_name.clone()),
@@ -846,10 +908,13 @@ mod tests {
         let command = Cli::command();
         let numeric: Vec<String> = command
             .get_arguments()
-            .filter(|a| a.get_value_names().is_some_and(|v| v == ["INT"]))
+            .filter(|a| {
+                a.get_value_names()
+                    .is_some_and(|v| v.len() == 1 && v[0].starts_with("INT"))
+            })
             .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
             .collect();
-        assert_eq!(numeric.len(), 17, "{numeric:?}");
+        assert_eq!(numeric.len(), 18, "{numeric:?}");
         for flag in &numeric {
             for value in extremes {
                 match serve_with(&[flag.as_str(), value], &[]) {
@@ -877,5 +942,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_healthcheck_probes_port_when_set() {
+        let check = |vars: &[(&str, &str)], args: &[&str]| {
+            let vars: std::collections::HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            match Config::resolve(&argv(args), &|n| vars.get(n).cloned()).unwrap() {
+                Invocation::Healthcheck { url, .. } => url,
+                Invocation::Serve(_) => panic!("not a healthcheck"),
+            }
+        };
+        assert_eq!(check(&[], &["healthcheck"]), "http://127.0.0.1:8000");
+        assert_eq!(
+            check(&[("PORT", "18407")], &["healthcheck"]),
+            "http://127.0.0.1:18407"
+        );
+        assert_eq!(
+            check(&[("PORT", "18407")], &["healthcheck", "http://h:1/"]),
+            "http://h:1/"
+        );
+    }
+
+    #[test]
+    fn workers_auto_is_two_per_usable_cpu() {
+        let c = serve(&["--workers", "auto"]);
+        let cpus = crate::platform::usable_cpus();
+        assert_eq!(c.workers, 2 * cpus.count);
+        assert_eq!(
+            c.workers_source.as_deref(),
+            Some(format!("{} x 2", cpus.source).as_str())
+        );
+        let c = serve_with(&[], &[("WEB_CONCURRENCY", "auto")]).unwrap();
+        assert_eq!(c.workers, 2 * cpus.count);
+        let c = serve_with(&["-w", "3"], &[("WEB_CONCURRENCY", "auto")]).unwrap();
+        assert_eq!((c.workers, c.workers_source), (3, None), "the flag wins");
+        assert!(serve_with(&["--workers", "automatic"], &[]).is_err());
     }
 }

@@ -7,13 +7,19 @@
 //! - [`master`]: the supervising process — listeners, fork, signals, heartbeats. No HTTP.
 //! - [`config`]: the Gunicorn-style command line; [`log`]: Gunicorn-style logs; [`shared`] and
 //!   [`signals`]: the shared-memory slots and the signal queue that master and workers use.
+//! - [`metrics`]: counters and histograms in shared memory, and their exposition;
+//!   [`platform`]: what the machine is (CPUs, cgroup limits, steal, ECS task) — files only;
+//!   [`client`]: the small HTTP client of the health check and the ECS metadata read.
 
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod healthcheck;
 pub mod http;
 pub mod log;
 pub mod master;
+pub mod metrics;
+pub mod platform;
 pub mod shared;
 pub mod signals;
 pub mod worker;

@@ -10,11 +10,21 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The original stops appending once the file reaches 5 MiB.
 pub const FILE_CAP_BYTES: u64 = 5 * 1024 * 1024;
 /// Size of the random seed content written when the file is first created.
 pub const SEED_BYTES: usize = 1024 * 1024;
+
+/// What one append-and-read did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoStats {
+    /// Bytes read back.
+    pub bytes: usize,
+    /// How long the fsync took (zero when none was asked for, or the file is at its cap).
+    pub fsync: Duration,
+}
 
 /// The shared data file, by path. Cheap to clone; holds no descriptor between requests.
 ///
@@ -77,12 +87,13 @@ impl DataFile {
         }
     }
 
-    /// Appends `kb` KiB of fresh random bytes (unless the file is at its cap), fsyncs, then reads
-    /// back the first `kb` KiB. Returns the number of bytes read.
-    pub fn append_and_read(&self, kb: u64) -> io::Result<usize> {
+    /// Appends `kb` KiB of fresh random bytes (unless the file is at its cap), fsyncs (when
+    /// `sync`), then reads back the first `kb` KiB.
+    pub fn append_and_read(&self, kb: u64, sync: bool) -> io::Result<IoStats> {
         let len = usize::try_from(kb * 1024)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "io size too large"))?;
         let payload = random_bytes(len)?;
+        let mut fsync = Duration::ZERO;
         {
             let file = match self.open(OpenOptions::new().append(true)) {
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -96,14 +107,21 @@ impl DataFile {
             if file.metadata()?.len() < FILE_CAP_BYTES {
                 file.write_all(&payload)?;
                 file.flush()?;
-                file.sync_all()?;
+                if sync {
+                    let started = std::time::Instant::now();
+                    file.sync_all()?;
+                    fsync = started.elapsed();
+                }
             }
         }
         let file = self.open(OpenOptions::new().read(true))?;
         let file = lock(file, FlockArg::LockShared)?;
         let mut read_back = Vec::with_capacity(len);
         (&*file).take(len as u64).read_to_end(&mut read_back)?;
-        Ok(read_back.len())
+        Ok(IoStats {
+            bytes: read_back.len(),
+            fsync,
+        })
     }
 
     /// Opens the file without following a symlink and without blocking, and only if it is a
@@ -166,25 +184,28 @@ mod tests {
     fn append_grows_the_file_until_the_cap() {
         let (_dir, path) = temp_path();
         let data = DataFile::new(&path);
-        assert_eq!(data.append_and_read(64).unwrap(), 64 * 1024);
+        assert_eq!(data.append_and_read(64, true).unwrap().bytes, 64 * 1024);
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
             (SEED_BYTES + 64 * 1024) as u64
         );
         // 1 MiB seed + 4 more MiB reaches the cap; the next append is skipped.
         for _ in 0..4 {
-            data.append_and_read(1024).unwrap();
+            data.append_and_read(1024, true).unwrap();
         }
         let full = std::fs::metadata(&path).unwrap().len();
         assert!(full >= FILE_CAP_BYTES);
-        assert_eq!(data.append_and_read(1024).unwrap(), 1024 * 1024);
+        assert_eq!(data.append_and_read(1024, true).unwrap().bytes, 1024 * 1024);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), full);
     }
 
     #[test]
     fn zero_kb_reads_nothing_and_a_missing_file_is_recreated() {
         let (_dir, path) = temp_path();
-        assert_eq!(DataFile::new(&path).append_and_read(0).unwrap(), 0);
+        assert_eq!(
+            DataFile::new(&path).append_and_read(0, true).unwrap().bytes,
+            0
+        );
         assert!(path.exists());
     }
 
@@ -201,20 +222,20 @@ mod tests {
         std::fs::write(&target, b"secret").unwrap();
         std::os::unix::fs::symlink(&target, &path).unwrap();
         let data = DataFile::new(&path);
-        let err = data.append_and_read(1).unwrap_err().to_string();
+        let err = data.append_and_read(1, true).unwrap_err().to_string();
         assert!(err.contains("symbolic link"), "{err}");
         assert!(data.check().is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"secret");
 
         std::fs::remove_file(&path).unwrap();
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let err = data.append_and_read(1).unwrap_err().to_string();
+        let err = data.append_and_read(1, true).unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
         assert!(data.prepare().is_err());
 
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
-        assert!(data.append_and_read(1).is_err());
+        assert!(data.append_and_read(1, true).is_err());
     }
 
     #[test]

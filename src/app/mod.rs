@@ -1,13 +1,16 @@
-//! The application: the two endpoints of the original Django service and their kernels.
+//! The application: the two endpoints of the original Django service and their kernels, and the
+//! endpoints that describe the server (`/heavy/info/`, `/heavy/ready/`, `/metrics`).
 //!
 //! Nothing here knows about sockets, processes or threads. The HTTP layer asks [`App::route`]
-//! what a request is; cheap answers (health, every error) come back at once, heavy work comes
-//! back as [`Route::Heavy`] and is run later, on a handler thread, by [`App::run_heavy`].
+//! what a request is; cheap answers (health, info, every error) come back at once, heavy work
+//! comes back as [`Route::Heavy`] and is run later, on a handler thread, by [`App::run_heavy`];
+//! readiness and metrics depend on the server's state, which the worker fills in.
 
 pub mod io_store;
 pub mod kernels;
 pub mod query;
 
+use crate::platform;
 use io_store::DataFile;
 use kernels::{Deadline, TimedOut};
 pub use query::HeavyParams;
@@ -16,6 +19,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const HEALTH_PATH: &str = "/heavy/health/";
 pub const HEAVY_PATH: &str = "/heavy/cpu-io-no-db/";
+pub const READY_PATH: &str = "/heavy/ready/";
+pub const INFO_PATH: &str = "/heavy/info/";
+pub const METRICS_PATH: &str = "/metrics";
+const PATHS: [&str; 5] = [HEALTH_PATH, HEAVY_PATH, READY_PATH, INFO_PATH, METRICS_PATH];
 const ALLOWED_METHODS: &str = "GET, HEAD";
 
 /// Upper bounds on the work one request may ask for (`--max-prime-limit` and friends).
@@ -45,9 +52,12 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     pub status: u16,
+    pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
 }
+
+pub const JSON: &str = "application/json";
 
 impl Response {
     pub fn json(status: u16, value: &Value) -> Self {
@@ -55,8 +65,19 @@ impl Response {
         body.push(b'\n');
         Response {
             status,
+            content_type: JSON,
             headers: Vec::new(),
             body,
+        }
+    }
+
+    /// An answer that is not JSON (the metrics).
+    pub fn text(status: u16, content_type: &'static str, body: String) -> Self {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into_bytes(),
         }
     }
 
@@ -89,6 +110,10 @@ pub enum Route {
     Ready(Response),
     /// CPU and I/O work for a handler thread.
     Heavy(HeavyParams),
+    /// `/heavy/ready/`: the worker answers from the server's state.
+    Readiness,
+    /// `/metrics`: the worker answers from the shared metrics.
+    Metrics,
 }
 
 /// The application with its configuration.
@@ -96,11 +121,25 @@ pub enum Route {
 pub struct App {
     limits: Limits,
     data: DataFile,
+    /// The `/heavy/info/` answer's body (the platform fingerprint and the server's settings),
+    /// made once at boot.
+    info: Vec<u8>,
 }
 
 impl App {
     pub fn new(limits: Limits, data: DataFile) -> Self {
-        App { limits, data }
+        App {
+            limits,
+            data,
+            info: b"{}\n".to_vec(),
+        }
+    }
+
+    /// Sets what `/heavy/info/` answers.
+    pub fn with_info(mut self, info: &Value) -> Self {
+        self.info = serde_json::to_vec(info).expect("JSON values always serialise");
+        self.info.push(b'\n');
+        self
     }
 
     pub fn data_file(&self) -> &DataFile {
@@ -110,11 +149,11 @@ impl App {
     /// Classifies a request. `method` is as sent, `path` is percent-encoded as sent, `query` is
     /// what follows `?` (empty if none). `HEAD` is routed like `GET`.
     pub fn route(&self, method: &str, path: &str, query: &str) -> Route {
-        let known = path == HEALTH_PATH || path == HEAVY_PATH;
+        let known = PATHS.contains(&path);
         if !known {
             // Django's APPEND_SLASH: the known paths without their slash redirect permanently.
             let slashed = format!("{path}/");
-            if (slashed == HEALTH_PATH || slashed == HEAVY_PATH) && is_get_or_head(method) {
+            if PATHS.contains(&slashed.as_str()) && is_get_or_head(method) {
                 let location = if query.is_empty() {
                     slashed
                 } else {
@@ -137,8 +176,19 @@ impl App {
                 .with_header("Allow", ALLOWED_METHODS),
             );
         }
-        if path == HEALTH_PATH {
-            return Route::Ready(health());
+        match path {
+            HEALTH_PATH => return Route::Ready(health()),
+            READY_PATH => return Route::Readiness,
+            METRICS_PATH => return Route::Metrics,
+            INFO_PATH => {
+                return Route::Ready(Response {
+                    status: 200,
+                    content_type: JSON,
+                    headers: Vec::new(),
+                    body: self.info.clone(),
+                })
+            }
+            _ => {}
         }
         match HeavyParams::from_query(query, &self.limits) {
             Ok(params) => Route::Heavy(params),
@@ -153,18 +203,21 @@ impl App {
     }
 
     /// Runs the heavy endpoint: primes, hash chain, then the file append + read. `queued` is how
-    /// long the request waited for a handler thread (reported in `Server-Timing`). Gives up with
-    /// [`TimedOut`] once `deadline` passes; the caller answers with [`timeout_response`].
+    /// long the request waited for a handler thread. Gives up with [`TimedOut`] once `deadline`
+    /// passes; the caller answers with [`timeout_response`]. Measures what the platform gave
+    /// the request (see [`Timings`]) and reports it in `Server-Timing`.
     pub fn run_heavy(
         &self,
         params: HeavyParams,
         deadline: Deadline,
         queued: Duration,
-    ) -> Result<Response, TimedOut> {
+    ) -> Result<(Response, Timings), TimedOut> {
         if params.panic {
             panic!("fault injection: a panic inside a request handler");
         }
         let start = Instant::now();
+        let platform_before = platform::Counters::now();
+        let thread_before = platform::thread_cpu_time();
         let cpu = (|| -> Result<_, TimedOut> {
             let primes = kernels::count_primes_below(params.prime_limit, deadline)?;
             let digest = kernels::sha256_chain(params.hash_rounds, deadline)?;
@@ -172,37 +225,89 @@ impl App {
         })();
         let (primes_found, digest) = cpu?;
         let cpu_end = Instant::now();
+        let cpu_thread = platform::thread_cpu_time().saturating_sub(thread_before);
         deadline.check()?;
-        if let Err(err) = self.data.append_and_read(params.io_kb as u64) {
-            return Ok(Response::error(
-                500,
-                &format!("io failed: {err}"),
-                json!({ "io_file": self.data.path().display().to_string() }),
+        let io = self
+            .data
+            .append_and_read(params.io_kb as u64, params.io_sync);
+        let end = Instant::now();
+        let platform = platform_before.since(platform::Counters::now());
+        let cpu = cpu_end - start;
+        let timings = Timings {
+            queue: queued,
+            cpu,
+            cpu_thread,
+            cpu_wait: cpu.saturating_sub(cpu_thread),
+            io: end - cpu_end,
+            fsync: io.as_ref().map(|s| s.fsync).unwrap_or_default(),
+            total: end - start,
+            throttled: platform.throttled,
+            steal: platform.steal,
+        };
+        if let Err(err) = io {
+            return Ok((
+                Response::error(
+                    500,
+                    &format!("io failed: {err}"),
+                    json!({ "io_file": self.data.path().display().to_string() }),
+                ),
+                timings,
             ));
         }
-        let end = Instant::now();
-        let (cpu_time, total_time, io_time) = (cpu_end - start, end - start, end - cpu_end);
         let body = json!({
             "primes_found": primes_found,
             "prime_limit": params.prime_limit,
             "hash_rounds": params.hash_rounds,
             "io_kb": params.io_kb,
-            "cpu_time_sec": round2(cpu_time.as_secs_f64()),
-            "total_time_sec": round2(total_time.as_secs_f64()),
-            "io_time_sec": round2(io_time.as_secs_f64()),
+            "cpu_time_sec": round2(timings.cpu.as_secs_f64()),
+            "total_time_sec": round2(timings.total.as_secs_f64()),
+            "io_time_sec": round2(timings.io.as_secs_f64()),
             "digest": kernels::to_hex(&digest),
             "pid": std::process::id(),
         });
-        Ok(Response::json(200, &body).with_header(
-            "Server-Timing",
-            format!(
-                "queue;dur={:.3}, cpu;dur={:.3}, io;dur={:.3}, total;dur={:.3}",
-                millis(queued),
-                millis(cpu_time),
-                millis(io_time),
-                millis(total_time)
-            ),
-        ))
+        let response =
+            Response::json(200, &body).with_header("Server-Timing", timings.server_timing());
+        Ok((response, timings))
+    }
+}
+
+/// Where a heavy request's time went. `cpu` is the wall-clock time of the CPU phase; of it,
+/// `cpu_thread` is CPU the thread actually got and `cpu_wait` the rest (waiting for a core).
+/// `throttled` (the cgroup's CFS throttling) and `steal` (the hypervisor's, all CPUs) are what
+/// those machine-wide counters moved while the request ran; absent where not readable.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    pub queue: Duration,
+    pub cpu: Duration,
+    pub cpu_thread: Duration,
+    pub cpu_wait: Duration,
+    pub io: Duration,
+    pub fsync: Duration,
+    pub total: Duration,
+    pub throttled: Option<Duration>,
+    pub steal: Option<Duration>,
+}
+
+impl Timings {
+    /// The `Server-Timing` header's value, in milliseconds.
+    pub fn server_timing(&self) -> String {
+        let mut out = format!(
+            "queue;dur={:.3}, cpu;dur={:.3}, cpu_thread;dur={:.3}, cpu_wait;dur={:.3}, \
+             io;dur={:.3}, fsync;dur={:.3}",
+            millis(self.queue),
+            millis(self.cpu),
+            millis(self.cpu_thread),
+            millis(self.cpu_wait),
+            millis(self.io),
+            millis(self.fsync),
+        );
+        for (name, value) in [("throttled", self.throttled), ("steal", self.steal)] {
+            if let Some(v) = value {
+                out.push_str(&format!(", {name};dur={:.3}", millis(v)));
+            }
+        }
+        out.push_str(&format!(", total;dur={:.3}", millis(self.total)));
+        out
     }
 }
 
@@ -226,6 +331,7 @@ fn health() -> Response {
     let body = format!("{{\"status\":\"healthy\",\"timestamp\":{timestamp}}}\n");
     Response {
         status: 200,
+        content_type: JSON,
         headers: Vec::new(),
         body: body.into_bytes(),
     }
@@ -261,8 +367,20 @@ mod tests {
     fn ready(route: Route) -> Response {
         match route {
             Route::Ready(r) => r,
-            Route::Heavy(p) => panic!("expected an immediate answer, got heavy work {p:?}"),
+            other => panic!("expected an immediate answer, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn server_endpoints_route_to_the_worker_or_answer_info() {
+        let info = json!({"platform": {"cpu_model": "test"}});
+        let a = app().with_info(&info);
+        assert_eq!(a.route("GET", READY_PATH, ""), Route::Readiness);
+        assert_eq!(a.route("HEAD", METRICS_PATH, ""), Route::Metrics);
+        assert_eq!(ready(a.route("POST", METRICS_PATH, "")).status, 405);
+        let resp = ready(a.route("GET", INFO_PATH, ""));
+        assert_eq!(body(&resp), info);
+        assert_eq!(ready(a.route("GET", "/heavy/ready", "")).status, 301);
     }
 
     #[test]
@@ -297,11 +415,17 @@ mod tests {
             prime_limit: 1000,
             hash_rounds: 10,
             io_kb: 4,
+            io_sync: true,
             panic: false,
         };
-        let resp = app()
+        let (resp, timings) = app()
             .run_heavy(params, Deadline::none(), Duration::from_millis(3))
             .unwrap();
+        assert!(timings.cpu_thread <= timings.cpu + Duration::from_millis(1));
+        assert_eq!(
+            timings.cpu_wait,
+            timings.cpu.saturating_sub(timings.cpu_thread)
+        );
         assert_eq!(resp.status, 200);
         let v = body(&resp);
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
@@ -328,10 +452,12 @@ mod tests {
         assert!(v["cpu_time_sec"].is_f64());
         let timing = resp.header("Server-Timing").unwrap();
         assert!(timing.starts_with("queue;dur=3.000, cpu;dur="), "{timing}");
-        assert!(
-            timing.contains("io;dur=") && timing.contains("total;dur="),
-            "{timing}"
-        );
+        for phase in ["cpu_thread", "cpu_wait", "io", "fsync", "total"] {
+            assert!(
+                timing.contains(&format!(" {phase};dur=")),
+                "{phase}: {timing}"
+            );
+        }
     }
 
     #[test]
@@ -347,10 +473,14 @@ mod tests {
             prime_limit: 5_000_000,
             hash_rounds: 0,
             io_kb: 0,
+            io_sync: true,
             panic: false,
         };
         let past = Deadline::at(Instant::now() - Duration::from_millis(1));
-        assert_eq!(app().run_heavy(params, past, Duration::ZERO), Err(TimedOut));
+        assert!(matches!(
+            app().run_heavy(params, past, Duration::ZERO),
+            Err(TimedOut)
+        ));
         let resp = timeout_response(Duration::from_secs(2), Duration::from_millis(2001));
         assert_eq!(resp.status, 503);
         assert_eq!(body(&resp)["timeout_sec"], 2.0);

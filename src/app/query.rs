@@ -10,6 +10,9 @@ pub struct HeavyParams {
     pub prime_limit: i64,
     pub hash_rounds: i64,
     pub io_kb: i64,
+    /// Whether the append is fsynced (`io_sync=fsync`, the original's behaviour) or left to the
+    /// page cache (`io_sync=none`), to tell CPU-bound from storage-bound comparisons apart.
+    pub io_sync: bool,
     /// Fault injection for robustness tests: panic inside the handler (`fault=panic`). Only
     /// parsed when the server runs with `--enable-fault-injection`.
     pub panic: bool,
@@ -21,6 +24,7 @@ impl Default for HeavyParams {
             prime_limit: 500_000,
             hash_rounds: 1_000_000,
             io_kb: 128,
+            io_sync: true,
             panic: false,
         }
     }
@@ -40,10 +44,25 @@ impl HeavyParams {
     pub fn from_query(query: &str, limits: &Limits) -> Result<Self, ParamError> {
         let mut raw: [Option<String>; 3] = [None, None, None];
         let mut panic = false;
+        let mut io_sync = true;
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match key.as_ref() {
                 "fault" if limits.fault_injection => {
                     panic = value == "panic";
+                    continue;
+                }
+                "io_sync" => {
+                    io_sync = match value.as_ref() {
+                        "fsync" => true,
+                        "none" => false,
+                        _ => {
+                            return Err(ParamError {
+                                param: "io_sync",
+                                message: "io_sync must be fsync or none".into(),
+                                max: None,
+                            })
+                        }
+                    };
                     continue;
                 }
                 "prime_limit" => 0,
@@ -72,6 +91,7 @@ impl HeavyParams {
             prime_limit,
             hash_rounds,
             io_kb,
+            io_sync,
             panic,
         })
     }
@@ -170,9 +190,20 @@ mod tests {
                 prime_limit: 20,
                 hash_rounds: 3,
                 io_kb: 0,
+                io_sync: true,
                 panic: false
             }
         );
+    }
+
+    #[test]
+    fn io_sync_is_fsync_or_none() {
+        assert!(parse("").unwrap().io_sync);
+        assert!(parse("io_sync=fsync").unwrap().io_sync);
+        assert!(!parse("io_sync=none").unwrap().io_sync);
+        let err = parse("io_sync=maybe").unwrap_err();
+        assert_eq!(err.param, "io_sync");
+        assert_eq!(err.message, "io_sync must be fsync or none");
     }
 
     #[test]

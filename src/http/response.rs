@@ -21,7 +21,7 @@ pub fn encode_response(resp: &Response, meta: ResponseMeta) -> Vec<u8> {
     let _ = write!(
         out,
         "{} {} {}\r\nServer: heavy-api\r\nDate: {}\r\nConnection: {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n",
+         Content-Type: {}\r\nContent-Length: {}\r\n",
         meta.version.as_str(),
         resp.status,
         reason_phrase(resp.status),
@@ -31,6 +31,7 @@ pub fn encode_response(resp: &Response, meta: ResponseMeta) -> Vec<u8> {
         } else {
             "close"
         },
+        resp.content_type,
         resp.body.len(),
     );
     for (name, value) in &resp.headers {

@@ -9,9 +9,11 @@ mod pidfile;
 use crate::app::io_store::DataFile;
 use crate::config::Config;
 use crate::log;
+use crate::metrics::{self, ExitCause};
+use crate::platform::fingerprint::Fingerprint;
 use crate::shared::{monotonic_ms, random_u64, ServerState, SharedMap, WorkerSlot};
 use crate::signals::{self, SignalPipe};
-use crate::worker::{self, queue::JobQueue, WorkerContext, BOOT_ERROR};
+use crate::worker::{self, queue::JobQueue, WorkerContext, WorkerListener, BOOT_ERROR};
 use listeners::Listener;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
@@ -61,12 +63,16 @@ struct Worker {
     /// When it was sent SIGTERM to make room (TTOU, reload); it no longer counts toward the
     /// target, and is killed if it outlives `--graceful-timeout`.
     retired_at: Option<Instant>,
+    /// Its slot in the shared metrics, freed when it is reaped.
+    metrics_slot: Option<usize>,
 }
 
 struct Master {
     argv: Vec<String>,
     config: Arc<Config>,
     listeners: Vec<Listener>,
+    /// `--metrics-bind`.
+    metrics_listener: Option<Listener>,
     queue: Arc<JobQueue>,
     state: Arc<SharedMap<ServerState>>,
     workers: HashMap<Pid, Worker>,
@@ -77,6 +83,11 @@ struct Master {
     respawn_at: Option<Instant>,
     signals: Option<SignalPipe>,
     pidfile: Option<Pidfile>,
+    /// `/heavy/info/` and the platform labels of the metrics, gathered once at start.
+    info: Arc<serde_json::Value>,
+    platform_labels: Vec<(&'static str, String)>,
+    /// `--drain-delay`: when a TERM's drain ends and the stop begins.
+    drain_until: Option<Instant>,
 }
 
 /// Runs the server until it stops; returns the process exit status.
@@ -95,6 +106,15 @@ impl Master {
             1
         };
         raise_descriptor_limit();
+        metrics::init().map_err(|e| fail(format!("cannot map shared memory: {e}")))?;
+        let (fingerprint, ecs_warning) = Fingerprint::gather(&|k| std::env::var(k).ok());
+        log::info(&fingerprint.summary());
+        if let Some(warning) = ecs_warning {
+            log::warning(&warning);
+        }
+        if let Some(source) = &config.workers_source {
+            log::info(&format!("Using {} workers: {source}", config.workers));
+        }
         // The data file is checked once, here: a fault in it later fails requests, not boots.
         DataFile::new(&config.io_file).prepare().map_err(|e| {
             fail(format!(
@@ -117,6 +137,16 @@ impl Master {
         let pid = std::process::id();
         let urls: Vec<&str> = listeners.iter().map(|l| l.url.as_str()).collect();
         log::info(&format!("Listening at: {} ({pid})", urls.join(",")));
+        let metrics_listener = match &config.metrics_bind {
+            Some(spec) => {
+                let listener = listeners::bind_all(std::slice::from_ref(spec), config.backlog)
+                    .map_err(|e| fail(e.0))?
+                    .remove(0);
+                log::info(&format!("Metrics at: {}/metrics", listener.url));
+                Some(listener)
+            }
+            None => None,
+        };
         log::info(&format!(
             "Using worker: threads (an event loop and {} handler threads per worker)",
             config.threads
@@ -126,8 +156,24 @@ impl Master {
         let state = SharedMap::new().map_err(|e| fail(format!("cannot map shared memory: {e}")))?;
         let signals = SignalPipe::install(&HANDLED_SIGNALS)
             .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
+        let info = serde_json::json!({
+            "server": {
+                "name": "heavy-api",
+                "version": env!("CARGO_PKG_VERSION"),
+                "workers": config.workers,
+                "workers_source": config.workers_source,
+                "threads": config.threads,
+                "timeout_sec": config.timeout.map(|t| t.as_secs()),
+                "keep_alive_sec": config.keep_alive.map(|t| t.as_secs()),
+            },
+            "platform": fingerprint,
+        });
         Ok(Master {
             argv,
+            metrics_listener,
+            info: Arc::new(info),
+            platform_labels: fingerprint.labels(),
+            drain_until: None,
             target: config.workers,
             config: Arc::new(config),
             listeners,
@@ -152,6 +198,11 @@ impl Master {
                         log::info(&format!("Handling signal: {}", signals::name(signal)));
                     }
                     match signal {
+                        Signal::SIGTERM
+                            if self.drain_until.is_none() && !self.config.drain_delay.is_zero() =>
+                        {
+                            self.begin_drain()
+                        }
                         Signal::SIGTERM => return self.stop(Signal::SIGTERM),
                         Signal::SIGINT | Signal::SIGQUIT => return self.stop(Signal::SIGQUIT),
                         Signal::SIGHUP => self.reload(),
@@ -166,14 +217,23 @@ impl Master {
                     }
                 }
                 None => {
-                    let until_respawn = self
-                        .respawn_at
-                        .map_or(TICK, |at| at.saturating_duration_since(Instant::now()));
-                    self.signals().wait(TICK.min(until_respawn));
+                    let now = Instant::now();
+                    let wait = [self.respawn_at, self.drain_until]
+                        .into_iter()
+                        .flatten()
+                        .map(|at| at.saturating_duration_since(now))
+                        .fold(TICK, Duration::min);
+                    self.signals().wait(wait);
                 }
             }
             if let Some(code) = self.reap_workers() {
                 return self.halt(code, "Worker failed to boot.");
+            }
+            if self
+                .drain_until
+                .is_some_and(|until| Instant::now() >= until)
+            {
+                return self.stop(Signal::SIGTERM);
             }
             self.murder_workers();
             self.manage_workers();
@@ -204,6 +264,8 @@ impl Master {
         };
         self.next_age += 1;
         let master_pid = std::process::id() as i32;
+        // Reserved before the fork so the child knows its slot; the pid is set after.
+        let metrics_slot = metrics::get().and_then(|m| m.claim_slot(-1));
         // Signals stay blocked across the fork until the child has replaced the master's
         // handlers with its own; one arriving in between would otherwise reach the master's
         // queue instead of the worker. The worker unblocks them once its handlers are in place.
@@ -219,18 +281,29 @@ impl Master {
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
         }
         match forked {
-            Ok(ForkResult::Child) => self.become_worker(slot, max_requests, master_pid),
+            Ok(ForkResult::Child) => {
+                self.become_worker(slot, max_requests, master_pid, metrics_slot)
+            }
             Ok(ForkResult::Parent { child }) => {
+                if let (Some(m), Some(i)) = (metrics::get(), metrics_slot) {
+                    m.workers[i].pid.store(child.as_raw(), Ordering::Release);
+                }
                 let worker = Worker {
                     age: self.next_age,
                     slot,
                     spawned: Instant::now(),
                     aborted: false,
                     retired_at: None,
+                    metrics_slot,
                 };
                 self.workers.insert(child, worker);
             }
-            Err(err) => log::error(&format!("fork failed: {err}")),
+            Err(err) => {
+                if let (Some(m), Some(i)) = (metrics::get(), metrics_slot) {
+                    m.release_slot(i);
+                }
+                log::error(&format!("fork failed: {err}"))
+            }
         }
     }
 
@@ -241,14 +314,26 @@ impl Master {
         slot: Arc<SharedMap<WorkerSlot>>,
         max_requests: u64,
         master_pid: i32,
+        metrics_slot: Option<usize>,
     ) -> ! {
         drop(self.signals.take()); // the master's handlers and pipe
+        let main = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .map(|l| (l, false));
+        let listeners = main
+            .chain(self.metrics_listener.take().map(|l| (l, true)))
+            .map(|(l, metrics)| WorkerListener {
+                url: l.url.clone(),
+                fd: l.into_fd(),
+                metrics,
+            })
+            .collect();
         let ctx = WorkerContext {
             config: self.config.clone(),
-            listeners: std::mem::take(&mut self.listeners)
-                .into_iter()
-                .map(Listener::into_fd)
-                .collect(),
+            listeners,
+            metrics_slot,
+            info: self.info.clone(),
+            platform_labels: self.platform_labels.clone(),
             queue: self.queue.clone(),
             state: self.state.clone(),
             slot,
@@ -287,6 +372,18 @@ impl Master {
             };
             worker.slot.stop_serving(&self.state);
             let booted = worker.slot.booted.load(Ordering::Acquire);
+            let cause = match status {
+                _ if worker.aborted => ExitCause::Timeout,
+                WaitStatus::Exited(_, 0) => ExitCause::Clean,
+                WaitStatus::Exited(..) => ExitCause::Error,
+                _ => ExitCause::Signal,
+            };
+            metrics::with(|m| {
+                m.worker_exits[cause as usize].fetch_add(1, Ordering::Relaxed);
+                if let Some(i) = worker.metrics_slot {
+                    m.release_slot(i);
+                }
+            });
             match status {
                 WaitStatus::Exited(_, 0) => {}
                 WaitStatus::Exited(_, code) => {
@@ -488,11 +585,26 @@ impl Master {
         code
     }
 
+    /// TERM with `--drain-delay`: readiness turns 503 everywhere while everything is still
+    /// served; the stop itself begins when the delay is over (or at a second TERM).
+    fn begin_drain(&mut self) {
+        metrics::with(|m| m.draining.store(true, Ordering::Release));
+        log::info(&format!(
+            "Draining for {} s before stopping: readiness answers 503",
+            self.config.drain_delay.as_secs()
+        ));
+        self.drain_until = Some(Instant::now() + self.config.drain_delay);
+    }
+
     /// Stops every worker with `signal` (TERM: graceful, QUIT: quick) and waits for them up to
     /// `--graceful-timeout`, then kills what is left. INT or QUIT during a graceful stop turns it
     /// into a quick one, as current Gunicorn does.
     fn stop_workers(&mut self, signal: Signal) {
         self.state.shutting_down.store(true, Ordering::Release);
+        metrics::with(|m| m.draining.store(true, Ordering::Release));
+        if let Some(listener) = self.metrics_listener.take() {
+            listener.close();
+        }
         for listener in self.listeners.drain(..) {
             listener.close();
         }

@@ -72,6 +72,10 @@ impl EventLoop {
             if self.conns.len() >= self.conn_limit {
                 // At the bound: leave further connections in the kernel's backlog (for other
                 // workers, or for later).
+                crate::metrics::with(|m| {
+                    m.connections_refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                });
                 self.set_listening(false);
                 return;
             }
@@ -84,7 +88,10 @@ impl EventLoop {
             ) {
                 Ok(fd) => {
                     let peer = peer_of(fd.as_fd());
-                    self.add_conn(fd, peer, 0, Vec::new());
+                    let metrics_port = self.listener_is_metrics[index];
+                    if let Some(token) = self.add_conn(fd, peer, 0, Vec::new()) {
+                        self.conns.get_mut(&token).expect("just added").metrics_port = metrics_port;
+                    }
                 }
                 Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EINTR) => return,
                 Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS)

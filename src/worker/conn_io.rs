@@ -145,7 +145,7 @@ impl EventLoop {
                     let keep_alive = self.keeps_alive(&finished.head);
                     let conn = self.conns.get_mut(&token).expect("just added");
                     conn.request_start_ns = back.received_ns;
-                    conn.respond(&finished.head, &finished.response, keep_alive);
+                    self.answer(token, &finished.head, &finished.response, keep_alive);
                     self.advance(token, false);
                 }
                 None if self.stop_started.is_some() => self.retire_conn(token),

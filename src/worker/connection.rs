@@ -6,6 +6,7 @@ use super::queue::Peer;
 use crate::app::Response;
 use crate::http::{encode_response, BodyReader, HeadScan, RequestHead, ResponseMeta};
 use crate::log;
+use crate::metrics;
 use crate::shared::monotonic_ns;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -62,6 +63,8 @@ pub(super) struct Conn {
     /// Set when the server shuts down: a connection still waiting for a request's first byte
     /// is given up at this moment.
     pub(super) shutdown_by: Option<Instant>,
+    /// Accepted on the `--metrics-bind` listener.
+    pub(super) metrics_port: bool,
 }
 
 impl Conn {
@@ -79,6 +82,7 @@ impl Conn {
             timer: (State::Head, Instant::now()),
             wants_write: false,
             shutdown_by: None,
+            metrics_port: false,
         };
         conn.timer.0 = conn.state();
         conn
@@ -140,6 +144,8 @@ impl Conn {
         };
         self.out.extend_from_slice(&encode_response(response, meta));
         self.served += 1;
+        let elapsed = Duration::from_nanos(monotonic_ns().saturating_sub(self.request_start_ns));
+        metrics::record_response(&head.path, &head.method, response.status, elapsed);
         // A request ended: whatever comes next (its answer going out, the next head) is timed
         // afresh from now.
         self.timer = (State::Writing, Instant::now());
@@ -164,9 +170,7 @@ impl Conn {
                 },
                 request_headers: &head.headers,
                 response_headers: &response.headers,
-                duration: Duration::from_nanos(
-                    monotonic_ns().saturating_sub(self.request_start_ns),
-                ),
+                duration: elapsed,
             });
         }
         if !self.buf.is_empty() {

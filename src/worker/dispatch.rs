@@ -6,13 +6,15 @@ use super::connection::SHUTDOWN_GRACE;
 use super::event_loop::EventLoop;
 use super::queue::{Item, Job, SendError};
 use super::socket::has_pending_input;
-use crate::app::{Response, Route};
+use crate::app::{Response, Route, METRICS_PATH};
 use crate::http::{encode_response, HttpError, RequestHead, ResponseMeta, Version};
 use crate::log;
+use crate::metrics;
+use crate::shared::monotonic_ns;
 use serde_json::json;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl EventLoop {
     /// Whether the answer to `head` keeps the connection open: the client wants it,
@@ -25,15 +27,36 @@ impl EventLoop {
     /// the connection left the loop with the request.
     pub(super) fn dispatch(&mut self, token: u64, head: RequestHead) -> bool {
         self.requests += 1;
+        self.hub.in_flight(1);
         // `--max-requests N`: the N-th request is this worker's last; it is answered here (or
         // by this worker's threads) with `Connection: close`, as Gunicorn does.
         let last = self.max_requests > 0 && self.requests >= self.max_requests;
         let keep_alive = self.keeps_alive(&head) && !last;
-        let stays = match self.hub.app.route(&head.method, &head.path, &head.query) {
-            Route::Ready(response) => {
-                let conn = self.conns.get_mut(&token).expect("live connection");
-                conn.respond(&head, &response, keep_alive);
-                true
+        let metrics_port = self.conns.get(&token).is_some_and(|c| c.metrics_port);
+        let route = if metrics_port && head.path != METRICS_PATH {
+            // The metrics listener serves the metrics only.
+            Route::Ready(Response::error(
+                404,
+                "not found",
+                json!({ "path": head.path }),
+            ))
+        } else {
+            self.hub.app.route(&head.method, &head.path, &head.query)
+        };
+        let stays = match route {
+            Route::Ready(response) => self.answer(token, &head, &response, keep_alive),
+            Route::Readiness => {
+                let response = self.readiness();
+                self.answer(token, &head, &response, keep_alive)
+            }
+            Route::Metrics => {
+                let response = if self.has_metrics_listener && !metrics_port {
+                    // Served on --metrics-bind only, so a load balancer never reaches it.
+                    Response::error(404, "not found", json!({ "path": head.path }))
+                } else {
+                    self.metrics_response(head.header("accept"))
+                };
+                self.answer(token, &head, &response, keep_alive)
             }
             Route::Heavy(params) => {
                 let conn = self.conns.get_mut(&token).expect("live connection");
@@ -79,15 +102,25 @@ impl EventLoop {
         };
         let response = match sent {
             Ok(()) => {
+                // Passed on: the worker whose thread takes it holds it now.
+                self.hub.in_flight(-1);
+                metrics::with(|m| {
+                    m.queue_depth.fetch_add(1, Ordering::Relaxed);
+                });
                 self.remove(token);
                 return false;
             }
-            Err(SendError::Full) => Response::error(
-                503,
-                "server busy: the request queue is full",
-                json!({ "retry_after_sec": 1 }),
-            )
-            .with_header("Retry-After", "1"),
+            Err(SendError::Full) => {
+                metrics::with(|m| {
+                    m.queue_full.fetch_add(1, Ordering::Relaxed);
+                });
+                Response::error(
+                    503,
+                    "server busy: the request queue is full",
+                    json!({ "retry_after_sec": 1 }),
+                )
+                .with_header("Retry-After", "1")
+            }
             Err(SendError::TooLarge) => {
                 HttpError::header_too_large("request headers too large to queue").to_response()
             }
@@ -98,8 +131,34 @@ impl EventLoop {
         };
         let job = *job;
         conn.buf = job.leftover;
-        conn.respond(&job.head, &response, false);
+        self.answer(token, &job.head, &response, false)
+    }
+
+    /// Queues the answer to a dispatched request on its connection (the request leaves the
+    /// in-flight count). Returns true: the connection stays in the loop.
+    pub(super) fn answer(
+        &mut self,
+        token: u64,
+        head: &RequestHead,
+        response: &Response,
+        keep_alive: bool,
+    ) -> bool {
+        self.hub.in_flight(-1);
+        let conn = self.conns.get_mut(&token).expect("live connection");
+        conn.respond(head, response, keep_alive);
         true
+    }
+
+    /// `/heavy/ready/`: 200 while this worker and the server take work; 503 once a stop or a
+    /// drain has begun, so load balancers stop sending before anything closes.
+    fn readiness(&self) -> Response {
+        let draining = self.stop_started.is_some()
+            || metrics::get().is_some_and(|m| m.draining.load(Ordering::Relaxed));
+        if draining {
+            Response::json(503, &json!({ "status": "draining" }))
+        } else {
+            Response::json(200, &json!({ "status": "ready" }))
+        }
     }
 
     /// Answers a request that broke the protocol, then closes: after a framing error nothing
@@ -117,6 +176,8 @@ impl EventLoop {
         };
         conn.out
             .extend_from_slice(&encode_response(&err.to_response(), meta));
+        let elapsed = monotonic_ns().saturating_sub(conn.request_start_ns);
+        metrics::record_response("", "", err.status, Duration::from_nanos(elapsed));
         conn.close_after_out = true;
         conn.buf.clear();
         conn.body = None;

@@ -45,8 +45,13 @@ pub struct EventLoop {
     pub(super) hub: Arc<Hub>,
     pub(super) epoll: Epoll,
     signals: SignalPipe,
-    /// The listening sockets, owned by this worker (closed when it stops).
+    /// The listening sockets, owned by this worker (closed when it stops); their addresses,
+    /// and which is the `--metrics-bind` one.
     pub(super) listeners: Vec<OwnedFd>,
+    pub(super) listener_urls: Vec<String>,
+    pub(super) listener_is_metrics: Vec<bool>,
+    pub(super) has_metrics_listener: bool,
+    pub(super) platform_labels: Vec<(&'static str, String)>,
     pub(super) listening: bool,
     pub(super) accept_paused_until: Option<Instant>,
     pub(super) conns: HashMap<u64, Conn>,
@@ -80,6 +85,7 @@ impl EventLoop {
             ctx.queue,
             ctx.state,
             ctx.slot,
+            crate::metrics::worker(ctx.metrics_slot),
         )?);
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(
@@ -95,11 +101,17 @@ impl EventLoop {
             threads.push(handler::spawn(hub.clone(), index)?);
         }
         let conn_limit = super::accept::connection_limit(&ctx.config, ctx.listeners.len());
+        let listener_urls = ctx.listeners.iter().map(|l| l.url.clone()).collect();
+        let listener_is_metrics: Vec<bool> = ctx.listeners.iter().map(|l| l.metrics).collect();
         let mut lp = EventLoop {
             hub,
             epoll,
             signals,
-            listeners: ctx.listeners,
+            has_metrics_listener: listener_is_metrics.contains(&true),
+            listener_urls,
+            listener_is_metrics,
+            platform_labels: ctx.platform_labels,
+            listeners: ctx.listeners.into_iter().map(|l| l.fd).collect(),
             listening: false,
             accept_paused_until: None,
             conns: HashMap::new(),
@@ -119,6 +131,9 @@ impl EventLoop {
         // Serving before booted: the master takes "booted but not serving" for a stop.
         lp.hub.slot.start_serving(&lp.hub.state);
         lp.hub.slot.booted.store(true, Ordering::Release);
+        crate::metrics::with(|m| {
+            m.workers_booted.fetch_add(1, Ordering::Relaxed);
+        });
         Ok(lp)
     }
 
@@ -266,8 +281,23 @@ impl EventLoop {
         }
     }
 
-    /// Periodic housekeeping: deadlines, the accept pause, the parent check.
+    /// This worker's open connections, active and idle, into its metrics gauges.
+    pub(super) fn publish_connection_gauges(&self) {
+        if let Some(g) = self.hub.gauges {
+            let idle = self
+                .conns
+                .values()
+                .filter(|c| c.state() == State::Idle)
+                .count() as i64;
+            g.connections_idle.store(idle, Ordering::Relaxed);
+            g.connections_active
+                .store(self.conns.len() as i64 - idle, Ordering::Relaxed);
+        }
+    }
+
+    /// Periodic housekeeping: deadlines, the accept pause, the parent check, the gauges.
     fn sweep(&mut self, now: Instant) {
+        self.publish_connection_gauges();
         let keep_alive = self.hub.config.keep_alive.unwrap_or_default();
         let expired: Vec<u64> = self
             .conns

@@ -6,8 +6,9 @@
 use super::hub::{Finished, Handback, Hub};
 use super::queue::{Item, Job, RecvError};
 use crate::app::kernels::Deadline;
-use crate::app::{timeout_response, Response};
+use crate::app::{timeout_response, Response, Timings};
 use crate::log;
+use crate::metrics;
 use crate::shared::{monotonic_ms, monotonic_ns};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use serde_json::json;
@@ -68,7 +69,16 @@ fn next_shared(hub: &Hub, epoll: &Epoll, buf: &mut Vec<u8>) -> Option<(Item, Own
         _ => return None,
     }
     match hub.queue.try_recv(buf) {
-        Ok(item) => item,
+        Ok(Some((item, fd))) => {
+            if matches!(item, Item::Heavy(_)) {
+                metrics::with(|m| {
+                    m.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                });
+                hub.in_flight(1);
+            }
+            Some((item, fd))
+        }
+        Ok(None) => None,
         Err(RecvError::LostConnection) => {
             log::error("a connection passed on the shared queue was lost: out of file descriptors");
             None
@@ -114,13 +124,16 @@ fn serve(hub: &Hub, index: usize, item: Item, fd: OwnedFd) {
 }
 
 /// Runs the request within what is left of its `--timeout` (it has been waiting since its
-/// first byte arrived).
+/// first byte arrived), and records where its time went.
 fn run(hub: &Hub, job: &Job) -> Response {
     let started = Instant::now();
     let waited = Duration::from_nanos(monotonic_ns().saturating_sub(job.received_ns));
     let timeout = hub.config.timeout;
     if let Some(limit) = timeout {
         if waited >= limit {
+            metrics::with(|m| {
+                m.request_timeouts.fetch_add(1, Ordering::Relaxed);
+            });
             return timeout_response(limit, waited);
         }
     }
@@ -131,8 +144,14 @@ fn run(hub: &Hub, job: &Job) -> Response {
     match catch_unwind(AssertUnwindSafe(|| {
         hub.app.run_heavy(job.params, deadline, waited)
     })) {
-        Ok(Ok(response)) => response,
+        Ok(Ok((response, timings))) => {
+            record(&timings);
+            response
+        }
         Ok(Err(_timed_out)) => {
+            metrics::with(|m| {
+                m.request_timeouts.fetch_add(1, Ordering::Relaxed);
+            });
             timeout_response(timeout.unwrap_or_default(), waited + started.elapsed())
         }
         Err(_panic) => {
@@ -140,4 +159,23 @@ fn run(hub: &Hub, job: &Job) -> Response {
             Response::error(500, "internal server error", json!({}))
         }
     }
+}
+
+/// A finished heavy request's phases, into the shared histograms.
+fn record(t: &Timings) {
+    metrics::with(|m| {
+        let p = &m.phases;
+        p.queue.observe(t.queue);
+        p.cpu.observe(t.cpu);
+        p.cpu_thread.observe(t.cpu_thread);
+        p.cpu_wait.observe(t.cpu_wait);
+        p.io.observe(t.io);
+        p.fsync.observe(t.fsync);
+        if let Some(v) = t.throttled {
+            p.throttled.observe(v);
+        }
+        if let Some(v) = t.steal {
+            p.steal.observe(v);
+        }
+    });
 }

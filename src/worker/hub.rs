@@ -6,6 +6,7 @@ use super::queue::{Job, JobQueue, Peer};
 use crate::app::{App, Response};
 use crate::config::Config;
 use crate::http::RequestHead;
+use crate::metrics::WorkerGauges;
 use crate::shared::{ServerState, SharedMap, WorkerSlot};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::collections::VecDeque;
@@ -62,6 +63,8 @@ pub struct Hub {
     /// Per handler thread: when its current request started ([`crate::shared::monotonic_ms`]),
     /// 0 when idle. The event loop turns this into the heartbeat.
     pub busy_since_ms: Vec<AtomicU64>,
+    /// This worker's gauges in the shared metrics.
+    pub gauges: Option<&'static WorkerGauges>,
 }
 
 impl Hub {
@@ -71,6 +74,7 @@ impl Hub {
         queue: Arc<JobQueue>,
         state: Arc<SharedMap<ServerState>>,
         slot: Arc<SharedMap<WorkerSlot>>,
+        gauges: Option<&'static WorkerGauges>,
     ) -> nix::Result<Hub> {
         let threads = config.threads;
         let eventfd =
@@ -88,7 +92,16 @@ impl Hub {
             handbacks: Mutex::new(Vec::new()),
             wake: eventfd()?,
             busy_since_ms: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            gauges,
         })
+    }
+
+    /// Requests this worker holds (read and not yet answered): `+1` when it takes one, `-1`
+    /// when it answers one or passes it on.
+    pub fn in_flight(&self, delta: i64) {
+        if let Some(g) = self.gauges {
+            g.in_flight.fetch_add(delta, Ordering::Relaxed);
+        }
     }
 
     pub fn is_stopping(&self) -> bool {

@@ -21,6 +21,7 @@ mod event_loop;
 mod handler;
 mod hub;
 pub mod queue;
+mod scrape;
 mod socket;
 
 use crate::app::io_store::DataFile;
@@ -38,11 +39,19 @@ use std::sync::Arc;
 /// (Gunicorn's WORKER_BOOT_ERROR).
 pub const BOOT_ERROR: i32 = 3;
 
+/// A listening socket, now the worker's own (the master checked it at bind).
+pub struct WorkerListener {
+    pub fd: OwnedFd,
+    /// Its address, as `Listening at:` shows it (the metrics' `listener` label).
+    pub url: String,
+    /// The `--metrics-bind` listener: it serves `/metrics` only.
+    pub metrics: bool,
+}
+
 /// Everything a worker inherits from the master at fork.
 pub struct WorkerContext {
     pub config: Arc<Config>,
-    /// The listening sockets, now the worker's own (the master checked them at bind).
-    pub listeners: Vec<OwnedFd>,
+    pub listeners: Vec<WorkerListener>,
     pub queue: Arc<JobQueue>,
     pub state: Arc<SharedMap<ServerState>>,
     pub slot: Arc<SharedMap<WorkerSlot>>,
@@ -50,6 +59,11 @@ pub struct WorkerContext {
     pub max_requests: u64,
     /// The master's pid: when the worker's parent is no longer this, the master is gone.
     pub master_pid: i32,
+    /// This worker's slot in the shared metrics.
+    pub metrics_slot: Option<usize>,
+    /// What `/heavy/info/` answers, and the platform labels of the metrics.
+    pub info: Arc<serde_json::Value>,
+    pub platform_labels: Vec<(&'static str, String)>,
 }
 
 /// Runs a worker to completion and returns its exit status. Called in the child after fork.
@@ -70,7 +84,7 @@ pub fn run(ctx: WorkerContext) -> i32 {
     // The master prepared the data file at start; a fault in it now (deleted, read-only, full)
     // fails heavy requests with a 5xx until it clears, never the boot of a replacement worker.
     let data = DataFile::new(&ctx.config.io_file);
-    let app = Arc::new(App::new(ctx.config.app_limits, data));
+    let app = Arc::new(App::new(ctx.config.app_limits, data).with_info(&ctx.info));
 
     match event_loop::EventLoop::new(ctx, app, signals) {
         Ok(mut event_loop) => {

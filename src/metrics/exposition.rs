@@ -1,0 +1,409 @@
+//! The metrics as text: Prometheus' exposition format (0.0.4), or OpenMetrics 1.0 when the
+//! scraper asks for it in `Accept`. The shared counters come from [`Metrics`]; what only the
+//! answering worker can see at scrape time (listen backlogs, process CPU and memory, the
+//! platform) comes in a [`Scrape`].
+
+use super::{ExitCause, Histogram, Metrics, Route, BUCKETS, METHODS, STATUSES};
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+pub const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Whether an `Accept` header asks for OpenMetrics.
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+/// What the answering worker reads at scrape time.
+#[derive(Debug, Default)]
+pub struct Scrape {
+    /// Per listener: its address, connections waiting to be accepted, and the backlog's size.
+    pub backlogs: Vec<(String, u64, u64)>,
+    /// Per process (the master and each live worker): pid, role, CPU seconds, resident bytes.
+    pub processes: Vec<(i32, &'static str, f64, u64)>,
+    pub version: &'static str,
+    pub platform: Vec<(&'static str, String)>,
+}
+
+struct Out {
+    text: String,
+    openmetrics: bool,
+}
+
+impl Out {
+    /// `# HELP` and `# TYPE` for a family; counters are named without `_total` in OpenMetrics.
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let name = if self.openmetrics && kind == "counter" {
+            name.trim_end_matches("_total")
+        } else {
+            name
+        };
+        let _ = writeln!(self.text, "# HELP {name} {help}");
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", escape(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&h.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = format!("{bound:?}");
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", &le));
+            self.sample(&format!("{name}_bucket"), &with_le, cumulative);
+        }
+        // Read the count last and never show fewer than the buckets hold: observers add to a
+        // bucket before the count, so a scrape in between must still be consistent.
+        cumulative += h.over.load(Ordering::Relaxed);
+        let count = h.count.load(Ordering::Relaxed).max(cumulative);
+        let mut inf = labels.to_vec();
+        inf.push(("le", "+Inf"));
+        self.sample(&format!("{name}_bucket"), &inf, count);
+        let sum = h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count);
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders every metric family.
+pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
+    let mut o = Out {
+        text: String::with_capacity(32 * 1024),
+        openmetrics,
+    };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+
+    o.family(
+        "heavy_api_requests_total",
+        "counter",
+        "Requests answered, by route, method and status (status 0: any other).",
+    );
+    for route in Route::ALL {
+        for (mi, method) in METHODS.iter().enumerate() {
+            for (si, status) in STATUSES.iter().enumerate() {
+                let n = load(&m.requests[route as usize][mi][si]);
+                if n > 0 {
+                    let status = status.to_string();
+                    o.sample(
+                        "heavy_api_requests_total",
+                        &[
+                            ("route", route.label()),
+                            ("method", method),
+                            ("status", &status),
+                        ],
+                        n,
+                    );
+                }
+            }
+        }
+    }
+
+    o.family(
+        "heavy_api_request_duration_seconds",
+        "histogram",
+        "Time from a request's first byte to its answer being queued for writing, by route.",
+    );
+    for route in Route::ALL {
+        o.histogram(
+            "heavy_api_request_duration_seconds",
+            &[("route", route.label())],
+            &m.duration[route as usize],
+        );
+    }
+
+    let p = &m.phases;
+    for (name, help, h) in [
+        (
+            "queue",
+            "Time heavy requests waited for a handler thread.",
+            &p.queue,
+        ),
+        (
+            "cpu",
+            "Wall-clock time of heavy requests' CPU phase (primes and hashing).",
+            &p.cpu,
+        ),
+        (
+            "cpu_thread",
+            "CPU time the handler thread got during the CPU phase.",
+            &p.cpu_thread,
+        ),
+        (
+            "cpu_wait",
+            "CPU phase wall time minus thread CPU: waiting for a core.",
+            &p.cpu_wait,
+        ),
+        (
+            "io",
+            "Time of heavy requests' file append and read-back.",
+            &p.io,
+        ),
+        ("fsync", "Time of the fsync in the I/O phase.", &p.fsync),
+        (
+            "throttled",
+            "The cgroup's CFS throttled time while the request ran.",
+            &p.throttled,
+        ),
+        (
+            "steal",
+            "The host's steal time (all CPUs) while the request ran.",
+            &p.steal,
+        ),
+    ] {
+        let family = format!("heavy_api_request_{name}_seconds");
+        o.family(&family, "histogram", help);
+        o.histogram(&family, &[], h);
+    }
+
+    let sum = |f: fn(&super::WorkerGauges) -> i64| -> i64 { m.live_workers().map(f).sum() };
+    o.family(
+        "heavy_api_requests_in_flight",
+        "gauge",
+        "Requests read and not yet answered.",
+    );
+    o.sample(
+        "heavy_api_requests_in_flight",
+        &[],
+        sum(|w| w.in_flight.load(Ordering::Relaxed)).max(0),
+    );
+    o.family(
+        "heavy_api_queue_depth",
+        "gauge",
+        "Heavy requests waiting on the shared queue for a handler thread.",
+    );
+    o.sample(
+        "heavy_api_queue_depth",
+        &[],
+        m.queue_depth.load(Ordering::Relaxed).max(0),
+    );
+    o.family(
+        "heavy_api_queue_full_total",
+        "counter",
+        "Heavy requests answered 503 because the shared queue was full.",
+    );
+    o.sample("heavy_api_queue_full_total", &[], load(&m.queue_full));
+    o.family(
+        "heavy_api_connections",
+        "gauge",
+        "Open client connections: active (a request in hand) or idle (kept alive).",
+    );
+    o.sample(
+        "heavy_api_connections",
+        &[("state", "active")],
+        sum(|w| w.connections_active.load(Ordering::Relaxed)).max(0),
+    );
+    o.sample(
+        "heavy_api_connections",
+        &[("state", "idle")],
+        sum(|w| w.connections_idle.load(Ordering::Relaxed)).max(0),
+    );
+    o.family(
+        "heavy_api_connections_refused_total",
+        "counter",
+        "Times a worker at its connection limit left connections in the listen backlog.",
+    );
+    o.sample(
+        "heavy_api_connections_refused_total",
+        &[],
+        load(&m.connections_refused),
+    );
+
+    o.family("heavy_api_workers", "gauge", "Worker processes alive.");
+    o.sample("heavy_api_workers", &[], m.live_workers().count());
+    o.family(
+        "heavy_api_workers_booted_total",
+        "counter",
+        "Workers that finished booting.",
+    );
+    o.sample(
+        "heavy_api_workers_booted_total",
+        &[],
+        load(&m.workers_booted),
+    );
+    o.family(
+        "heavy_api_worker_exits_total",
+        "counter",
+        "Workers that exited, by cause (timeout: killed for a stale heartbeat).",
+    );
+    for cause in ExitCause::ALL {
+        o.sample(
+            "heavy_api_worker_exits_total",
+            &[("cause", cause.label())],
+            load(&m.worker_exits[cause as usize]),
+        );
+    }
+    o.family(
+        "heavy_api_timeouts_total",
+        "counter",
+        "Timeouts: heavy requests answered 503 at --timeout, and workers killed for a stale \
+         heartbeat.",
+    );
+    o.sample(
+        "heavy_api_timeouts_total",
+        &[("kind", "request")],
+        load(&m.request_timeouts),
+    );
+    o.sample(
+        "heavy_api_timeouts_total",
+        &[("kind", "heartbeat")],
+        load(&m.worker_exits[ExitCause::Timeout as usize]),
+    );
+
+    o.family(
+        "heavy_api_listen_backlog",
+        "gauge",
+        "Connections waiting in a listener's accept queue (TCP listeners).",
+    );
+    for (listener, waiting, _) in &scrape.backlogs {
+        o.sample(
+            "heavy_api_listen_backlog",
+            &[("listener", listener)],
+            waiting,
+        );
+    }
+    o.family(
+        "heavy_api_listen_backlog_max",
+        "gauge",
+        "Size of a listener's accept queue.",
+    );
+    for (listener, _, max) in &scrape.backlogs {
+        o.sample(
+            "heavy_api_listen_backlog_max",
+            &[("listener", listener)],
+            max,
+        );
+    }
+
+    o.family(
+        "heavy_api_process_cpu_seconds_total",
+        "counter",
+        "CPU time (user and system) of the master and each live worker.",
+    );
+    for (pid, role, cpu, _) in &scrape.processes {
+        let pid = pid.to_string();
+        o.sample(
+            "heavy_api_process_cpu_seconds_total",
+            &[("pid", &pid), ("role", role)],
+            cpu,
+        );
+    }
+    o.family(
+        "heavy_api_process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the master and each live worker.",
+    );
+    for (pid, role, _, rss) in &scrape.processes {
+        let pid = pid.to_string();
+        o.sample(
+            "heavy_api_process_resident_memory_bytes",
+            &[("pid", &pid), ("role", role)],
+            rss,
+        );
+    }
+    o.family(
+        "heavy_api_draining",
+        "gauge",
+        "1 once the server has begun to stop or drain (readiness answers 503).",
+    );
+    o.sample(
+        "heavy_api_draining",
+        &[],
+        u8::from(m.draining.load(Ordering::Relaxed)),
+    );
+    o.family("heavy_api_build_info", "gauge", "The running build.");
+    o.sample(
+        "heavy_api_build_info",
+        &[
+            ("version", scrape.version),
+            ("arch", std::env::consts::ARCH),
+        ],
+        1,
+    );
+    o.family(
+        "heavy_api_platform_info",
+        "gauge",
+        "The platform under the server (see /heavy/info/).",
+    );
+    let labels: Vec<(&str, &str)> = scrape
+        .platform
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    o.sample("heavy_api_platform_info", &labels, 1);
+    if openmetrics {
+        o.text.push_str("# EOF\n");
+    }
+    o.text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::SharedMap;
+    use std::time::Duration;
+
+    fn sample_metrics() -> SharedMap<Metrics> {
+        let m: SharedMap<Metrics> = SharedMap::new().unwrap();
+        m.requests[Route::Health as usize][0][0].fetch_add(3, Ordering::Relaxed);
+        m.duration[Route::Health as usize].observe(Duration::from_millis(2));
+        m.phases.queue.observe(Duration::from_secs(200));
+        m
+    }
+
+    #[test]
+    fn prometheus_text_has_help_type_and_consistent_histograms() {
+        let m = sample_metrics();
+        let scrape = Scrape {
+            platform: vec![("cpu_model", "AMD \"EPYC\"".into())],
+            version: "0.1.0",
+            ..Scrape::default()
+        };
+        let text = render(&m, &scrape, false);
+        assert!(text.contains("# TYPE heavy_api_requests_total counter\n"));
+        assert!(text.contains(
+            "heavy_api_requests_total{route=\"/heavy/health/\",method=\"GET\",status=\"200\"} 3\n"
+        ));
+        assert!(text.contains(
+            "heavy_api_request_duration_seconds_bucket{route=\"/heavy/health/\",le=\"0.0025\"} 1\n"
+        ));
+        assert!(text.contains("heavy_api_request_queue_seconds_bucket{le=\"120.0\"} 0\n"));
+        assert!(text.contains("heavy_api_request_queue_seconds_bucket{le=\"+Inf\"} 1\n"));
+        assert!(text.contains("heavy_api_request_queue_seconds_count 1\n"));
+        assert!(text.contains("cpu_model=\"AMD \\\"EPYC\\\"\""));
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn openmetrics_names_counters_without_total_and_ends_with_eof() {
+        let text = render(&sample_metrics(), &Scrape::default(), true);
+        assert!(text.contains("# TYPE heavy_api_requests counter\n"));
+        assert!(text.contains("heavy_api_requests_total{"));
+        assert!(text.ends_with("# EOF\n"));
+        assert!(wants_openmetrics(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+        )));
+        assert!(!wants_openmetrics(Some("text/plain")));
+    }
+}

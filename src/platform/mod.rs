@@ -1,0 +1,156 @@
+//! What the server can learn about the machine under it: the CPUs it may use (cgroup quota,
+//! affinity), the cgroup's CPU throttling and the host's steal time (sampled around each heavy
+//! request), and a fingerprint of the platform (CPU model, hypervisor, ECS task metadata) for
+//! `/heavy/info/`, the boot log and the `heavy_api_platform_info` metric.
+//!
+//! Reads files under /proc and /sys only (and, once at boot, the ECS metadata endpoint); never
+//! fails: what cannot be read is absent.
+
+pub mod cgroup;
+pub mod ecs;
+pub mod fingerprint;
+
+use std::time::Duration;
+
+/// How many CPUs this process may use, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsableCpus {
+    /// Whole CPUs: a fractional quota is rounded up.
+    pub count: usize,
+    /// How it was found, for the boot log: `cgroup quota 1.5 CPUs`, `affinity 2 CPUs`, ...
+    pub source: String,
+}
+
+/// The CPUs this process may use: the cgroup CPU quota (rounded up) if one is set, else the
+/// affinity mask, else the logical CPU count. `nproc` in a container shows the machine's CPUs,
+/// not the task's share; this does not.
+pub fn usable_cpus() -> UsableCpus {
+    if let Some(quota) = cgroup::cpu_quota() {
+        return UsableCpus {
+            count: (quota.ceil() as usize).max(1),
+            source: format!("cgroup quota {quota:.1} CPUs"),
+        };
+    }
+    if let Some(n) = affinity_cpus() {
+        return UsableCpus {
+            count: n.max(1),
+            source: format!("affinity {n} CPUs"),
+        };
+    }
+    let n = logical_cpus();
+    UsableCpus {
+        count: n,
+        source: format!("{n} logical CPUs"),
+    }
+}
+
+/// CPUs online on the machine (what `nproc --all` shows).
+pub fn logical_cpus() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+        .ok()
+        .flatten()
+        .map_or(1, |n| n.max(1) as usize)
+}
+
+/// CPUs in this process's affinity mask (what `taskset` sets).
+pub fn affinity_cpus() -> Option<usize> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    let n = (0..nix::sched::CpuSet::count())
+        .filter(|&i| set.is_set(i).unwrap_or(false))
+        .count();
+    (n > 0).then_some(n)
+}
+
+/// Time the hypervisor gave this machine's vCPUs to others (all CPUs together), from the
+/// `steal` column of /proc/stat.
+pub fn steal_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(ticks_to_duration(ticks))
+}
+
+/// Clock ticks (`USER_HZ`) as a duration.
+fn ticks_to_duration(ticks: u64) -> Duration {
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|&hz| hz > 0)
+        .unwrap_or(100) as u64;
+    Duration::from_nanos(ticks.saturating_mul(1_000_000_000 / hz))
+}
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_time() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+/// The platform counters that move while a request runs, sampled before and after it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    /// The cgroup's throttled time (`cpu.stat`), if there is a CPU controller.
+    pub throttled: Option<Duration>,
+    /// The host's steal time.
+    pub steal: Option<Duration>,
+}
+
+impl Counters {
+    pub fn now() -> Counters {
+        Counters {
+            throttled: cgroup::throttled_time(),
+            steal: steal_time(),
+        }
+    }
+
+    /// What moved between `self` and `later`.
+    pub fn since(self, later: Counters) -> Counters {
+        let delta = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
+        Counters {
+            throttled: delta(self.throttled, later.throttled),
+            steal: delta(self.steal, later.steal),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usable_cpus_never_exceed_the_affinity_or_go_below_one() {
+        let usable = usable_cpus();
+        assert!(usable.count >= 1);
+        if let (Some(affinity), None) = (affinity_cpus(), cgroup::cpu_quota()) {
+            assert_eq!(usable.count, affinity, "{usable:?}");
+        }
+        assert!(logical_cpus() >= affinity_cpus().unwrap_or(1));
+    }
+
+    #[test]
+    fn thread_cpu_time_moves_with_work_only() {
+        let before = thread_cpu_time();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu_time() > before);
+    }
+
+    #[test]
+    fn counters_subtract_what_both_samples_have() {
+        let a = Counters {
+            throttled: Some(Duration::from_millis(5)),
+            steal: None,
+        };
+        let b = Counters {
+            throttled: Some(Duration::from_millis(12)),
+            steal: Some(Duration::from_millis(1)),
+        };
+        let d = a.since(b);
+        assert_eq!(d.throttled, Some(Duration::from_millis(7)));
+        assert_eq!(d.steal, None);
+    }
+}
