@@ -10,7 +10,10 @@ Two layers:
   2. The rules botocore does not check, each with an id (printed on failure): Fargate CPU/memory
      pairs, stopTimeout <= 120 on Fargate, health check ranges, the server's --graceful-timeout
      below stopTimeout, --keep-alive above the ALB idle timeout, the ALB deregistration delay, the
-     same image/command/environment on EC2 and Fargate, compose's stop_grace_period, ...
+     same image/command/environment on EC2 and Fargate, compose's stop_grace_period, the x86_64
+     and ARM64 task definitions alike but for their architecture, no instance type of the other
+     architecture (placement constraints; the template's Architecture parameter evaluated for
+     both values), managed termination protection, no DesiredCount under auto scaling, ...
 
 Usage:  python3 deploy/validate.py [--root DIR]     (needs botocore and PyYAML: .venv-tools)
 Exit status 0 when every rule holds, 1 when any fails. deploy/test_validate.py breaks each rule on
