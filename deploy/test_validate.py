@@ -93,7 +93,24 @@ class EachRuleCanFail(unittest.TestCase):
         self.broken(mutate, "graceful-timeout")
 
     def test_drain_budget(self):
-        self.broken(lambda b: container(b, "FARGATE").update(stopTimeout=50), "drain-budget")
+        # A deregistration delay beyond the ALB idle timeout buys no request anything.
+        def mutate(b):
+            for tg in ("Ec2TargetGroup", "FargateTargetGroup"):
+                cfn_props(b, tg)["TargetGroupAttributes"][0]["Value"] = "90"
+        self.broken(mutate, "drain-budget")
+
+    def test_drain_budget_is_not_delay_plus_graceful(self):
+        # The old rule (delay + graceful < stopTimeout) counted time no ALB request gets: 30 + 25
+        # >= 50 is fine now, as long as --graceful-timeout < stopTimeout.
+        def mutate(b):
+            for tds in (b.task_defs, b.arm_task_defs):
+                for kind in validate.KINDS:
+                    validate.container_of(tds[kind])["stopTimeout"] = 50
+            for name in ("Ec2TaskDefinition", "FargateTaskDefinition"):
+                cfn_props(b, name)["ContainerDefinitions"][0]["StopTimeout"] = 50
+        bundle = copy.deepcopy(REAL)
+        mutate(bundle)
+        self.assertEqual([str(f) for f in validate.check(bundle, with_botocore=False)], [])
 
     def test_keep_alive_above_alb_idle_timeout(self):
         self.broken(lambda b: set_flag(container(b, "FARGATE")["command"], "--keep-alive", "60"),
@@ -160,6 +177,29 @@ class EachRuleCanFail(unittest.TestCase):
 
     def test_parity_task_size(self):
         self.broken(lambda b: b.task_defs["EC2"].update(memory="8192"), "parity")
+
+    def test_workers_explicit_in_task_definitions(self):
+        self.broken(lambda b: set_flag(container(b, "EC2")["command"], "--workers", "auto"),
+                    "workers-explicit")
+        self.broken(lambda b: set_flag(validate.container_of(b.arm_task_defs["FARGATE"])[
+            "command"], "--workers", "6"), "workers-explicit")
+
+        def no_flag(b):
+            c = container(b, "FARGATE")
+            i = c["command"].index("--workers")
+            del c["command"][i:i + 2]
+        self.broken(no_flag, "workers-explicit")
+
+    def test_image_runs_workers_auto(self):
+        self.broken(lambda b: set_flag(b.dockerfile["cmd"], "--workers", "4"),
+                    "dockerfile-workers")
+
+    def test_only_workers_may_differ_from_the_image(self):
+        self.assertNotEqual(container(REAL, "EC2")["command"], REAL.dockerfile["cmd"])
+        self.assertEqual(validate.without_flag(container(REAL, "EC2")["command"], "--workers"),
+                         validate.without_flag(REAL.dockerfile["cmd"], "--workers"))
+        self.assertEqual(validate.without_flag(["--workers=3", "-b", "x", "--workers", "2"],
+                                               "--workers"), ["-b", "x"])
 
     def test_command_matches_dockerfile(self):
         def mutate(b):
@@ -253,6 +293,79 @@ class EachRuleCanFail(unittest.TestCase):
             cfg = cfn_props(b, "Ec2CpuScalingPolicy")["TargetTrackingScalingPolicyConfiguration"]
             cfg["PredefinedMetricSpecification"]["PredefinedMetricType"] = "ALBRequestCountPerTarget"
         self.broken(wrong_metric, "cfn-autoscaling")
+
+    # --- architectures
+    def test_runtime_platform_matches_the_file(self):
+        self.broken(lambda b: b.arm_task_defs["FARGATE"]["runtimePlatform"].update(
+            cpuArchitecture="X86_64"), "arch-runtime-platform")
+        self.broken(lambda b: b.task_defs["EC2"].pop("runtimePlatform"), "arch-runtime-platform")
+        self.broken(lambda b: b.arm_task_defs["EC2"]["runtimePlatform"].update(
+            operatingSystemFamily="WINDOWS_SERVER_2022_CORE"), "arch-runtime-platform")
+
+    def test_ec2_placement_pins_the_architecture(self):
+        self.broken(lambda b: b.arm_task_defs["EC2"].pop("placementConstraints"), "arch-placement")
+        self.broken(lambda b: b.task_defs["EC2"]["placementConstraints"][0].update(
+            expression="attribute:ecs.cpu-architecture == arm64"), "arch-placement")
+
+    def test_x86_instance_type_with_arm64_task(self):
+        self.broken(lambda b: b.arm_task_defs["EC2"]["placementConstraints"].append(
+            {"type": "memberOf", "expression": "attribute:ecs.instance-type == m6i.large"}),
+            "arch-instance-type")
+        self.broken(lambda b: cfn_props(b, "LaunchTemplate")["LaunchTemplateData"].update(
+            InstanceType={"Fn::If": ["IsArm64", {"Ref": "X86InstanceType"},
+                                     {"Ref": "X86InstanceType"}]}), "arch-instance-type")
+        self.broken(lambda b: b.cfn["Parameters"]["Arm64InstanceType"].update(
+            Default="c6i.large"), "arch-instance-type")
+        self.broken(lambda b: b.cfn["Parameters"]["Arm64InstanceType"].update(
+            AllowedPattern="^[a-z0-9.-]+$"), "arch-instance-type")
+
+    def test_arm64_instance_type_with_x86_task(self):
+        self.broken(lambda b: b.task_defs["EC2"]["placementConstraints"].append(
+            {"type": "memberOf", "expression": "attribute:ecs.instance-type =~ c7g.*"}),
+            "arch-instance-type")
+        self.broken(lambda b: b.cfn["Parameters"]["X86InstanceType"].update(
+            Default="m7g.large"), "arch-instance-type")
+        self.broken(lambda b: b.cfn["Parameters"]["X86InstanceType"].update(
+            AllowedPattern="^[a-z]+[0-9]+[a-z-]*\\.[0-9a-z]+$"), "arch-instance-type")
+
+    def test_cfn_architecture_selects_ami_and_runtime_platform(self):
+        self.broken(lambda b: cfn_props(b, "LaunchTemplate")["LaunchTemplateData"].update(
+            ImageId={"Ref": "EcsAmiIdX86"}), "cfn-architecture")
+        self.broken(lambda b: cfn_props(b, "FargateTaskDefinition")["RuntimePlatform"].update(
+            CpuArchitecture="X86_64"), "cfn-architecture")
+        self.broken(lambda b: cfn_props(b, "Ec2TaskDefinition")["PlacementConstraints"][0].update(
+            Expression="attribute:ecs.cpu-architecture == x86_64"), "arch-placement")
+        self.broken(lambda b: b.cfn["Parameters"].pop("Architecture"), "cfn-architecture")
+
+    def test_arm64_variant_equals_the_x86_one(self):
+        self.broken(lambda b: validate.container_of(b.arm_task_defs["EC2"]).update(
+            stopTimeout=30), "arch-variant")
+        self.broken(lambda b: b.arm_task_defs["FARGATE"].update(memory="8192"), "arch-variant")
+
+    def test_arm64_task_definitions_pass_botocore(self):
+        self.broken(lambda b: b.arm_task_defs["EC2"]["runtimePlatform"].update(cpuArchitecture=64),
+                    "botocore", True)
+
+    def test_instance_architecture(self):
+        for itype, arch in validate.INSTANCE_SAMPLES.items():
+            self.assertEqual(validate.instance_architecture(itype), arch, itype)
+        self.assertIsNone(validate.instance_architecture("large"))
+
+    # --- capacity provider and desired count
+    def test_managed_termination_protection(self):
+        provider = "Ec2CapacityProvider"
+        self.broken(lambda b: cfn_props(b, provider)["AutoScalingGroupProvider"].update(
+            ManagedTerminationProtection="DISABLED"), "cfn-capacity-provider")
+        self.broken(lambda b: cfn_props(b, "AutoScalingGroup").pop(
+            "NewInstancesProtectedFromScaleIn"), "cfn-capacity-provider")
+        self.broken(lambda b: cfn_props(b, provider)["AutoScalingGroupProvider"].update(
+            ManagedDraining="DISABLED"), "cfn-capacity-provider")
+        self.broken(lambda b: cfn_props(b, provider)["AutoScalingGroupProvider"][
+            "ManagedScaling"].update(Status="DISABLED"), "cfn-capacity-provider")
+
+    def test_no_desired_count_on_auto_scaled_services(self):
+        self.broken(lambda b: cfn_props(b, "FargateService").update(DesiredCount=1),
+                    "cfn-desired-count")
 
     def test_cfn_service_grace(self):
         self.broken(lambda b: cfn_props(b, "Ec2Service").update(HealthCheckGracePeriodSeconds=0),

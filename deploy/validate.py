@@ -10,7 +10,10 @@ Two layers:
   2. The rules botocore does not check, each with an id (printed on failure): Fargate CPU/memory
      pairs, stopTimeout <= 120 on Fargate, health check ranges, the server's --graceful-timeout
      below stopTimeout, --keep-alive above the ALB idle timeout, the ALB deregistration delay, the
-     same image/command/environment on EC2 and Fargate, compose's stop_grace_period, ...
+     same image/command/environment on EC2 and Fargate, compose's stop_grace_period, the x86_64
+     and ARM64 task definitions alike but for their architecture, no instance type of the other
+     architecture (placement constraints; the template's Architecture parameter evaluated for
+     both values), managed termination protection, no DesiredCount under auto scaling, ...
 
 Usage:  python3 deploy/validate.py [--root DIR]     (needs botocore and PyYAML: .venv-tools)
 Exit status 0 when every rule holds, 1 when any fails. deploy/test_validate.py breaks each rule on
@@ -31,6 +34,11 @@ from pathlib import Path
 import yaml
 
 KINDS = ("EC2", "FARGATE")
+# ECS runtimePlatform.cpuArchitecture -> the container instance attribute ecs.cpu-architecture.
+ARCHITECTURES = {"X86_64": "x86_64", "ARM64": "arm64"}
+# The image's CMD runs `--workers auto`: 2 workers per usable CPU (issue #14); task definitions
+# pass the number explicitly, the same one auto would pick for their task size.
+WORKERS_PER_VCPU = 2
 CONTAINER = "heavy-api"
 HEALTH_PROBE_DEFAULT_TIMEOUT = 3.0  # `heavy-api healthcheck --timeout` default, in seconds
 SERVER_DEFAULTS = {"--graceful-timeout": "30", "--keep-alive": "2", "--bind": "127.0.0.1:8000"}
@@ -79,6 +87,7 @@ class Bundle:
     compose: dict
     cfn: dict
     names: dict = field(default_factory=dict)  # what -> file name, for messages
+    arm_task_defs: dict = field(default_factory=dict)  # "EC2"/"FARGATE" -> the ARM64 variant
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -110,7 +119,7 @@ def parse_dockerfile(text: str) -> dict:
             stages = final["stages"] + 1
             final = {"entrypoint": None, "cmd": None, "user": None, "healthcheck": None,
                      "healthcheck_options": {}, "expose": [], "stages": stages,
-                     "from": rest.split()[0] if rest else None}
+                     "from": next((w for w in rest.split() if not w.startswith("--")), None)}
         elif instr in ("ENTRYPOINT", "CMD"):
             final[instr.lower()] = _exec_form(rest)
         elif instr == "USER":
@@ -170,6 +179,11 @@ def load_bundle(root: Path) -> Bundle:
         services[kind] = json.loads(svc.read_text())
         names[f"td:{kind}"] = str(td.relative_to(root))
         names[f"svc:{kind}"] = str(svc.relative_to(root))
+    arm_task_defs = {}
+    for kind in KINDS:
+        td = deploy / f"task-definition-{kind.lower()}-arm64.json"
+        arm_task_defs[kind] = json.loads(td.read_text())
+        names[f"td-arm64:{kind}"] = str(td.relative_to(root))
     names["dockerfile"] = "Dockerfile"
     names["compose"] = "docker-compose.yml"
     names["cfn"] = "deploy/cloudformation.yaml"
@@ -180,6 +194,7 @@ def load_bundle(root: Path) -> Bundle:
         compose=yaml.safe_load((root / "docker-compose.yml").read_text()),
         cfn=yaml.load((deploy / "cloudformation.yaml").read_text(), Loader=_CfnLoader),  # noqa: S506
         names=names,
+        arm_task_defs=arm_task_defs,
     )
 
 
@@ -206,6 +221,21 @@ def parse_server_flags(command) -> dict:
                 i += 1
         i += 1
     return flags
+
+
+def without_flag(command, flag: str):
+    """The command with `flag VALUE` (or `flag=VALUE`) removed; non-lists are returned as is."""
+    if not isinstance(command, list):
+        return command
+    out, skip = [], False
+    for tok in command:
+        if skip:
+            skip = False
+        elif tok == flag:
+            skip = True
+        elif not str(tok).startswith(flag + "="):
+            out.append(tok)
+    return out
 
 
 def server_int(flags: dict, name: str) -> int | None:
@@ -272,6 +302,18 @@ def ref_name(value) -> str | None:
     return None
 
 
+def instance_architecture(instance_type) -> str | None:
+    """"arm64" for a Graviton EC2 instance type (a1, and every family whose attribute letters
+    after the generation include g: m7g, c7gn, r6gd, t4g, im4gn, x2gd, g5g), "x86_64" for the
+    others (m6i, c7a, m5, t3, g4dn, m7i-flex), None if it does not look like an instance type."""
+    match = re.fullmatch(r"([a-z]+)(\d+)([a-z-]*)\.[a-z0-9]+", str(instance_type))
+    if not match:
+        return None
+    if match.group(1) == "a" and match.group(2) == "1":
+        return "arm64"
+    return "arm64" if "g" in match.group(3).split("-")[0] else "x86_64"
+
+
 def lower_first(key: str) -> str:
     return key[:1].lower() + key[1:]
 
@@ -307,7 +349,10 @@ class Checker:
             for what, op, params in (
                 (f"td:{kind}", "RegisterTaskDefinition", self.b.task_defs[kind]),
                 (f"svc:{kind}", "CreateService", self.b.services[kind]),
+                (f"td-arm64:{kind}", "RegisterTaskDefinition", self.b.arm_task_defs.get(kind)),
             ):
+                if params is None:
+                    continue
                 report = validator.validate(params, model.operation_model(op).input_shape)
                 if report.has_errors():
                     for line in report.generate_report().splitlines():
@@ -331,9 +376,9 @@ class Checker:
         return delays
 
     # --- layer 2: a task definition
-    def check_task_def(self, kind: str) -> None:
-        where = f"td:{kind}"
-        td = self.b.task_defs[kind]
+    def check_task_def(self, kind: str, arm64: bool = False) -> None:
+        where = f"td-arm64:{kind}" if arm64 else f"td:{kind}"
+        td = (self.b.arm_task_defs if arm64 else self.b.task_defs)[kind]
         if td.get("requiresCompatibilities") != [kind]:
             self.fail("compatibility", where, f"requiresCompatibilities must be [{kind!r}], "
                       f"got {td.get('requiresCompatibilities')!r}")
@@ -362,6 +407,7 @@ class Checker:
 
         self.check_health(kind, where, c)
         self.check_timing(kind, where, c)
+        self.check_workers(where, td, c)
 
         log = c.get("logConfiguration") or {}
         opts = log.get("options") or {}
@@ -414,6 +460,21 @@ class Checker:
                       f"timeout ({probe_timeout:g} s), or ECS kills a probe that would have "
                       "reported")
 
+    def check_workers(self, where: str, td: dict, c: dict) -> None:
+        """An explicit worker count, the one `--workers auto` would pick for the task's vCPUs."""
+        workers = parse_server_flags(c.get("command")).get("--workers")
+        cpu = task_size(td.get("cpu"))
+        want = WORKERS_PER_VCPU * math.ceil(cpu / 1024) if cpu else None
+        if workers is None or not str(workers).isdigit():
+            self.fail("workers-explicit", where,
+                      f"--workers must be an explicit number in a task definition, got "
+                      f"{workers!r}: the task size is known, and an explicit count does not "
+                      "depend on how the platform reports CPUs")
+        elif want is not None and int(workers) != want:
+            self.fail("workers-explicit", where,
+                      f"--workers {workers} for a {cpu}-unit task: {WORKERS_PER_VCPU} per vCPU "
+                      f"is {want} (what --workers auto picks under the task's CPU quota)")
+
     def check_timing(self, kind: str, where: str, c: dict) -> None:
         flags = parse_server_flags(c.get("command"))
         graceful = server_int(flags, "--graceful-timeout")
@@ -430,12 +491,6 @@ class Checker:
                 self.fail("graceful-timeout", where,
                           f"the server's --graceful-timeout ({graceful}) must be below "
                           f"stopTimeout ({stop}), or ECS sends SIGKILL mid-drain")
-            for tg, delay in self.deregistration_delays().items():
-                if graceful is not None and delay + graceful >= stop:
-                    self.fail("drain-budget", where,
-                              f"{tg} deregistration delay ({delay}) + --graceful-timeout "
-                              f"({graceful}) = {delay + graceful} must stay below stopTimeout "
-                              f"({stop})")
         idle = self.alb_idle_timeout()
         if keep_alive is None or keep_alive <= idle:
             self.fail("keep-alive", where, f"the server's --keep-alive ({keep_alive}) must exceed "
@@ -521,10 +576,12 @@ class Checker:
         df = self.b.dockerfile
         for kind in KINDS:
             c = container_of(self.b.task_defs[kind]) or {}
-            if c.get("command") != df.get("cmd"):
+            # Identical but for the worker count: `auto` in the image, explicit on ECS.
+            if without_flag(c.get("command"), "--workers") != without_flag(df.get("cmd"),
+                                                                          "--workers"):
                 self.fail("dockerfile-command", f"td:{kind}",
                           f"command {c.get('command')!r} differs from the Dockerfile's CMD "
-                          f"{df.get('cmd')!r}")
+                          f"{df.get('cmd')!r} (other than --workers)")
             if c.get("entryPoint") not in (None, df.get("entrypoint")):
                 self.fail("dockerfile-command", f"td:{kind}",
                           "entryPoint differs from the Dockerfile's ENTRYPOINT")
@@ -550,6 +607,10 @@ class Checker:
         if ":" not in tag and "@" not in tag or tag.endswith(":latest"):
             self.fail("dockerfile", "dockerfile", f"runtime base image {image!r} is not pinned")
         flags = parse_server_flags(df.get("cmd"))
+        if flags.get("--workers") != "auto":
+            self.fail("dockerfile-workers", "dockerfile",
+                      f"the image's CMD must run --workers auto (one image for every task size), "
+                      f"got {flags.get('--workers')!r}")
         _, port = split_bind(flags.get("--bind", SERVER_DEFAULTS["--bind"]))
         if str(port) not in [e.split("/")[0] for e in df.get("expose", [])]:
             self.fail("dockerfile", "dockerfile", f"EXPOSE does not include the bind port {port}")
@@ -593,7 +654,17 @@ class Checker:
             if p.get("TargetType") != "ip" or p.get("Port") != 8000:
                 self.fail("cfn-target-group", "cfn",
                           f"{name}: awsvpc tasks need TargetType ip and Port 8000")
+        idle = self.alb_idle_timeout()
         for name, delay in self.deregistration_delays().items():
+            # Behind the ALB, a request in flight when deregistration starts has the delay to
+            # finish, not delay + --graceful-timeout: ECS sends SIGTERM only after the delay, when
+            # the ALB has already given up on it. And it cannot outlive the idle timeout (504),
+            # so a longer delay only slows every stop.
+            if delay > idle:
+                self.fail("drain-budget", "cfn",
+                          f"{name}: deregistration delay {delay} s exceeds the ALB idle timeout "
+                          f"({idle} s): no request can use the extra time (the ALB answers 504 "
+                          "after the idle timeout), but every stop waits for it")
             if delay == ALB_DEFAULT_DEREGISTRATION_DELAY or graceful is None or delay < graceful:
                 self.fail("cfn-deregistration-delay", "cfn",
                           f"{name}: set deregistration_delay.timeout_seconds explicitly (the "
@@ -656,17 +727,221 @@ class Checker:
                 self.fail("cfn-autoscaling", "cfn", f"{name}: no ScalableTarget with a CPU "
                           "target-tracking ScalingPolicy")
 
+    # --- architectures: x86_64 and arm64 (Graviton) task definitions and the stack's choice
+    def check_architectures(self) -> None:
+        for kind in KINDS:
+            for arm64, tds in ((False, self.b.task_defs), (True, self.b.arm_task_defs)):
+                if kind not in tds:
+                    self.fail("arch-variant", f"td-arm64:{kind}", "no ARM64 task definition")
+                    continue
+                where = f"td-arm64:{kind}" if arm64 else f"td:{kind}"
+                td = tds[kind]
+                want = "ARM64" if arm64 else "X86_64"
+                platform = td.get("runtimePlatform") or {}
+                if (platform.get("cpuArchitecture") != want
+                        or platform.get("operatingSystemFamily") != "LINUX"):
+                    self.fail("arch-runtime-platform", where,
+                              f"runtimePlatform must be {{cpuArchitecture: {want}, "
+                              f"operatingSystemFamily: LINUX}}, got {platform!r}")
+                if kind == "EC2":
+                    self.check_placement(where, ARCHITECTURES[want],
+                                         [c.get("expression") for c in
+                                          td.get("placementConstraints") or []])
+            if kind in self.b.arm_task_defs:
+                a, b = (_arch_neutral(t) for t in (self.b.task_defs[kind],
+                                                   self.b.arm_task_defs[kind]))
+                for key in sorted(set(a) | set(b)):
+                    if a.get(key) != b.get(key):
+                        self.fail("arch-variant", f"td-arm64:{kind}",
+                                  f"{key} differs from {self.b.names.get(f'td:{kind}')} (only "
+                                  "the family, runtimePlatform, placement constraints, log "
+                                  "stream prefix and tags may)")
+
+    def check_placement(self, where: str, arch: str, expressions: list) -> None:
+        """EC2 tasks: a placement constraint on ecs.cpu-architecture, and no instance type of the
+        other architecture (attribute:ecs.instance-type == m6i.large, or =~ m7g.*)."""
+        pinned = []
+        for expr in expressions:
+            text = str(expr or "")
+            m = re.search(r"attribute:ecs\.cpu-architecture\s*==\s*(\S+)", text)
+            if m:
+                pinned.append(m.group(1))
+            for m in re.finditer(r"attribute:ecs\.instance-type\s*(?:==|=~)\s*([a-z0-9.*-]+)",
+                                 text):
+                family = m.group(1).split(".")[0]
+                found = instance_architecture(f"{family}.large")
+                if found and found != arch:
+                    self.fail("arch-instance-type", where,
+                              f"placement constraint {text!r} selects {found} instances for an "
+                              f"{arch} task")
+        if pinned != [arch]:
+            self.fail("arch-placement", where,
+                      f"EC2 tasks need the placement constraint 'attribute:ecs.cpu-architecture "
+                      f"== {arch}' (so ECS never places them on the other architecture's "
+                      f"instances), got {pinned!r}")
+
+    def check_cfn_architecture(self) -> None:
+        """The stack's Architecture parameter selects instance type, AMI and runtimePlatform
+        together: evaluated here for each allowed value."""
+        cfn = self.b.cfn
+        params = cfn.get("Parameters") or {}
+        arch_param = params.get("Architecture") or {}
+        allowed = arch_param.get("AllowedValues") or []
+        if sorted(allowed) != ["arm64", "x86_64"]:
+            self.fail("cfn-architecture", "cfn", "the template needs an Architecture parameter "
+                      f"with AllowedValues [x86_64, arm64], got {allowed!r}")
+            return
+        templates = cfn_resources(cfn, "AWS::EC2::LaunchTemplate")
+        tds = cfn_resources(cfn, "AWS::ECS::TaskDefinition")
+        for arch in allowed:
+            values = {name: p.get("Default") for name, p in params.items()}
+            values["Architecture"] = arch
+            ev = _CfnEval(cfn, values)
+            for name, lt in templates.items():
+                data = (lt.get("Properties") or {}).get("LaunchTemplateData") or {}
+                itype_ref = ev.param_ref(data.get("InstanceType"))
+                itype = values.get(itype_ref) if itype_ref else ev.value(data.get("InstanceType"))
+                found = instance_architecture(itype)
+                if found != arch:
+                    self.fail("arch-instance-type", "cfn",
+                              f"{name} with Architecture={arch}: InstanceType {itype!r} is "
+                              f"{found or 'not an instance type'}")
+                if itype_ref:
+                    self.check_instance_pattern(itype_ref, params.get(itype_ref) or {}, arch)
+                ami_ref = ev.param_ref(data.get("ImageId"))
+                ami = str(values.get(ami_ref) or "")
+                ami_arch = "arm64" if "/arm64/" in ami else "x86_64"
+                if not ami.startswith("/aws/service/ecs/optimized-ami/") or ami_arch != arch:
+                    self.fail("cfn-architecture", "cfn",
+                              f"{name} with Architecture={arch}: ImageId comes from {ami!r}, "
+                              f"not the {arch} ECS-optimized AMI parameter")
+            for name, td in tds.items():
+                props = td.get("Properties") or {}
+                platform = ev.value(props.get("RuntimePlatform")) or {}
+                got = ARCHITECTURES.get(platform.get("CpuArchitecture"))
+                if got != arch:
+                    self.fail("cfn-architecture", "cfn",
+                              f"{name} with Architecture={arch}: RuntimePlatform.CpuArchitecture "
+                              f"is {platform.get('CpuArchitecture')!r}")
+                if "EC2" in (props.get("RequiresCompatibilities") or []):
+                    self.check_placement(
+                        "cfn", arch, [ev.value(c.get("Expression"))
+                                      for c in props.get("PlacementConstraints") or []])
+
+    def check_instance_pattern(self, name: str, param: dict, arch: str) -> None:
+        """An instance type parameter's AllowedPattern must refuse the other architecture."""
+        pattern = param.get("AllowedPattern")
+        if not pattern:
+            self.fail("arch-instance-type", "cfn", f"{name} needs an AllowedPattern that only "
+                      f"admits {arch} instance types")
+            return
+        for sample, sample_arch in INSTANCE_SAMPLES.items():
+            admitted = re.fullmatch(pattern, sample) is not None
+            if admitted != (sample_arch == arch):
+                self.fail("arch-instance-type", "cfn",
+                          f"{name}'s AllowedPattern {'admits' if admitted else 'refuses'} "
+                          f"{sample} ({sample_arch}) for Architecture={arch}")
+
+    def check_cfn_capacity(self) -> None:
+        cfn = self.b.cfn
+        groups = cfn_resources(cfn, "AWS::AutoScaling::AutoScalingGroup")
+        for name, cp in cfn_resources(cfn, "AWS::ECS::CapacityProvider").items():
+            provider = (cp.get("Properties") or {}).get("AutoScalingGroupProvider") or {}
+            group = groups.get(ref_name(provider.get("AutoScalingGroupArn")) or "", {})
+            protected = (group.get("Properties") or {}).get("NewInstancesProtectedFromScaleIn")
+            if (provider.get("ManagedScaling") or {}).get("Status") != "ENABLED":
+                self.fail("cfn-capacity-provider", "cfn", f"{name}: ManagedScaling must be "
+                          "ENABLED (managed termination protection needs it)")
+            if provider.get("ManagedTerminationProtection") != "ENABLED" or protected is not True:
+                self.fail("cfn-capacity-provider", "cfn",
+                          f"{name}: ManagedTerminationProtection must be ENABLED and its Auto "
+                          "Scaling group's NewInstancesProtectedFromScaleIn true (ECS requires "
+                          "both), or scale-in may terminate an instance that runs a task")
+            if provider.get("ManagedDraining") != "ENABLED":
+                self.fail("cfn-capacity-provider", "cfn",
+                          f"{name}: ManagedDraining must be ENABLED so an instance the group "
+                          "terminates anyway is drained of its tasks first")
+        targets = cfn_resources(cfn, "AWS::ApplicationAutoScaling::ScalableTarget")
+        for name, svc in cfn_resources(cfn, "AWS::ECS::Service").items():
+            scaled = any(name in json.dumps((t.get("Properties") or {}).get("ResourceId"))
+                         for t in targets.values())
+            if scaled and "DesiredCount" in (svc.get("Properties") or {}):
+                self.fail("cfn-desired-count", "cfn",
+                          f"{name} is auto scaled, so it must not set DesiredCount: every stack "
+                          "update would reset the count auto scaling chose")
+
     def run(self, with_botocore: bool = True) -> list[Failure]:
         if with_botocore:
             self.check_botocore()
         for kind in KINDS:
             self.check_task_def(kind)
+            if kind in self.b.arm_task_defs:
+                self.check_task_def(kind, arm64=True)
             self.check_service(kind)
         self.check_parity()
+        self.check_architectures()
         self.check_dockerfile()
         self.check_compose()
         self.check_cfn()
+        self.check_cfn_architecture()
+        self.check_cfn_capacity()
         return self.failures
+
+
+# Instance types of both architectures that an architecture's AllowedPattern must sort correctly.
+INSTANCE_SAMPLES = {
+    "m6i.large": "x86_64", "c6i.large": "x86_64", "m7i-flex.large": "x86_64",
+    "m5.large": "x86_64", "c7a.large": "x86_64", "t3.large": "x86_64", "g4dn.xlarge": "x86_64",
+    "m7g.large": "arm64", "c7g.large": "arm64", "m6g.large": "arm64", "c7gn.large": "arm64",
+    "r7gd.large": "arm64", "t4g.large": "arm64", "a1.large": "arm64", "m8g.large": "arm64",
+}
+
+
+def _arch_neutral(td: dict) -> dict:
+    """A task definition without what may differ between its x86_64 and arm64 variants."""
+    td = copy.deepcopy(td)
+    for key in ("family", "runtimePlatform", "placementConstraints", "tags"):
+        td.pop(key, None)
+    for c in td.get("containerDefinitions") or []:
+        ((c.get("logConfiguration") or {}).get("options") or {}).pop("awslogs-stream-prefix", None)
+    return td
+
+
+class _CfnEval:
+    """Evaluates the template's Fn::If / Fn::Equals / Ref on parameters for given values."""
+
+    def __init__(self, cfn: dict, values: dict):
+        self.conditions = cfn.get("Conditions") or {}
+        self.values = values
+
+    def condition(self, name) -> bool:
+        return bool(self.value(self.conditions.get(name)))
+
+    def param_ref(self, value) -> str | None:
+        """The parameter a value (after Fn::If) refers to, if it is a Ref to one."""
+        value = self.select(value)
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self.values:
+            return value["Ref"]
+        return None
+
+    def select(self, value):
+        while isinstance(value, dict) and set(value) == {"Fn::If"}:
+            cond, yes, no = value["Fn::If"]
+            value = yes if self.condition(cond) else no
+        return value
+
+    def value(self, value):
+        value = self.select(value)
+        if isinstance(value, dict):
+            if set(value) == {"Ref"} and value["Ref"] in self.values:
+                return self.values[value["Ref"]]
+            if set(value) == {"Fn::Equals"}:
+                a, b = (self.value(v) for v in value["Fn::Equals"])
+                return a == b
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        return value
 
 
 def check(bundle: Bundle, with_botocore: bool = True) -> list[Failure]:

@@ -11,6 +11,8 @@
 #   - PID 1: the binary as PID 1 of a new PID namespace, SIGTERM during requests
 #     (scripts/pid1-shutdown-check.py)
 #   - push-to-ecr.sh against stub aws/docker (scripts/test-push-to-ecr.sh)
+#   - test vectors: scripts/check-test-vectors.py (what scripts/verify-image.sh runs against a
+#     built arm64 image) against the static binary, and against a wrong vector to show it fails
 # The tools live in .venv-tools (created on first run, pinned in deploy/requirements-tools.txt).
 # Runs every check, prints a summary, exits 1 if any failed. Root is needed for the PID-1 check
 # (unshare --pid) and, on a machine without `file`, to apt-get install it.
@@ -156,6 +158,41 @@ run_pid1() {
     "$venv/bin/python" scripts/pid1-shutdown-check.py "$binary" Dockerfile
 }
 
+# The test-vector client that verifies an arm64 image (scripts/verify-image.sh), run here against
+# the local static binary; then once with one vector altered, which it must report.
+run_test_vectors() {
+    local tmp port pid rc=0
+    tmp="$(mktemp -d)"
+    port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    "$binary" --bind "127.0.0.1:$port" --workers 2 --threads 2 --io-file "$tmp/io.bin" \
+        >"$tmp/server.log" 2>&1 &
+    pid=$!
+    # shellcheck disable=SC2064 # expand now: the trap must stop this server and remove this dir
+    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$tmp'" RETURN
+    for _ in $(seq 1 100); do
+        "$binary" healthcheck "http://127.0.0.1:$port" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    "$venv/bin/python" scripts/check-test-vectors.py "http://127.0.0.1:$port" || rc=$?
+    "$venv/bin/python" - "$tmp/wrong.json" <<'EOF'
+import json, sys
+v = json.load(open("tests/data/test-vectors.json"))
+v["primes_below"]["1000"] += 1
+json.dump(v, open(sys.argv[1], "w"))
+EOF
+    if "$venv/bin/python" scripts/check-test-vectors.py "http://127.0.0.1:$port" \
+        --vectors "$tmp/wrong.json" >"$tmp/wrong.out"; then
+        echo "error: check-test-vectors.py accepted a wrong prime count" >&2
+        rc=1
+    elif ! grep -q 'MISMATCH: prime_limit=1000 ' "$tmp/wrong.out"; then
+        cat "$tmp/wrong.out" >&2
+        rc=1
+    else
+        echo "check-test-vectors.py reports a wrong vector (exit 1), as it must"
+    fi
+    return "$rc"
+}
+
 run_push_tests() {
     bash scripts/test-push-to-ecr.sh
 }
@@ -169,6 +206,7 @@ check "cfn-lint deploy/cloudformation.yaml" run_cfn_lint
 check "static binary (+crt-static, $target): file and ldd" run_static_build
 check "PID-1 graceful shutdown in a new PID namespace" run_pid1
 check "push-to-ecr.sh with stub aws and docker" run_push_tests
+check "test vectors over HTTP (the arm64 image's check) against the static binary" run_test_vectors
 
 printf '\n==> summary (%ss)\n' "$((SECONDS - began))"
 printf '  %s\n' "${results[@]}"
