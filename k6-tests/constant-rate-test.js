@@ -6,7 +6,7 @@
 //   k6 run -e BASE_URL=http://127.0.0.1:8000 -e RATE=12 k6-tests/constant-rate-test.js
 //
 // constant-arrival-rate: RATE req/s (default 10, fractions allowed) for DURATION (default 60s).
-// k6 keeps PRE_VUS VUs ready (default RATE + 2) and adds up to MAX_VUS (default 4 x RATE, at least
+// k6 keeps PRE_VUS VUs ready (default 2 x RATE + 2) and adds up to MAX_VUS (default 4 x RATE, at least
 // 10); when every VU waits for an answer it cannot start the next request on time and counts a
 // dropped iteration: the generator could not keep up, and the dropped_iterations threshold fails.
 // Thresholds (the SLO): latency_total_ms p99 < SLO_P99_MS (2000), failed requests < SLO_ERRORS
@@ -33,7 +33,7 @@ import {
 const PARAMS = heavyParams({ prime_limit: 500000, hash_rounds: 1000000, io_kb: 128 });
 const RATE = envNumber('RATE', 10);
 if (RATE < 0.01) throw new Error(`RATE must be at least 0.01 requests per second, got ${RATE}`);
-const PRE_VUS = Math.max(1, Math.floor(envNumber('PRE_VUS', Math.ceil(RATE) + 2)));
+const PRE_VUS = Math.max(1, Math.floor(envNumber('PRE_VUS', Math.ceil(2 * RATE) + 2)));
 const MAX_VUS = Math.max(PRE_VUS, Math.floor(envNumber('MAX_VUS', Math.max(10, Math.ceil(4 * RATE)))));
 const SLO_P99_MS = envNumber('SLO_P99_MS', 2000);
 const SLO_ERRORS = envNumber('SLO_ERRORS', 0.01);

@@ -28,7 +28,7 @@ import {
 const PARAMS = heavyParams({ prime_limit: 500000, hash_rounds: 1000000, io_kb: 128 });
 const RATE = envNumber('RATE', 10);
 if (RATE < 0.1) throw new Error(`RATE must be at least 0.1 requests per second, got ${RATE}`);
-const PRE_VUS = Math.max(1, Math.floor(envNumber('PRE_VUS', Math.ceil(RATE) + 2)));
+const PRE_VUS = Math.max(1, Math.floor(envNumber('PRE_VUS', Math.ceil(2 * RATE) + 2)));
 const MAX_VUS = Math.max(PRE_VUS, Math.floor(envNumber('MAX_VUS', Math.max(10, Math.ceil(4 * RATE)))));
 const SLO_P99_MS = envNumber('SLO_P99_MS', 2000);
 const SLO_ERRORS = envNumber('SLO_ERRORS', 0.01);

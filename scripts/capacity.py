@@ -85,7 +85,11 @@ class Search:
         for kv in self.a.env:
             cmd += ["-e", kv]
         # The search's own settings come last, so they win over any -e given for the run.
+        # Enough VUs ready for every request in flight at the SLO's latency: a step then drops
+        # iterations only when requests pile up beyond it, not while k6 starts more VUs.
+        pre = math.ceil(rate * max(1.0, self.slo_p99 / 1000.0)) + 2
         cmd += ["-e", f"RATE={rate:g}", "-e", f"DURATION={self.secs}s",
+                "-e", f"PRE_VUS={pre}", "-e", f"MAX_VUS={max(pre, math.ceil(4 * rate))}",
                 "-e", f"SLO_P99_MS={self.slo_p99:g}", "-e", f"SLO_ERRORS={self.slo_err:g}",
                 "-e", "PROGRESS_EVERY=0"]
         if not self.a.no_samples:

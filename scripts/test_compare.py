@@ -143,24 +143,24 @@ class CompareTests(unittest.TestCase):
         self.assertIn("comparison.md", stdout)
         md = (out_dir / "comparison.md").read_text()
         self.assertIn("# Comparison: ec2 vs fargate", md)
-        self.assertEqual(md_row(md, "p50")[1:], ["100.00", "150.00", "1.50x"])
-        self.assertEqual(md_row(md, "p95")[1:], ["200.00", "400.00", "2.00x"])
-        self.assertEqual(md_row(md, "p99")[1:], ["400.00", "1000.00", "2.50x"])
-        self.assertEqual(md_row(md, "avg")[1:], ["120.00", "200.00", "1.67x"])
-        self.assertEqual(md_row(md, "throughput (req/s)")[1:], ["20.00", "16.00", "0.80x"])
-        self.assertEqual(md_row(md, "requests")[1:], ["2000", "1600", "0.80x"])
+        self.assertEqual(md_row(md, "p50")[1:4], ["100.00", "150.00", "1.50x"])
+        self.assertEqual(md_row(md, "p95")[1:4], ["200.00", "400.00", "2.00x"])
+        self.assertEqual(md_row(md, "p99")[1:4], ["400.00", "1000.00", "2.50x"])
+        self.assertEqual(md_row(md, "avg")[1:4], ["120.00", "200.00", "1.67x"])
+        self.assertEqual(md_row(md, "throughput (req/s)")[1:4], ["20.00", "16.00", "0.80x"])
+        self.assertEqual(md_row(md, "requests")[1:4], ["2000", "1600", "0.80x"])
         self.assertEqual(md_row(md, "failed requests")[1:3], ["0", "4"])
         self.assertEqual(md_row(md, "error rate")[1:3], ["0.00%", "0.25%"])
         self.assertEqual(md_row(md, "throttled (429)")[1:3], ["0", "2"])
         self.assertEqual(md_row(md, "server errors (5xx)")[1:3], ["0", "1"])
-        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[1:],
+        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[1:4],
                          ["5.00", "60.00", "12.00x"])
-        self.assertEqual(md_row(md, "service avg (cpu + io)")[1:], ["95.00", "100.00", "1.05x"])
+        self.assertEqual(md_row(md, "service avg (cpu + io)")[1:4], ["95.00", "100.00", "1.05x"])
         self.assertEqual(md_row(md, "queue share of server time")[1:3], ["5.00%", "37.50%"])
         # avg duration minus (queue + service): 120 - 100 = 20 ms; 200 - 160 = 40 ms.
         self.assertEqual(md_row(md, "outside the server avg (network, LB)")[1:3],
                          ["20.00", "40.00"])
-        self.assertEqual(md_row(md, "CPU time avg (cpu_time_sec)")[1:], ["90.00", "99.00", "1.10x"])
+        self.assertEqual(md_row(md, "CPU time avg (cpu_time_sec)")[1:4], ["90.00", "99.00", "1.10x"])
         self.assertEqual(md_row(md, "IO time avg (io_time_sec)")[1:3], ["5.00", "6.00"])
         # Cost: EC2 0.0971/h at 20 req/s; Fargate 2 vCPU + 4 GB = 0.09874/h at 16 req/s.
         cost_a = 0.0971 / (20 * 3600) * 1e6
@@ -189,7 +189,7 @@ class CompareTests(unittest.TestCase):
         md = (out_dir / "comparison.md").read_text()
         self.assertIn("# Comparison: one vs two", md)
         # 0.072/h at 20 req/s = 1.0 per million; 0.036/h at 16 req/s = 0.625 per million.
-        self.assertEqual(md_row(md, "cost per million requests")[1:], ["1.0000", "0.6250",
+        self.assertEqual(md_row(md, "cost per million requests")[1:4], ["1.0000", "0.6250",
                                                                        "0.62x"])
 
     def test_html_is_self_contained(self):
@@ -214,7 +214,7 @@ class CompareTests(unittest.TestCase):
         rc, _, _ = self.run_main(self.a, c, "--out", out_dir)
         self.assertEqual(rc, 0)
         md = (out_dir / "comparison.md").read_text()
-        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[2:], ["n/a", "n/a"])
+        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[2:4], ["n/a", "n/a"])
         self.assertEqual(md_row(md, "cost per million requests")[2], "n/a")
         self.assertIn("# Comparison: ec2 vs gunicorn", md)  # label falls back to the folder name
 
@@ -249,7 +249,13 @@ class CompareTests(unittest.TestCase):
         meta_b = json.loads((self.b / "meta.json").read_text())
         meta_b["scenario"] = "quick"
         (self.b / "meta.json").write_text(json.dumps(meta_b))
-        md_path, html_path, _ = compare.compare(str(self.a), str(self.b))
+        # Different scenarios are refused, with the difference named...
+        rc, _, err = self.run_main(self.a, self.b)
+        self.assertEqual(rc, 2)
+        self.assertIn('differ in scenario ("smoke" vs "quick")', err)
+        self.assertIn("--force", err)
+        # ... and compared with a warning under --force.
+        md_path, html_path, _ = compare.compare(str(self.a), str(self.b), force=True)
         self.assertEqual(md_path.parent, self.root / "compare-ec2-vs-fargate")
         self.assertTrue(html_path.is_file())
         self.assertIn("differ in scenario", md_path.read_text())
@@ -262,7 +268,7 @@ class CompareTests(unittest.TestCase):
                       handle_summary_data(rps=rps, duration_s=75, p=(50, 90, p95, 500, 60, 900),
                                           queue=1.0 + i, service=90.0, cpu=88.0, io_ms=2.0,
                                           thresholds_ok=ok),
-                      {"label": "ec2", "scenario": "quick", "duration_scale": 1,
+                      {"label": "ec2", "scenario": "smoke", "duration_scale": 1,
                        "price": "0.0971/h"})
         _, _, rows = compare.compare(str(side), str(self.b), out=str(self.root / "cmp8"))
         by = {r["label"]: r for r in rows}
@@ -271,7 +277,9 @@ class CompareTests(unittest.TestCase):
         self.assertEqual(by["queue avg (waiting for a thread)"]["a"], 2.0)
         self.assertAlmostEqual(by["cost per million requests"]["a"], 0.0971 / 72000 * 1e6)
         md = (self.root / "cmp8" / "comparison.md").read_text()
-        self.assertEqual(md_row(md, "runs")[1], "3 (medians)")
+        self.assertEqual(md_row(md, "runs")[1], "3 used (medians)")
+        # The spread over three runs is shown: p95 200 (100-300).
+        self.assertEqual(md_row(md, "p95")[1], "200.00 (100.00–300.00)")
         self.assertIn("FAILED", md_row(md, "thresholds")[1])  # failed in one of the three runs
 
     def test_folder_of_mixed_scenarios_is_refused(self):
