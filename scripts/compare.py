@@ -692,8 +692,11 @@ def table_rows(a: Side, b: Side, noise: float = DEFAULT_NOISE,
             "b": sb.value,
             "a_stat": sa,
             "b_stat": sb,
-            "a_text": sa.text(row.fmt),
-            "b_text": sb.text(row.fmt),
+            # Rows that are not compared (duration, VUs, request count) show the value alone.
+            "a_text": sa.text(row.fmt) if row.lower_is_better is not None else
+            fmt_value(sa.value, row.fmt),
+            "b_text": sb.text(row.fmt) if row.lower_is_better is not None else
+            fmt_value(sb.value, row.fmt),
             "ratio": ratio(sa.value, sb.value),
             "ratio_text": fmt_ratio(ratio(sa.value, sb.value)),
             "lower_is_better": row.lower_is_better,
@@ -1109,9 +1112,15 @@ def fmt_num(v: Number) -> str:
     return text or "0"
 
 
-def _ticks(vmax: float, n: int = 4) -> list[float]:
-    top = _nice_max(vmax)
-    return [top * i / n for i in range(n + 1)]
+def _ticks(vmax: float, n: int = 5) -> list[float]:
+    """Round tick values from 0 covering vmax, about n steps of 1, 2, 2.5 or 5 x 10^k."""
+    if vmax <= 0:
+        return [0.0, 1.0]
+    raw = vmax / n
+    exp = 10 ** math.floor(math.log10(raw))
+    step = next(m * exp for m in (1, 2, 2.5, 5, 10) if raw <= m * exp)
+    count = max(1, math.ceil(vmax / step - 1e-9))
+    return [round(step * i, 10) for i in range(count + 1)]
 
 
 SIDE_COLORS = ("#1f5fa8", "#d9661f")
