@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import io
 import json
 import math
 import sys
@@ -63,22 +62,23 @@ def write_samples(out: Path, files: list[Path]) -> int:
     with gzip.open(out, "wt", encoding="utf-8", newline="") as dst:
         writer = csv.writer(dst, lineterminator="\n")
         for f in files:
-            raw = f.read_bytes()
-            if raw[:2] == b"\x1f\x8b":
-                raw = gzip.decompress(raw)
-            reader = csv.reader(io.StringIO(raw.decode("utf-8", "replace")))
-            h = next(reader, None)
-            if h is None:
-                continue
-            if header is None:
-                header = h
-                writer.writerow(h)
-            elif h != header:
-                raise ValueError(f"{f}: its CSV columns differ from the first segment's")
-            for row in reader:
-                if row:
-                    writer.writerow(row)
-                    rows += 1
+            with open(f, "rb") as probe:
+                gzipped = probe.read(2) == b"\x1f\x8b"
+            opener = gzip.open if gzipped else open
+            with opener(f, "rt", encoding="utf-8", errors="replace", newline="") as src:
+                reader = csv.reader(src)
+                h = next(reader, None)
+                if h is None:
+                    continue
+                if header is None:
+                    header = h
+                    writer.writerow(h)
+                elif h != header:
+                    raise ValueError(f"{f}: its CSV columns differ from the first segment's")
+                for row in reader:
+                    if row:
+                        writer.writerow(row)
+                        rows += 1
     return rows
 
 

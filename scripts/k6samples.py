@@ -12,11 +12,12 @@ from every sample, the percentiles of several files together are exact (no error
 
 from __future__ import annotations
 
+from array import array
 import csv
 import gzip
-import io
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -46,16 +47,22 @@ class Samples:
     tags: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
 
+    # Times and values are packed doubles (8 bytes each); tags point to shared dicts.
     def add(self, metric: str, t: float, v: float, tags: dict) -> None:
-        self.times.setdefault(metric, []).append(t)
-        self.values.setdefault(metric, []).append(v)
-        self.tags.setdefault(metric, []).append(tags)
+        if metric not in self.times:
+            self.times[metric], self.values[metric], self.tags[metric] = (
+                array("d"), array("d"), [])
+        self.times[metric].append(t)
+        self.values[metric].append(v)
+        self.tags[metric].append(tags)
 
     def extend(self, other: "Samples") -> None:
         for m in other.times:
-            self.times.setdefault(m, []).extend(other.times[m])
-            self.values.setdefault(m, []).extend(other.values[m])
-            self.tags.setdefault(m, []).extend(other.tags[m])
+            if m not in self.times:
+                self.times[m], self.values[m], self.tags[m] = array("d"), array("d"), []
+            self.times[m].extend(other.times[m])
+            self.values[m].extend(other.values[m])
+            self.tags[m].extend(other.tags[m])
         self.files += other.files
 
     def span(self) -> tuple[Optional[float], Optional[float]]:
@@ -81,17 +88,23 @@ def _timestamp_ms(text: str) -> float:
 def read_csv(path: str | Path) -> Samples:
     """Reads one k6 CSV output file (gzip-compressed when it ends in .gz)."""
     p = Path(path)
-    raw = p.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    text = raw.decode("utf-8", "replace")
-    reader = csv.reader(io.StringIO(text))
+    with open(p, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    # Streamed row by row: memory holds the samples, never the file's text.
+    opener = gzip.open if gzipped else open
+    with opener(p, "rt", encoding="utf-8", errors="replace", newline="") as text:
+        return _read_rows(p, csv.reader(text))
+
+
+def _read_rows(p: Path, reader) -> Samples:
     header = next(reader, None)
     if not header or header[:3] != ["metric_name", "timestamp", "metric_value"]:
         raise ValueError(f"{p} is not k6 CSV output (no metric_name,timestamp,metric_value header)")
     tag_cols = [(i, h) for i, h in enumerate(header) if i >= 3 and h not in ("extra_tags",
                                                                              "metadata")]
     out = Samples(files=[str(p)])
+    # Samples share a handful of tag combinations: one dict per combination.
+    tag_cache: dict = {}
     for lineno, row in enumerate(reader, start=2):
         if not row:
             continue
@@ -101,8 +114,11 @@ def read_csv(path: str | Path) -> Samples:
             t, v = _timestamp_ms(row[1]), float(row[2])
         except ValueError:
             raise ValueError(f"{p}:{lineno}: bad timestamp or value in {row[:3]!r}") from None
-        tags = {h: row[i] for i, h in tag_cols if i < len(row) and row[i] != ""}
-        out.add(row[0], t, v, tags)
+        key = tuple(row[i] if i < len(row) else "" for i, _ in tag_cols)
+        tags = tag_cache.get(key)
+        if tags is None:
+            tags = tag_cache[key] = {h: row[i] for i, h in tag_cols if i < len(row) and row[i] != ""}
+        out.add(sys.intern(row[0]), t, v, tags)
     return out
 
 

@@ -99,7 +99,7 @@ fail() {
     failed=$((failed + 1))
 }
 common=(--base-url http://internal-alb-123.us-east-1.elb.amazonaws.com:8080 --cluster loadgen
-    --subnets subnet-0a1b,subnet-2c3d --security-groups sg-0123 --bucket heavy-results-123
+    --subnets "subnet-0a1b,subnet-2c3d" --security-groups sg-0123 --bucket heavy-results-123
     --region us-east-1 --scenario constant-rate -e RATE=30 -e DURATION=2m --label fargate)
 remote() { # fresh log and stub state; sets $rc
     : >"$log"
@@ -120,7 +120,7 @@ want="$tmp/want"
     echo "k6 archive --quiet -e BASE_URL=http://internal-alb-123.us-east-1.elb.amazonaws.com:8080 -e DURATION_SCALE=1 -e RATE=30 -e DURATION=2m -O $(grep -o '/tmp/[^ ]*/test.tar' "$log" | head -n 1) $PWD/k6-tests/constant-rate-test.js"
     echo "aws s3 cp $(grep -o '/tmp/[^ ]*/test.tar' "$log" | head -n 1) $prefix/test.tar --only-show-errors --region us-east-1"
     echo "aws s3 presign $prefix/test.tar --expires-in 7200 --region us-east-1"
-    for i in 1 2 3; do
+    for _ in 1 2 3; do
         echo "aws ecs run-task --cluster loadgen --task-definition heavy-api-loadgen --launch-type FARGATE --count 1 --started-by heavy-api-loadtest --network-configuration … --overrides … --output json --region us-east-1"
     done
     echo "aws ecs wait tasks-stopped --cluster loadgen --tasks arn:aws:ecs:us-east-1:123456789012:task/loadgen/t1 arn:aws:ecs:us-east-1:123456789012:task/loadgen/t2 arn:aws:ecs:us-east-1:123456789012:task/loadgen/t3 --region us-east-1"
