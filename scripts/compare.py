@@ -1005,7 +1005,8 @@ def side_span(side: Side) -> float:
         t0 = run_origin(r, s)
         _, hi = s.span()
         planned = r.ha.get("planned_duration_sec")
-        spans.append(max(float(planned or 0), ((hi or t0) - t0) / 1000.0))
+        # The schedule's length (the graceful stop after it is left out of the charts).
+        spans.append(float(planned) if planned else ((hi or t0) - t0) / 1000.0)
     return max(spans) if spans else 0.0
 
 
@@ -1031,8 +1032,11 @@ def time_series(side: Side, bin_s: float) -> Optional[dict]:
                 bins.setdefault(i, {}).setdefault(metric, []).append(v)
     if not n_runs or not bins:
         return None
+    planned = max((float(r.ha.get("planned_duration_sec") or 0) for r in side.runs), default=0.0)
     out: dict = {k: [] for k in ("p50", "p95", "p99", "rps", "err", "queue", "service", "cpu")}
     for i in sorted(bins):
+        if planned > 0 and i * bin_s >= planned:
+            continue  # the graceful stop after the schedule: partial, not part of the plan
         x = (i + 0.5) * bin_s
         b = bins[i]
         lat = sorted(b.get("latency_total_ms", []))
@@ -1130,8 +1134,18 @@ DASHES = {"p50": "2,3", "p95": "7,4", "p99": "", "queue": "7,4", "service": "", 
 def svg_lines(title: str, y_label: str, series: list[tuple[str, str, str, list]],
               x_max: float, stages: list[tuple[float, str]]) -> str:
     """A line chart: series of (name, color, dash, [(x seconds, y)]), labelled axes, stage marks."""
-    width, height = 900, 300
-    left, right, top, bottom = 72, 20, 34, 74
+    width = 900
+    left, right, top = 72, 20, 34
+    # The legend below the axis title, wrapped into rows that fit the width.
+    legend, lx, row = [], left, 0
+    for name, color, dash, pts in series:
+        w = 44 + 7 * len(name)
+        if lx + w > width - right and lx > left:
+            lx, row = left, row + 1
+        legend.append((lx, row, name, color, dash))
+        lx += w
+    bottom = 56 + 18 * (row + 1)
+    height = 226 + bottom
     pw, ph = width - left - right, height - top - bottom
     ys = [y for _, _, _, pts in series for _, y in pts if y is not None]
     yt = _ticks(max(ys) if ys else 1.0)
@@ -1168,7 +1182,6 @@ def svg_lines(title: str, y_label: str, series: list[tuple[str, str, str, list]]
     parts.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" '
                  'stroke="#333"/>')
     parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#333"/>')
-    lx = left
     for name, color, dash, pts in series:
         pts = [(x, y) for x, y in pts if y is not None]
         if not pts:
@@ -1181,10 +1194,12 @@ def svg_lines(title: str, y_label: str, series: list[tuple[str, str, str, list]]
             coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
             parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" '
                          f'stroke-width="2"{dash_attr}><title>{e(name)}</title></polyline>')
-        parts.append(f'<line x1="{lx}" y1="{height - 14}" x2="{lx + 26}" y2="{height - 14}" '
+    for lx, row, name, color, dash in legend:
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        y = top + ph + 52 + 18 * row
+        parts.append(f'<line x1="{lx}" y1="{y}" x2="{lx + 26}" y2="{y}" '
                      f'stroke="{color}" stroke-width="2"{dash_attr}/>')
-        parts.append(f'<text x="{lx + 31}" y="{height - 10}" font-size="12">{e(name)}</text>')
-        lx += 44 + 7 * len(name)
+        parts.append(f'<text x="{lx + 31}" y="{y + 4}" font-size="12">{e(name)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
