@@ -7,7 +7,8 @@
 #      thresholds: k6 exits 0; the original's metric names are in its summary;
 #   3. the same run with IMPOSSIBLE_THRESHOLD=1 must fail its thresholds: k6 exits 99;
 #   4. both runs left every artifact, and scripts/compare.py renders a comparison of them;
-#   5. a dead target is reported before anything runs (exit 3, no result folder);
+#   5. a dead target is reported before anything runs (exit 3; the run folder holds only meta.json
+#      with the reason, so compare.py lists it as excluded);
 #   6. the spike and autoscale scenarios run (shortened) with the original's stages, thresholds
 #      and metric names, and the ramping-rate scenario runs with its dropped-iterations threshold;
 #   7. capacity searches against a 4x2 server and a 1x1 server: the report names the 4x2 one
@@ -127,14 +128,18 @@ grep -q '^| cost per million requests | [0-9]' "$out/compare/comparison.md" ||
   fail "comparison.md has no cost per million requests"
 grep -q '<svg' "$out/compare/comparison.html" || fail "comparison.html has no chart"
 
-step "a dead target is reported first: exit 3, nothing run"
+step "a dead target is reported first: exit 3, nothing run, the reason recorded"
 dead_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 rc=0
 scripts/loadtest.sh --scenario smoke --base-url "http://127.0.0.1:$dead_port" \
   --results-dir "$out/dead" >"$out/dead.log" 2>&1 || rc=$?
 [ "$rc" -eq 3 ] || fail "a dead target gave exit $rc, expected 3"
 grep -q "the target is not healthy" "$out/dead.log" || fail "no clear message for a dead target"
-if compgen -G "$out/dead/*-20*" >/dev/null; then fail "a run folder was made for a dead target"; fi
+if grep -q 'running:' "$out/dead.log"; then fail "k6 was started against a dead target"; fi
+dead_dir="$(run_dir "$out/dead")"
+[ ! -e "$dead_dir/summary.json" ] || fail "a dead target left a summary"
+grep -q '"aborted_before_start": "the target was not healthy' "$dead_dir/meta.json" ||
+  fail "$dead_dir/meta.json does not record why nothing ran"
 printf 'ok  %s\n' "$(grep -m1 'not healthy' "$out/dead.log")"
 
 # Runs a scenario shortened and checks its summary: exit 0 or 99 (the thresholds are the

@@ -344,6 +344,18 @@ def workload_differences(a: Run, b: Run) -> list[str]:
     return out
 
 
+def _no_summary_reason(d: Path) -> str:
+    try:
+        meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    why = meta.get("aborted_before_start")
+    if why:
+        return str(why)
+    rc = meta.get("k6_exit_code")
+    return f"k6 wrote no summary.json (exit code {rc})"
+
+
 @dataclass
 class Side:
     path: Path
@@ -364,14 +376,22 @@ def load_side(path: str | os.PathLike) -> Side:
     p = Path(path)
     if not p.is_dir():
         raise ValueError(f"{p} is not a result folder")
+    runs, excluded = [], []
     if (p / "summary.json").is_file():
         all_runs = [_load_single(p)]
+    elif (p / "meta.json").is_file():
+        all_runs = []
+        excluded.append((p.name, _no_summary_reason(p)))
     else:
         subs = sorted(d for d in p.iterdir() if d.is_dir() and (d / "summary.json").is_file())
-        if not subs:
+        # Run folders without a summary (the target was down before k6 started, or k6 died)
+        # are listed as excluded, with the reason their meta.json gives.
+        for d in sorted(d for d in p.iterdir() if d.is_dir() and (d / "meta.json").is_file()
+                        and not (d / "summary.json").is_file()):
+            excluded.append((d.name, _no_summary_reason(d)))
+        if not subs and not excluded:
             raise ValueError(f"{p} has no summary.json (nor sub-folders with one)")
         all_runs = [_load_single(d) for d in subs]
-    runs, excluded = [], []
     for r in all_runs:
         why = exclusion_reason(r)
         if why:

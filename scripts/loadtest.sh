@@ -276,26 +276,43 @@ except Exception as e:  # refused, timed out, DNS, ...
 EOF
 }
 
+# --- result folder -------------------------------------------------------------------------------
+
+make_run_dir() {
+  mkdir -p "$results_dir" || die "cannot create --results-dir $results_dir"
+  results_dir="$(cd "$results_dir" && pwd)"
+  local stamp n=1
+  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+  out="$results_dir/$scenario-$stamp"
+  while ! mkdir "$out" 2>/dev/null; do
+    n=$((n + 1))
+    out="$results_dir/$scenario-$stamp-$n"
+  done
+}
+
 if [ "$local_server" = 0 ]; then
-  # A dead target says so first: nothing is run and no result folder is made.
+  # A dead target says so first, before k6 starts. The run folder keeps only meta.json with the
+  # reason, so scripts/compare.py lists the run as excluded, with why.
   if ! health="$(http_get "$base_url/heavy/health/" 10)"; then
     log "error: the target is not healthy: GET $base_url/heavy/health/ -> $health"
     log "nothing was run (check --base-url, the load balancer and the service)"
+    make_run_dir
+    META_OUT="$out" META_REASON="the target was not healthy before the run: GET $base_url/heavy/health/ -> $health" \
+      META_SCENARIO="$scenario" META_SCALE="$scale" META_BASE_URL="$base_url" META_LABEL="$label" \
+      python3 -c 'import json, os
+e = os.environ
+meta = {"scenario": e["META_SCENARIO"], "duration_scale": float(e["META_SCALE"]),
+        "base_url": e["META_BASE_URL"], "label": e["META_LABEL"], "local_server": False,
+        "k6_exit_code": None, "aborted_before_start": e["META_REASON"]}
+with open(os.path.join(e["META_OUT"], "meta.json"), "w") as f:
+    json.dump(meta, f, indent=2)
+    f.write("\n")'
+    log "recorded in $out/meta.json"
     exit 3
   fi
 fi
 
-# --- result folder -------------------------------------------------------------------------------
-
-mkdir -p "$results_dir" || die "cannot create --results-dir $results_dir"
-results_dir="$(cd "$results_dir" && pwd)"
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-out="$results_dir/$scenario-$stamp"
-n=1
-while ! mkdir "$out" 2>/dev/null; do
-  n=$((n + 1))
-  out="$results_dir/$scenario-$stamp-$n"
-done
+make_run_dir
 started_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 log "results: $out"
 
@@ -410,10 +427,12 @@ run_k6() {
   else
     timeout --signal=INT --kill-after=30 "$limit" "${cmd[@]}" >"$logfile" 2>&1 &
     local pid=$! tailer
+    k6_pids=("$pid")
     tail -n +1 -f --pid="$pid" "$logfile" 2>/dev/null &
     tailer=$!
     local rc=0
     wait "$pid" || rc=$?
+    k6_pids=()
     wait "$tailer" 2>/dev/null || true
     return "$rc"
   fi

@@ -352,6 +352,20 @@ class RecordedRunsTests(unittest.TestCase):
         # The aborted run's zero requests did not drag the median down.
         self.assertNotEqual(md_row(md, "requests")[1], "0")
 
+    def test_a_run_that_never_started_is_excluded_with_its_reason(self):
+        a = self.side("a", "same1")
+        dead = a / "smoke-dead"
+        dead.mkdir()
+        (dead / "meta.json").write_text(json.dumps({
+            "scenario": "smoke", "label": "same", "k6_exit_code": None,
+            "aborted_before_start": "the target was not healthy before the run: GET "
+                                    "http://127.0.0.1:9/heavy/health/ -> [Errno 111] Connection refused"}))
+        out = self.root / "cmp-dead"
+        compare.compare(str(a), str(RECORDED / "same2"), out=str(out))
+        md = (out / "comparison.md").read_text()
+        self.assertIn("excluded run smoke-dead: the target was not healthy before the run", md)
+        self.assertIn("1 used; 1 excluded: smoke-dead (the target was not healthy", md)
+
     def test_a_side_of_only_aborted_runs_is_refused(self):
         a = self.side("a", "aborted")
         err = io.StringIO()
