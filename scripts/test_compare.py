@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 import sys
 import tempfile
 import unittest
@@ -18,6 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare  # noqa: E402
+
+RECORDED = Path(__file__).resolve().parent / "testdata" / "runs"
 
 
 def trend(p50, p90, p95, p99, avg, mx, count=100, thresholds=None):
@@ -143,24 +146,24 @@ class CompareTests(unittest.TestCase):
         self.assertIn("comparison.md", stdout)
         md = (out_dir / "comparison.md").read_text()
         self.assertIn("# Comparison: ec2 vs fargate", md)
-        self.assertEqual(md_row(md, "p50")[1:], ["100.00", "150.00", "1.50x"])
-        self.assertEqual(md_row(md, "p95")[1:], ["200.00", "400.00", "2.00x"])
-        self.assertEqual(md_row(md, "p99")[1:], ["400.00", "1000.00", "2.50x"])
-        self.assertEqual(md_row(md, "avg")[1:], ["120.00", "200.00", "1.67x"])
-        self.assertEqual(md_row(md, "throughput (req/s)")[1:], ["20.00", "16.00", "0.80x"])
-        self.assertEqual(md_row(md, "requests")[1:], ["2000", "1600", "0.80x"])
+        self.assertEqual(md_row(md, "p50")[1:4], ["100.00", "150.00", "1.50x"])
+        self.assertEqual(md_row(md, "p95")[1:4], ["200.00", "400.00", "2.00x"])
+        self.assertEqual(md_row(md, "p99")[1:4], ["400.00", "1000.00", "2.50x"])
+        self.assertEqual(md_row(md, "avg")[1:4], ["120.00", "200.00", "1.67x"])
+        self.assertEqual(md_row(md, "throughput (req/s)")[1:4], ["20.00", "16.00", "0.80x"])
+        self.assertEqual(md_row(md, "requests")[1:4], ["2000", "1600", "0.80x"])
         self.assertEqual(md_row(md, "failed requests")[1:3], ["0", "4"])
         self.assertEqual(md_row(md, "error rate")[1:3], ["0.00%", "0.25%"])
         self.assertEqual(md_row(md, "throttled (429)")[1:3], ["0", "2"])
         self.assertEqual(md_row(md, "server errors (5xx)")[1:3], ["0", "1"])
-        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[1:],
+        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[1:4],
                          ["5.00", "60.00", "12.00x"])
-        self.assertEqual(md_row(md, "service avg (cpu + io)")[1:], ["95.00", "100.00", "1.05x"])
+        self.assertEqual(md_row(md, "service avg (cpu + io)")[1:4], ["95.00", "100.00", "1.05x"])
         self.assertEqual(md_row(md, "queue share of server time")[1:3], ["5.00%", "37.50%"])
         # avg duration minus (queue + service): 120 - 100 = 20 ms; 200 - 160 = 40 ms.
         self.assertEqual(md_row(md, "outside the server avg (network, LB)")[1:3],
                          ["20.00", "40.00"])
-        self.assertEqual(md_row(md, "CPU time avg (cpu_time_sec)")[1:], ["90.00", "99.00", "1.10x"])
+        self.assertEqual(md_row(md, "CPU time avg (cpu_time_sec)")[1:4], ["90.00", "99.00", "1.10x"])
         self.assertEqual(md_row(md, "IO time avg (io_time_sec)")[1:3], ["5.00", "6.00"])
         # Cost: EC2 0.0971/h at 20 req/s; Fargate 2 vCPU + 4 GB = 0.09874/h at 16 req/s.
         cost_a = 0.0971 / (20 * 3600) * 1e6
@@ -189,7 +192,7 @@ class CompareTests(unittest.TestCase):
         md = (out_dir / "comparison.md").read_text()
         self.assertIn("# Comparison: one vs two", md)
         # 0.072/h at 20 req/s = 1.0 per million; 0.036/h at 16 req/s = 0.625 per million.
-        self.assertEqual(md_row(md, "cost per million requests")[1:], ["1.0000", "0.6250",
+        self.assertEqual(md_row(md, "cost per million requests")[1:4], ["1.0000", "0.6250",
                                                                        "0.62x"])
 
     def test_html_is_self_contained(self):
@@ -214,7 +217,7 @@ class CompareTests(unittest.TestCase):
         rc, _, _ = self.run_main(self.a, c, "--out", out_dir)
         self.assertEqual(rc, 0)
         md = (out_dir / "comparison.md").read_text()
-        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[2:], ["n/a", "n/a"])
+        self.assertEqual(md_row(md, "queue avg (waiting for a thread)")[2:4], ["n/a", "n/a"])
         self.assertEqual(md_row(md, "cost per million requests")[2], "n/a")
         self.assertIn("# Comparison: ec2 vs gunicorn", md)  # label falls back to the folder name
 
@@ -249,7 +252,13 @@ class CompareTests(unittest.TestCase):
         meta_b = json.loads((self.b / "meta.json").read_text())
         meta_b["scenario"] = "quick"
         (self.b / "meta.json").write_text(json.dumps(meta_b))
-        md_path, html_path, _ = compare.compare(str(self.a), str(self.b))
+        # Different scenarios are refused, with the difference named...
+        rc, _, err = self.run_main(self.a, self.b)
+        self.assertEqual(rc, 2)
+        self.assertIn('differ in scenario ("smoke" vs "quick")', err)
+        self.assertIn("--force", err)
+        # ... and compared with a warning under --force.
+        md_path, html_path, _ = compare.compare(str(self.a), str(self.b), force=True)
         self.assertEqual(md_path.parent, self.root / "compare-ec2-vs-fargate")
         self.assertTrue(html_path.is_file())
         self.assertIn("differ in scenario", md_path.read_text())
@@ -262,7 +271,7 @@ class CompareTests(unittest.TestCase):
                       handle_summary_data(rps=rps, duration_s=75, p=(50, 90, p95, 500, 60, 900),
                                           queue=1.0 + i, service=90.0, cpu=88.0, io_ms=2.0,
                                           thresholds_ok=ok),
-                      {"label": "ec2", "scenario": "quick", "duration_scale": 1,
+                      {"label": "ec2", "scenario": "smoke", "duration_scale": 1,
                        "price": "0.0971/h"})
         _, _, rows = compare.compare(str(side), str(self.b), out=str(self.root / "cmp8"))
         by = {r["label"]: r for r in rows}
@@ -271,7 +280,9 @@ class CompareTests(unittest.TestCase):
         self.assertEqual(by["queue avg (waiting for a thread)"]["a"], 2.0)
         self.assertAlmostEqual(by["cost per million requests"]["a"], 0.0971 / 72000 * 1e6)
         md = (self.root / "cmp8" / "comparison.md").read_text()
-        self.assertEqual(md_row(md, "runs")[1], "3 (medians)")
+        self.assertEqual(md_row(md, "runs")[1], "3 used (medians)")
+        # The spread over three runs is shown: p95 200 (100-300).
+        self.assertEqual(md_row(md, "p95")[1], "200.00 (100.00–300.00)")
         self.assertIn("FAILED", md_row(md, "thresholds")[1])  # failed in one of the three runs
 
     def test_folder_of_mixed_scenarios_is_refused(self):
@@ -291,6 +302,208 @@ class CompareTests(unittest.TestCase):
         rc, _, err = self.run_main(self.a, self.b, "--price-a", "cheap", "--out", self.root / "x")
         self.assertEqual(rc, 2)
         self.assertIn("--price-a", err)
+
+
+class RecordedRunsTests(unittest.TestCase):
+    """Real run folders recorded with scripts/loadtest.sh on a 2-core machine (see
+    scripts/testdata/README.md): the verdict text must follow from them."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.root = Path(self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def side(self, name: str, *runs: str) -> Path:
+        d = self.root / name
+        for r in runs:
+            shutil.copytree(RECORDED / r, d / r)
+        return d
+
+    def verdict(self, a: Path, b: Path, *extra: str) -> str:
+        out = self.root / f"cmp-{a.name}-{b.name}"
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            rc = compare.main([str(a), str(b), "--out", str(out), *extra])
+        self.assertEqual(rc, 0, err.getvalue())
+        md = (out / "comparison.md").read_text()
+        return md.split("## Verdict", 1)[1].split("\n\n", 2)[1]
+
+    def test_identical_servers_show_no_difference(self):
+        v = self.verdict(RECORDED / "same1", RECORDED / "same2")
+        self.assertIn("**Overall: no difference beyond noise**", v)
+        self.assertIn("**Latency**: no difference beyond noise", v)
+        self.assertIn("**CPU time per request**: no difference beyond noise", v)
+        self.assertNotIn("vCPUs are slower", v)
+        self.assertIn("Same image on both sides", v)
+        self.assertIn("Same CPU model on both sides (AMD EPYC)", v)
+        self.assertIn("5 slices", v)
+
+    def test_aborted_run_is_excluded_with_its_reason(self):
+        a = self.side("a", "same1", "aborted")
+        out = self.root / "cmp-aborted"
+        compare.compare(str(a), str(RECORDED / "same2"), out=str(out))
+        md = (out / "comparison.md").read_text()
+        self.assertIn("excluded run aborted: k6 aborted it (exit 108", md)
+        runs = md_row(md, "runs")[1]
+        self.assertTrue(runs.startswith("1 used; 1 excluded: aborted (k6 aborted it"), runs)
+        self.assertIn("**Overall: no difference beyond noise**", md)
+        # The aborted run's zero requests did not drag the median down.
+        self.assertNotEqual(md_row(md, "requests")[1], "0")
+
+    def test_a_run_that_never_started_is_excluded_with_its_reason(self):
+        a = self.side("a", "same1")
+        dead = a / "smoke-dead"
+        dead.mkdir()
+        (dead / "meta.json").write_text(json.dumps({
+            "scenario": "smoke", "label": "same", "k6_exit_code": None,
+            "aborted_before_start": "the target was not healthy before the run: GET "
+                                    "http://127.0.0.1:9/heavy/health/ -> [Errno 111] Connection refused"}))
+        out = self.root / "cmp-dead"
+        compare.compare(str(a), str(RECORDED / "same2"), out=str(out))
+        md = (out / "comparison.md").read_text()
+        self.assertIn("excluded run smoke-dead: the target was not healthy before the run", md)
+        self.assertIn("1 used; 1 excluded: smoke-dead (the target was not healthy", md)
+
+    def test_a_side_of_only_aborted_runs_is_refused(self):
+        a = self.side("a", "aborted")
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            rc = compare.main([str(a), str(RECORDED / "same2"), "--out", str(self.root / "x")])
+        self.assertEqual(rc, 2)
+        self.assertIn("no valid run to compare", err.getvalue())
+        self.assertIn("exit 108", err.getvalue())
+
+    def test_open_model_names_the_faster_server(self):
+        v = self.verdict(RECORDED / "open-fast", RECORDED / "open-slow")
+        self.assertIn("**Overall: fast is faster**", v)
+        self.assertIn("**Latency**: slow is slower", v)
+        self.assertIn("mostly queueing", v)
+        self.assertIn("**Different server flags**", v)
+        # The same arrival rate on both: the throughput follows it.
+        self.assertIn("**Throughput**: no difference beyond noise", v)
+
+    def test_capacity_order_and_cost_at_capacity(self):
+        v = self.verdict(RECORDED / "capacity-fast", RECORDED / "capacity-slow",
+                         "--price-a", "0.0971/h", "--price-b", "0.0971/h")
+        self.assertIn("**Overall: fast is faster** (capacity", v)
+        cap_a = json.loads((RECORDED / "capacity-fast" / "capacity.json").read_text())
+        cap_b = json.loads((RECORDED / "capacity-slow" / "capacity.json").read_text())
+        self.assertGreater(cap_a["capacity_rps"], cap_b["capacity_rps"])
+        self.assertIn(f"**fast sustains {cap_a['capacity_rps'] / cap_b['capacity_rps']:.2f}x the "
+                      "rate**", v)
+        self.assertIn("fast is cheaper at capacity", v)
+        self.assertIn("not read as findings", v)
+        md = (self.root / "cmp-capacity-fast-capacity-slow" / "comparison.md").read_text()
+        row = md_row(md, "cost per million requests at capacity")
+        self.assertEqual(row[1], f"{0.0971 / (cap_a['capacity_rps'] * 3600) * 1e6:.4f}")
+
+    def test_different_workloads_are_refused_unless_forced(self):
+        rc_err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(rc_err):
+            rc = compare.main([str(RECORDED / "same1"), str(RECORDED / "open-fast"),
+                               "--out", str(self.root / "x")])
+        self.assertEqual(rc, 2)
+        msg = rc_err.getvalue()
+        self.assertIn('scenario ("smoke" vs "constant-rate")', msg)
+        self.assertIn("parameters", msg)
+        self.assertIn("--force", msg)
+        v = self.verdict(RECORDED / "same1", RECORDED / "open-fast", "--force")
+        self.assertTrue(v)
+        md = (self.root / "cmp-same1-open-fast" / "comparison.md").read_text()
+        self.assertIn("(compared anyway: --force)", md)
+
+    def test_unknown_fingerprint_is_not_called_the_same_image(self):
+        a = self.side("a", "same1")
+        meta = json.loads((a / "same1" / "meta.json").read_text())
+        meta.update({"local_server": False, "local_server_fingerprint": None})
+        (a / "same1" / "meta.json").write_text(json.dumps(meta))
+        v = self.verdict(a / "same1", RECORDED / "same2")
+        self.assertNotIn("Same image", v)
+        self.assertIn("same image is unknown", v)
+
+    def test_info_endpoint_fingerprint_is_used(self):
+        a, b = self.side("a", "same1"), self.side("b", "same2")
+        for side, model, digest in ((a / "same1", "Intel Xeon 8375C", "sha256:aaa1"),
+                                    (b / "same2", "AMD EPYC 7R13", "sha256:bbb2")):
+            meta = json.loads((side / "meta.json").read_text())
+            meta["server_info_before"] = {"cpu": {"model": "x", "cpu_model": model},
+                                          "ecs": {"image_digest": digest, "launch_type": "EC2"}}
+            (side / "meta.json").write_text(json.dumps(meta))
+        v = self.verdict(a / "same1", b / "same2")
+        self.assertIn("**Different CPU models**: same A (same1) Intel Xeon 8375C, same B (same2) "
+                      "AMD EPYC 7R13", v)
+        self.assertIn("**Different images**", v)
+        md = (self.root / "cmp-same1-same2" / "comparison.md").read_text()
+        self.assertIn("| platform: source | GET /heavy/info/ | GET /heavy/info/ |", md)
+        self.assertIn("| platform: launch type | EC2 | EC2 |", md)
+
+    def test_short_and_checkless_runs_are_excluded(self):
+        short = self.side("a", "same1")
+        s = json.loads((short / "same1" / "summary.json").read_text())
+        s["state"]["testRunDurationMs"] = 2000.0
+        (short / "same1" / "summary.json").write_text(json.dumps(s))
+        run = compare._load_single(short / "same1")
+        self.assertRegex(compare.exclusion_reason(run), r"ran 2.0 s of the \d+ s its scenario plans")
+        s["state"]["testRunDurationMs"] = 20000.0
+        s["metrics"]["checks"]["values"].update({"passes": 0, "fails": 0})
+        (short / "same1" / "summary.json").write_text(json.dumps(s))
+        run = compare._load_single(short / "same1")
+        self.assertIn("no check ran", compare.exclusion_reason(run))
+        self.assertIsNone(compare.exclusion_reason(compare._load_single(RECORDED / "same2")))
+
+    def test_html_has_time_series_with_plain_numbers(self):
+        self.verdict(RECORDED / "open-fast", RECORDED / "open-slow")
+        page = (self.root / "cmp-open-fast-open-slow" / "comparison.html").read_text()
+        self.assertEqual(page.count('class="line-chart"'), 5)
+        self.assertGreaterEqual(page.count("<polyline"), 10)
+        for title in ("Latency over time", "Throughput over time", "Error rate over time",
+                      "Queue vs service time over time", "CPU time per request over time"):
+            self.assertIn(title, page)
+        self.assertIn("time since the start of the scenario (s)", page)
+        self.assertIsNone(re.search(r"\d[eE][+-]\d", page), "scientific notation in the page")
+        self.assertNotIn("NaN", page)
+        self.assertIsNone(re.search(r"\b(src|href)\s*=|url\(|@import", page))
+        self.assertIn("<h2>Per stage</h2>", page)
+
+
+class PlainNumbers(unittest.TestCase):
+    def test_fmt_num(self):
+        cases = {1234.5: "1,234", 0: "0", 0.5: "0.5", 0.0123: "0.012", 12.34: "12.3", 2.0: "2",
+                 150000.0: "150,000", None: "n/a"}
+        for v, want in cases.items():
+            self.assertEqual(compare.fmt_num(v), want, v)
+
+
+class K6SamplesTests(unittest.TestCase):
+    def test_percentile_matches_k6(self):
+        import k6samples
+        vs = [1.0, 2.0, 3.0, 4.0, 10.0]
+        self.assertEqual(k6samples.percentile(vs, 0.5), 3.0)
+        self.assertAlmostEqual(k6samples.percentile(vs, 0.95), 4.0 + 0.8 * 6.0)
+        self.assertEqual(k6samples.percentile(vs, 1.0), 10.0)
+        self.assertIsNone(k6samples.percentile([], 0.5))
+
+    def test_recorded_samples_reproduce_the_k6_summary(self):
+        import k6samples
+        d = RECORDED / "same1"
+        summary = json.loads((d / "summary.json").read_text())
+        samples = k6samples.read_csv(d / "samples.csv.gz")
+        got = k6samples.summarize(samples, {}, 1.0, only=["latency_total_ms"])
+        want = summary["metrics"]["latency_total_ms"]["values"]
+        for k in ("p(50)", "p(95)", "p(99)", "max", "count"):
+            self.assertAlmostEqual(got["latency_total_ms"]["values"][k], want[k], places=3, msg=k)
+
+    def test_thresholds(self):
+        import k6samples
+        self.assertTrue(k6samples.evaluate_threshold("p(95)<2000", {"p(95)": 1999.9}))
+        self.assertFalse(k6samples.evaluate_threshold("p(95)<2000", {"p(95)": 2000}))
+        self.assertTrue(k6samples.evaluate_threshold("count<=0", {"count": 0}))
+        self.assertFalse(k6samples.evaluate_threshold("rate>20", {"rate": 19}))
+        self.assertTrue(k6samples.evaluate_threshold("rate<0.01", {}))
+        with self.assertRaises(ValueError):
+            k6samples.evaluate_threshold("p95 < 3", {})
 
 
 if __name__ == "__main__":

@@ -26,11 +26,29 @@ export function envNumber(name, fallback) {
   return n;
 }
 
+export function envChoice(name, choices, fallback) {
+  const v = envString(name, fallback);
+  if (v !== fallback && !choices.includes(v)) {
+    throw new Error(`${name} must be one of ${choices.join(', ')}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
 export const BASE_URL = envString('BASE_URL', 'http://localhost:8000').replace(/\/+$/, '');
 export const DURATION_SCALE = envNumber('DURATION_SCALE', 1);
 export const VU_SCALE = envNumber('VU_SCALE', 1);
 export const PROGRESS_EVERY = Math.floor(envNumber('PROGRESS_EVERY', 100));
 export const REQUEST_TIMEOUT = envString('REQUEST_TIMEOUT', '60s');
+// The heavy requests carry this `name` tag. Thresholds on k6's built-in HTTP metrics filter on it
+// and the latency/count aliases below record heavy requests only, so the health probe of setup()
+// stays outside the request metrics and thresholds.
+export const HEAVY_TAG = 'cpu-io-no-db';
+// IO_SYNC=fsync|none is sent as the io_sync query parameter; unset, no parameter is sent (the
+// server's default is fsync, as the original's).
+export const IO_SYNC = envChoice('IO_SYNC', ['fsync', 'none'], '');
+// SEED fixes the sequence drawn from MIX: request i of the test gets the same parameters on every
+// platform, run and execution segment.
+export const SEED = Math.floor(envNumber('SEED', 1));
 
 // "1m30s" / "45s" / "2m" / "500ms" / plain seconds -> seconds.
 export function parseDuration(text) {
@@ -68,7 +86,7 @@ export function scaledStages(stages) {
 }
 
 // The heavy endpoint's parameters: each script's defaults, overridable by PRIME_LIMIT,
-// HASH_ROUNDS and IO_KB.
+// HASH_ROUNDS and IO_KB; MIX draws some of them per request (see pickParams).
 export function heavyParams(defaults) {
   return {
     prime_limit: Math.floor(envNumber('PRIME_LIMIT', defaults.prime_limit)),
@@ -80,8 +98,86 @@ export function heavyParams(defaults) {
 export function heavyUrl(params) {
   return (
     `${BASE_URL}/heavy/cpu-io-no-db/?prime_limit=${params.prime_limit}` +
-    `&hash_rounds=${params.hash_rounds}&io_kb=${params.io_kb}`
+    `&hash_rounds=${params.hash_rounds}&io_kb=${params.io_kb}` +
+    (IO_SYNC === '' ? '' : `&io_sync=${IO_SYNC}`)
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload mixes: MIX='prime_limit=100000:70,500000:25,2000000:5;io_kb=64:50,512:50'
+// (fortio's value:percent style; one distribution per parameter, separated by ';'; the percents of
+// a parameter add up to 100).
+
+const MIX_PARAMS = ['prime_limit', 'hash_rounds', 'io_kb'];
+
+export function parseMix(text) {
+  const mix = [];
+  if (text === undefined || text === null || String(text).trim() === '') return mix;
+  for (const part of String(text).split(';')) {
+    if (part.trim() === '') continue;
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? '' : part.slice(0, eq).trim();
+    if (!MIX_PARAMS.includes(name)) {
+      throw new Error(`MIX: "${part.trim()}" must start with one of ${MIX_PARAMS.join(', ')} and '='`);
+    }
+    if (mix.some((m) => m.param === name)) throw new Error(`MIX: ${name} appears twice`);
+    const choices = [];
+    let total = 0;
+    for (const item of part.slice(eq + 1).split(',')) {
+      const m = /^\s*(\d+)\s*:\s*(\d+(?:\.\d+)?)\s*$/.exec(item);
+      if (!m) throw new Error(`MIX: "${item.trim()}" in ${name} is not value:percent (e.g. 100000:70)`);
+      const percent = Number(m[2]);
+      if (percent <= 0) throw new Error(`MIX: ${name} value ${m[1]} has a zero percent`);
+      total += percent;
+      choices.push({ value: Number(m[1]), percent, upTo: total });
+    }
+    if (Math.abs(total - 100) > 1e-9) {
+      throw new Error(`MIX: the percents of ${name} add up to ${total}, not 100`);
+    }
+    mix.push({ param: name, choices });
+  }
+  return mix;
+}
+
+export const MIX = parseMix(envString('MIX', ''));
+export const MIX_TEXT = envString('MIX', '');
+
+// murmur3's 32-bit finaliser: a well-mixed, platform-independent hash of (seed, index, stream).
+function mix32(h) {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+// A uniform number in [0, 1) that depends only on the seed, the request's index in the test and
+// the parameter: the same on every platform, whatever the VU count or execution segment.
+export function uniform(seed, index, stream) {
+  let h = mix32((seed ^ 0x9e3779b9) >>> 0);
+  h = mix32((h ^ (index % 4294967296)) >>> 0);
+  h = mix32((h ^ Math.floor(index / 4294967296) ^ Math.imul(stream + 1, 0x27d4eb2d)) >>> 0);
+  return h / 4294967296;
+}
+
+// The parameters of request `index` of the test: the base ones with MIX's draws applied.
+export function pickParams(base, index, mix, seed) {
+  const m = mix === undefined ? MIX : mix;
+  if (m.length === 0) return base;
+  const out = Object.assign({}, base);
+  m.forEach((dist, stream) => {
+    const u = uniform(seed === undefined ? SEED : seed, index, stream) * 100;
+    const choice = dist.choices.find((c) => u < c.upTo) || dist.choices[dist.choices.length - 1];
+    out[dist.param] = choice.value;
+  });
+  return out;
+}
+
+// Open model: a rate in requests per second as k6's integer `rate` per `timeUnit` (hundredths of a
+// request per second, so 11.5 req/s is 1150 per 100 s and execution segments split it exactly).
+export function arrivalRate(reqPerSec) {
+  return { rate: Math.max(1, Math.round(reqPerSec * 100)), timeUnit: '100s' };
 }
 
 // Trend statistics every scenario reports (k6's default set lacks p(50), p(99) and count).
@@ -93,9 +189,25 @@ export function withThresholds(thresholds) {
   const out = {};
   for (const [k, v] of Object.entries(thresholds)) out[k] = v.slice();
   if (envString('IMPOSSIBLE_THRESHOLD', '') !== '') {
-    out.http_req_duration = (out.http_req_duration || []).concat(['p(50)<0.001']);
+    out.latency_total_ms = (out.latency_total_ms || []).concat(['p(50)<0.001']);
   }
   return out;
+}
+
+// The common thresholds of a scenario on heavy requests only: request failures (k6's definition:
+// status >= 400 or no answer) on the tagged sub-metric, checks, and no 429 or 5xx at all.
+export function requestThresholds(extra) {
+  return withThresholds(
+    Object.assign(
+      {
+        [`http_req_failed{name:${HEAVY_TAG}}`]: ['rate<0.01'],
+        checks: ['rate>0.99'],
+        throttled_requests: ['count<1'],
+        server_errors: ['count<1'],
+      },
+      extra,
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -109,6 +221,13 @@ export const serverCpu = new Trend('server_cpu_ms', true);
 export const serverIo = new Trend('server_io_ms', true);
 export const throttled = new Counter('throttled_requests');
 export const serverErrors = new Counter('server_errors');
+// The original project's metric names, kept so dashboards built for it keep working. They hold
+// heavy requests only (never the health probe).
+export const latencyTotal = new Trend('latency_total_ms', true); // client: the request's duration
+export const latencyServer = new Trend('latency_server_ms', true); // server: cpu + io
+export const latencyQueue = new Trend('latency_queue_ms', true); // waiting before the work
+export const successfulRequests = new Counter('successful_requests'); // status 200
+export const requestsTotal = new Counter('custom_requests_total'); // heavy requests sent
 
 // "queue;dur=0.3, cpu;dur=38.9, io;dur=9.7, total;dur=48.6" -> {queue: 0.3, cpu: 38.9, ...}
 export function parseServerTiming(header) {
@@ -140,7 +259,9 @@ function jsonBody(res) {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-// setup(): one health probe; the test stops at once if the target is not healthy.
+// setup(): one health probe; the test stops at once if the target is not healthy. The probe is
+// tagged name=health and feeds none of the heavy-request metrics or thresholds. Returns the time
+// the scenarios start (setup ends right before them), which the report uses as t = 0.
 export function requireHealthy() {
   const url = `${BASE_URL}/heavy/health/`;
   const res = http.get(url, { tags: { name: 'health' }, timeout: '10s' });
@@ -150,16 +271,21 @@ export function requireHealthy() {
     exec.test.abort(msg);
     fail(msg);
   }
-  return { health_status: res.status, started: new Date().toISOString() };
+  return { health_status: res.status, started: new Date().toISOString(), started_ms: Date.now() };
 }
 
 let lastStatus = 0;
 let lastCpu = null;
 
 // One GET of the heavy endpoint: checks, custom metrics from the body and Server-Timing,
-// throttle/5xx counters, and a progress line every PROGRESS_EVERY iterations of the test.
-export function heavyRequest(params) {
-  const res = http.get(heavyUrl(params), { tags: { name: 'cpu-io-no-db' }, timeout: REQUEST_TIMEOUT });
+// throttle/5xx counters (each 429 and 5xx is logged when it happens, with its VU), and a progress
+// line every PROGRESS_EVERY iterations of the test. With MIX, the parameters of the request are
+// drawn from it by the request's index in the test (the same sequence everywhere).
+export function heavyRequest(baseParams, timeout) {
+  const index = exec.scenario.iterationInTest;
+  const params = pickParams(baseParams, index);
+  const url = heavyUrl(params);
+  const res = http.get(url, { tags: { name: HEAVY_TAG }, timeout: timeout || REQUEST_TIMEOUT });
   const body = res.status === 200 ? jsonBody(res) : null;
 
   check(res, {
@@ -170,6 +296,15 @@ export function heavyRequest(params) {
   // Counters get a sample on every request so they appear (as 0) in every summary.
   throttled.add(res.status === 429 ? 1 : 0);
   serverErrors.add(res.status >= 500 && res.status <= 599 ? 1 : 0);
+  requestsTotal.add(1);
+  successfulRequests.add(res.status === 200 ? 1 : 0);
+  if (res.status === 429 || (res.status >= 500 && res.status <= 599)) {
+    const retry = res.headers['Retry-After'] ? `, Retry-After ${res.headers['Retry-After']}` : '';
+    console.warn(
+      `[status ${res.status}] VU ${exec.vu.idInTest}, request ${index + 1}: GET ${url} -> ` +
+        `${res.status} after ${res.timings.duration.toFixed(1)} ms${retry}`,
+    );
+  }
 
   if (body !== null) {
     if (typeof body.cpu_time_sec === 'number') cpuTime.add(body.cpu_time_sec * 1000);
@@ -181,10 +316,22 @@ export function heavyRequest(params) {
   if (timing.cpu !== undefined) serverCpu.add(timing.cpu);
   if (timing.io !== undefined) serverIo.add(timing.io);
 
+  // The original's names: total = the client's view; server = the work (Server-Timing total, or
+  // the body's total_time_sec); queue = Server-Timing queue, or what the client saw beyond the work.
+  latencyTotal.add(res.timings.duration);
+  let server = timing.total;
+  if (server === undefined && body !== null && typeof body.total_time_sec === 'number') {
+    server = body.total_time_sec * 1000;
+  }
+  if (server !== undefined) {
+    latencyServer.add(server);
+    latencyQueue.add(timing.queue !== undefined ? timing.queue : Math.max(0, res.timings.duration - server));
+  }
+
   lastStatus = res.status;
   lastCpu = body !== null && typeof body.cpu_time_sec === 'number' ? body.cpu_time_sec : lastCpu;
   if (PROGRESS_EVERY > 0) {
-    const n = exec.scenario.iterationInTest + 1;
+    const n = index + 1;
     if (n % PROGRESS_EVERY === 0) {
       const cpu = lastCpu === null ? 'n/a' : `${lastCpu}s`;
       const queue = timing.queue === undefined ? '' : `, queue ${timing.queue.toFixed(1)}ms`;
@@ -198,11 +345,39 @@ export function heavyRequest(params) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The schedule: stages with their start and end (seconds after the scenario starts), for the
+// report's per-stage table and the aborted-run check (a run shorter than its plan).
+
+export function schedule(scenario) {
+  const stages = [];
+  let t = 0;
+  const unit = scenario.executor === 'ramping-arrival-rate' ? ' req/s' : ' VUs';
+  if (scenario.stages) {
+    let from = scenario.executor === 'ramping-arrival-rate' ? scenario.startRate || 0 : scenario.startVUs || 0;
+    for (const st of scenario.stages) {
+      const d = parseDuration(st.duration);
+      const what = from === st.target ? `hold ${st.target}${unit}` : `${from} -> ${st.target}${unit}`;
+      stages.push({ name: what, start_sec: t, end_sec: t + d, target: st.target });
+      t += d;
+      from = st.target;
+    }
+  } else {
+    const d = parseDuration(scenario.duration);
+    const what =
+      scenario.executor === 'constant-arrival-rate'
+        ? `${scenario.rate} req/s`
+        : `${scenario.vus} VUs`;
+    stages.push({ name: what, start_sec: 0, end_sec: d, target: scenario.rate || scenario.vus });
+    t = d;
+  }
+  return { executor: scenario.executor, planned_duration_sec: t, stages };
+}
+
+// ---------------------------------------------------------------------------------------------
 // End-of-test summary
 
 const REPORT_TRENDS = [
-  ['http_req_duration', 'request duration (client)'],
-  ['http_req_waiting', 'time to first byte'],
+  ['latency_total_ms', 'request duration (client; = http_req_duration without the health probe)'],
   ['server_queue_ms', 'queue: waiting for a handler thread'],
   ['server_total_ms', 'service: cpu + io on the server'],
   ['server_cpu_ms', 'cpu (Server-Timing)'],
@@ -246,26 +421,41 @@ function collectThresholds(data) {
 // The numbers the markdown, the text summary and scripts/compare.py share.
 export function derive(data, info) {
   const v = (name) => metricValues(data, name) || {};
-  const reqs = v('http_reqs');
-  const failed = v('http_req_failed');
+  const sent = v('custom_requests_total');
+  const ok = v('successful_requests');
+  const failedSub = metricValues(data, `http_req_failed{name:${HEAVY_TAG}}`);
+  const requests = sent.count || 0;
   const checks = v('checks');
   const thresholds = collectThresholds(data);
+  const plan = info.schedule || null;
+  const setupData = data.setup_data || {};
   return {
     scenario: info.scenario,
     base_url: BASE_URL,
     params: info.params,
+    mix: MIX_TEXT || null,
+    seed: MIX_TEXT ? SEED : null,
+    io_sync: IO_SYNC || null,
+    rate_per_sec: info.rate === undefined ? null : info.rate,
     think_time_sec: info.thinkTime,
     duration_scale: DURATION_SCALE,
     vu_scale: VU_SCALE,
     impossible_threshold: envString('IMPOSSIBLE_THRESHOLD', '') !== '',
     test_run_duration_sec: data.state.testRunDurationMs / 1000,
-    requests: reqs.count || 0,
-    throughput_rps: reqs.rate || 0,
-    failed_requests: failed.passes || 0,
-    error_rate: failed.rate || 0,
+    planned_duration_sec: plan ? plan.planned_duration_sec : null,
+    executor: plan ? plan.executor : null,
+    stages: plan ? plan.stages : [],
+    started_ms: typeof setupData.started_ms === 'number' ? setupData.started_ms : null,
+    requests,
+    throughput_rps: sent.rate || 0,
+    successful_requests: ok.count || 0,
+    failed_requests: failedSub ? failedSub.passes || 0 : requests - (ok.count || 0),
+    error_rate: failedSub ? failedSub.rate || 0 : requests ? (requests - (ok.count || 0)) / requests : 0,
     throttled_requests: v('throttled_requests').count || 0,
     server_errors: v('server_errors').count || 0,
+    dropped_iterations: v('dropped_iterations').count || 0,
     checks_rate: checks.rate === undefined ? null : checks.rate,
+    checks_count: (checks.passes || 0) + (checks.fails || 0),
     max_vus: v('vus_max').max || 0,
     thresholds_passed: thresholds.every((t) => t.ok),
     thresholds,
@@ -279,7 +469,10 @@ function markdownSummary(data, d) {
   lines.push(`- target: \`${d.base_url}\``);
   lines.push(
     `- parameters: prime_limit=${d.params.prime_limit}, hash_rounds=${d.params.hash_rounds}, ` +
-      `io_kb=${d.params.io_kb}; think time ${d.think_time_sec} s`,
+      `io_kb=${d.params.io_kb}` +
+      (d.mix ? `; MIX=${d.mix} (SEED=${d.seed})` : '') +
+      (d.io_sync ? `; io_sync=${d.io_sync}` : '') +
+      (d.rate_per_sec !== null ? `; arrival rate ${d.rate_per_sec} req/s` : `; think time ${d.think_time_sec} s`),
   );
   lines.push(
     `- duration ${num(d.test_run_duration_sec, 1)} s (DURATION_SCALE=${d.duration_scale}, ` +
@@ -289,11 +482,11 @@ function markdownSummary(data, d) {
   lines.push('');
   lines.push('## Requests');
   lines.push('');
-  lines.push('| requests | throughput (req/s) | failed | error rate | 429 throttled | 5xx | checks passed |');
-  lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| requests | throughput (req/s) | failed | error rate | 429 throttled | 5xx | checks passed | dropped iterations |');
+  lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   lines.push(
     `| ${d.requests} | ${num(d.throughput_rps)} | ${d.failed_requests} | ${pct(d.error_rate)} | ` +
-      `${d.throttled_requests} | ${d.server_errors} | ${pct(d.checks_rate)} |`,
+      `${d.throttled_requests} | ${d.server_errors} | ${pct(d.checks_rate)} | ${d.dropped_iterations} |`,
   );
   lines.push('');
   lines.push('## Latency (ms)');
@@ -352,7 +545,8 @@ function textSummary(data, d) {
   lines.push('  REQUESTS');
   lines.push(
     `    ${d.requests} requests, ${num(d.throughput_rps)} req/s, ${d.failed_requests} failed ` +
-      `(${pct(d.error_rate)}), ${d.throttled_requests} throttled (429), ${d.server_errors} 5xx`,
+      `(${pct(d.error_rate)}), ${d.throttled_requests} throttled (429), ${d.server_errors} 5xx` +
+      (d.dropped_iterations ? `, ${d.dropped_iterations} dropped iterations (k6 could not keep the rate)` : ''),
   );
   lines.push('');
   lines.push(`  ${pad('TRENDS (ms)', 22)} ${['p50', 'p90', 'p95', 'p99', 'avg', 'max'].map((h) => pad(h, 9)).join(' ')}`);
@@ -368,15 +562,18 @@ function textSummary(data, d) {
   return lines.join('\n');
 }
 
-// handleSummary() body shared by the scenarios: stdout text, SUMMARY_DIR/summary.json (k6's
-// summary data plus a "heavy_api" block of derived numbers) and SUMMARY_DIR/summary.md.
+// handleSummary() body shared by the scenarios: stdout text (also SUMMARY_DIR/summary.txt),
+// SUMMARY_DIR/summary.json (k6's summary data plus a "heavy_api" block of derived numbers) and
+// SUMMARY_DIR/summary.md. SUMMARY_DIR defaults to results/ (k6 cannot create a folder: the
+// runner does; for a bare `k6 run`, mkdir -p results first), never the current folder.
 export function buildSummary(data, info) {
   const d = derive(data, info);
-  const dir = envString('SUMMARY_DIR', '.').replace(/\/+$/, '');
+  const dir = envString('SUMMARY_DIR', 'results').replace(/\/+$/, '');
   const prefix = dir === '' || dir === '.' ? '' : `${dir}/`;
   const full = Object.assign({}, data, { heavy_api: d });
   const out = {};
   out.stdout = textSummary(data, d);
+  out[`${prefix}summary.txt`] = out.stdout;
   out[`${prefix}summary.json`] = JSON.stringify(full, null, 2);
   out[`${prefix}summary.md`] = markdownSummary(data, d);
   return out;
