@@ -94,22 +94,13 @@ def heavy_request(port: int, results: list, index: int) -> None:
         results[index] = (None, repr(exc).encode(), started, time.monotonic())
 
 
-def workers_auto_or_stand_in(binary: str, cmd_flags: list[str]) -> list[str]:
-    """The image's CMD runs `--workers auto` (issue #14). A binary that predates it refuses the
-    value with clap's "invalid value 'auto'" error: then, and only then, this check runs with
-    `--workers 4` instead and says so. Any other refusal of the CMD is a failure."""
-    if parse_server_flags(cmd_flags).get("--workers") != "auto":
-        return cmd_flags
+def check_cmd(binary: str, cmd_flags: list[str]) -> None:
+    """The image's CMD (with `--workers auto`) must be a valid configuration."""
     probe = subprocess.run([binary, *cmd_flags, "--check-config"], capture_output=True,
                            text=True, timeout=30, check=False)
-    if probe.returncode == 0:
-        print("  ok: the binary accepts the image's CMD (--workers auto) with --check-config")
-        return cmd_flags
-    if "invalid value 'auto'" in probe.stderr:
-        print("  NOTE: this heavy-api predates --workers auto (issue #14, landing on main); "
-              "running the image's CMD with --workers 4 in its place")
-        return replace_flag(cmd_flags, "--workers", "4")
-    raise CheckFailed(f"the binary refuses the image's CMD: {probe.stderr.strip()}")
+    if probe.returncode != 0:
+        raise CheckFailed(f"the binary refuses the image's CMD: {probe.stderr.strip()}")
+    print("  ok: the binary accepts the image's CMD with --check-config")
 
 
 def run(binary: str, dockerfile: Path, n_requests: int) -> None:
@@ -117,7 +108,7 @@ def run(binary: str, dockerfile: Path, n_requests: int) -> None:
     cmd_flags = df["cmd"]
     if not isinstance(cmd_flags, list):
         raise CheckFailed("the Dockerfile's CMD is not exec form")
-    cmd_flags = workers_auto_or_stand_in(binary, cmd_flags)
+    check_cmd(binary, cmd_flags)
     graceful = int(parse_server_flags(cmd_flags).get("--graceful-timeout", "30"))
     keep_alive = int(parse_server_flags(cmd_flags).get("--keep-alive", "2"))
 
