@@ -194,6 +194,9 @@ pub struct RequestHead {
     pub body: BodyFraming,
     /// The client sent `Expect: 100-continue`.
     pub expect_continue: bool,
+    /// The `Accept` header (the last one), kept even when `headers` is not: `/metrics`
+    /// negotiates its format with it.
+    pub accept: Option<String>,
     /// Header fields as sent (names keep their case), for logging.
     pub headers: Vec<(String, String)>,
     /// Bytes of the head, including the blank line that ends it.
@@ -285,6 +288,12 @@ pub fn parse_complete_head(
         keep_alive: framing.keep_alive,
         body: framing.body,
         expect_continue: framing.expect_continue,
+        accept: req
+            .headers
+            .iter()
+            .rev()
+            .find(|h| h.name.eq_ignore_ascii_case("accept"))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned()),
         headers,
         head_len: skipped + head_end,
     })

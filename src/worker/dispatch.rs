@@ -54,7 +54,7 @@ impl EventLoop {
                     // Served on --metrics-bind only, so a load balancer never reaches it.
                     Response::error(404, "not found", json!({ "path": head.path }))
                 } else {
-                    self.metrics_response(head.header("accept"))
+                    self.metrics_response(head.accept.as_deref())
                 };
                 self.answer(token, &head, &response, keep_alive)
             }

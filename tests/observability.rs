@@ -1,0 +1,561 @@
+//! Issue #11 on the real binary: metrics shared by every worker and surviving restarts, the
+//! metrics listener, the platform fingerprint with and without an ECS metadata endpoint, the
+//! per-request CPU phases, throttling under a real CPU quota, readiness during a drain, and
+//! `--workers auto` under a CPU affinity.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(30);
+const TINY: &str = "/heavy/cpu-io-no-db/?prime_limit=10&hash_rounds=1&io_kb=1";
+
+/// The samples of a Prometheus text page: `name{labels}` -> value.
+fn scrape(port: u16) -> HashMap<String, f64> {
+    let resp = get(port, "/metrics");
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    parse_samples(&String::from_utf8(resp.body).unwrap())
+}
+
+fn parse_samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn requests(samples: &HashMap<String, f64>, route: &str, status: u16) -> f64 {
+    let key =
+        format!("heavy_api_requests_total{{route=\"{route}\",method=\"GET\",status=\"{status}\"}}");
+    samples.get(&key).copied().unwrap_or(0.0)
+}
+
+/// Every histogram: buckets never decrease, and `+Inf` equals `_count`.
+fn assert_histograms_consistent(samples: &HashMap<String, f64>) {
+    let mut series: HashMap<String, Vec<(f64, f64)>> = HashMap::new();
+    for (key, value) in samples {
+        let Some((name, labels)) = key.split_once("_bucket{") else {
+            continue;
+        };
+        let (rest, le) = labels.rsplit_once("le=\"").unwrap();
+        let le = le.trim_end_matches("\"}");
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap()
+        };
+        series
+            .entry(format!("{name}{{{rest}"))
+            .or_default()
+            .push((le, *value));
+    }
+    assert!(series.len() >= 10, "{:?}", series.keys());
+    for (name, mut buckets) in series {
+        buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+        assert!(
+            buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{name}: {buckets:?}"
+        );
+        let (base, labels) = name.split_once('{').unwrap();
+        let labels = labels.trim_end_matches(',');
+        let count_key = if labels.is_empty() {
+            format!("{base}_count")
+        } else {
+            format!("{base}_count{{{labels}}}")
+        };
+        assert_eq!(
+            buckets.last().unwrap().1,
+            samples[&count_key],
+            "{name}: +Inf equals _count"
+        );
+    }
+}
+
+#[test]
+fn counters_are_shared_by_all_workers_and_survive_a_kill_and_a_hup() {
+    let server = Server::start(&["--workers", "4", "--threads", "2"]);
+    server.wait_workers(4, SECS);
+    let before = scrape(server.port);
+    for _ in 0..40 {
+        assert_eq!(get(server.port, "/heavy/health/").status, 200);
+    }
+    for _ in 0..12 {
+        assert_eq!(get(server.port, TINY).status, 200);
+    }
+    assert_eq!(get(server.port, "/nope").status, 404);
+    // Scrapes land on different workers; every one sees the same totals.
+    for _ in 0..6 {
+        let now = scrape(server.port);
+        let health = "/heavy/health/";
+        assert_eq!(
+            requests(&now, health, 200) - requests(&before, health, 200),
+            40.0
+        );
+        assert_eq!(
+            requests(&now, "/heavy/cpu-io-no-db/", 200)
+                - requests(&before, "/heavy/cpu-io-no-db/", 200),
+            12.0
+        );
+        assert_eq!(
+            requests(&now, "other", 404) - requests(&before, "other", 404),
+            1.0
+        );
+        assert_eq!(now["heavy_api_workers"], 4.0);
+        assert_histograms_consistent(&now);
+    }
+    let victim = server.worker_pids()[0];
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    wait_until("a replacement worker", SECS, || {
+        let pids = server.worker_pids();
+        pids.len() == 4 && !pids.contains(&victim)
+    });
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("Hang up: Master", SECS);
+    wait_until("the reload to finish", SECS, || {
+        server.worker_pids().len() == 4 && server.count_log("Booting worker") >= 9
+    });
+    for _ in 0..8 {
+        assert_eq!(get(server.port, TINY).status, 200);
+    }
+    let after = scrape(server.port);
+    assert_eq!(
+        requests(&after, "/heavy/cpu-io-no-db/", 200)
+            - requests(&before, "/heavy/cpu-io-no-db/", 200),
+        20.0,
+        "nothing was reset by the kill or the reload"
+    );
+    assert!(after["heavy_api_worker_exits_total{cause=\"signal\"}"] >= 1.0);
+    assert!(after["heavy_api_workers_booted_total"] >= 9.0);
+    let phases = "heavy_api_request_cpu_thread_seconds_count";
+    assert!(after[phases] >= 20.0, "{}", after[phases]);
+}
+
+#[test]
+fn the_exposition_parses_with_the_reference_parser() {
+    let server = Server::start(&["--workers", "2"]);
+    assert_eq!(get(server.port, TINY).status, 200);
+    let text = String::from_utf8(get(server.port, "/metrics").body).unwrap();
+    let mut s = connect(server.port);
+    s.write_all(
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n",
+    )
+    .unwrap();
+    let om = read_response(&mut BufReader::new(s), false).unwrap();
+    assert!(om
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("application/openmetrics-text; version=1.0.0"));
+    let om = String::from_utf8(om.body).unwrap();
+    assert!(om.ends_with("# EOF\n"));
+    let python = std::env::var("HEAVY_API_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_parser = Command::new(&python)
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_parser {
+        assert!(
+            std::env::var_os("HEAVY_API_REQUIRE_PROMETHEUS_CLIENT").is_none(),
+            "{python} cannot import prometheus_client"
+        );
+        eprintln!("skipped: {python} has no prometheus_client (scripts/test.sh installs it)");
+        return;
+    }
+    for (format, page) in [("prometheus", &text), ("openmetrics", &om)] {
+        let parse = if format == "prometheus" {
+            "from prometheus_client.parser import text_string_to_metric_families as p"
+        } else {
+            "from prometheus_client.openmetrics.parser import text_string_to_metric_families as p"
+        };
+        let script = format!(
+            "import sys\n{parse}\nnames = [f.name for f in p(sys.stdin.read())]\n\
+             print(len(names))\nprint(' '.join(sorted(names)))"
+        );
+        let mut child = Command::new(&python)
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for family in [
+            "heavy_api_requests",
+            "heavy_api_request_duration_seconds",
+            "heavy_api_request_cpu_wait_seconds",
+            "heavy_api_queue_depth",
+            "heavy_api_connections",
+            "heavy_api_workers",
+            "heavy_api_listen_backlog",
+            "heavy_api_platform_info",
+        ] {
+            assert!(
+                stdout.split_whitespace().any(|n| n == family),
+                "{format}: no {family} in {stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn metrics_bind_keeps_metrics_off_the_main_port() {
+    let server = Server::start(&["--workers", "2", "--metrics-bind", "127.0.0.1:0"]);
+    let line = server.wait_for_log("Metrics at: http://127.0.0.1:", SECS);
+    let metrics_port: u16 = line
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.strip_suffix("/metrics"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    assert_eq!(get(server.port, "/metrics").status, 404);
+    assert_eq!(get(server.port, "/heavy/health/").status, 200);
+    assert_eq!(get(metrics_port, "/metrics").status, 200);
+    assert_eq!(get(metrics_port, "/heavy/health/").status, 404);
+    let samples = scrape(metrics_port);
+    let backlog = samples
+        .keys()
+        .find(|k| k.starts_with("heavy_api_listen_backlog_max{"))
+        .expect("the accept queue's size");
+    assert!(samples[backlog] > 0.0);
+}
+
+/// Serves recorded ECS task metadata (v4) on loopback, as the ECS agent does.
+fn fake_ecs_endpoint() -> (u16, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let body = if line.contains("/v4/abc/task") {
+                include_str!("data/ecs-task-v4.json")
+            } else {
+                include_str!("data/ecs-container-v4.json")
+            };
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn the_fingerprint_reads_ecs_metadata_when_there_is_an_endpoint() {
+    let (ecs_port, ecs) = fake_ecs_endpoint();
+    let uri = format!("http://127.0.0.1:{ecs_port}/v4/abc");
+    let server = Server::start_with(
+        &["--workers", "1"],
+        &[("ECS_CONTAINER_METADATA_URI_V4", uri.as_str())],
+    );
+    ecs.join().unwrap();
+    let info = get(server.port, "/heavy/info/").json();
+    let task = &info["platform"]["ecs"];
+    assert_eq!(task["launch_type"], "FARGATE", "{info}");
+    assert_eq!(task["availability_zone"], "us-east-1b");
+    assert_eq!(task["task_cpu"], 2.0);
+    assert_eq!(task["task_memory_mib"], 4096.0);
+    assert_eq!(task["platform_version"], "1.4.0");
+    assert!(task["image_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert!(server
+        .wait_for_log("Platform: ", SECS)
+        .contains("ECS FARGATE us-east-1b"));
+    let samples = scrape(server.port);
+    let info_metric = samples
+        .keys()
+        .find(|k| k.starts_with("heavy_api_platform_info{"))
+        .unwrap();
+    assert!(
+        info_metric.contains("launch_type=\"FARGATE\""),
+        "{info_metric}"
+    );
+
+    // Off ECS: no metadata, and no error.
+    let plain = Server::start(&["--workers", "1"]);
+    let info = get(plain.port, "/heavy/info/").json();
+    assert!(info["platform"]["ecs"].is_null(), "{info}");
+    assert!(info["platform"]["logical_cpus"].as_u64().unwrap() >= 1);
+    assert!(!info["platform"]["cpu_model"].as_str().unwrap().is_empty());
+    assert_eq!(plain.count_log("ECS task metadata unavailable"), 0);
+}
+
+#[test]
+fn heavy_answers_report_thread_cpu_wait_and_fsync() {
+    let server = Server::start(&["--workers", "1"]);
+    let resp = get(server.port, TINY);
+    let timing = resp.header("Server-Timing").unwrap();
+    for phase in [
+        "queue",
+        "cpu",
+        "cpu_thread",
+        "cpu_wait",
+        "io",
+        "fsync",
+        "total",
+    ] {
+        assert!(
+            timing.contains(&format!("{phase};dur=")),
+            "{phase} in {timing}"
+        );
+    }
+    let no_sync = get(server.port, &format!("{TINY}&io_sync=none"));
+    assert!(no_sync
+        .header("Server-Timing")
+        .unwrap()
+        .contains("fsync;dur=0.000"));
+    let bad = get(server.port, &format!("{TINY}&io_sync=sometimes"));
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["param"], "io_sync");
+}
+
+/// Milliseconds of one `Server-Timing` phase.
+fn phase(resp: &Resp, name: &str) -> f64 {
+    let timing = resp.header("Server-Timing").unwrap();
+    timing
+        .split(", ")
+        .find_map(|p| p.strip_prefix(&format!("{name};dur=")))
+        .unwrap_or_else(|| panic!("no {name} in {timing}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn cpu_wait_grows_when_more_threads_than_cores_run() {
+    let cal = calibration();
+    let server = Server::start(&[
+        "--workers",
+        "1",
+        "--threads",
+        "8",
+        "--max-hash-rounds",
+        NO_ROUNDS_CAP,
+    ]);
+    // Eight requests of 300 ms each at once, on at most two cores: each thread runs at most a
+    // quarter of the time, so it waits for a core at least as long as it computes.
+    let path = cal.request(Duration::from_millis(300));
+    let pending: Vec<_> = (0..8).map(|_| start_request(server.port, &path)).collect();
+    let answers: Vec<Resp> = pending
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    let wait: f64 = answers.iter().map(|r| phase(r, "cpu_wait")).sum();
+    let thread: f64 = answers.iter().map(|r| phase(r, "cpu_thread")).sum();
+    assert!(
+        wait >= thread,
+        "8 threads on 2 cores: wait {wait:.1} ms against thread CPU {thread:.1} ms"
+    );
+}
+
+/// A child cgroup with a CPU quota, where the test may create one (cgroup v2 `cpu.max`, or v1
+/// `cpu.cfs_quota_us`); removed when dropped.
+struct QuotaCgroup {
+    dir: std::path::PathBuf,
+    procs: std::path::PathBuf,
+}
+
+impl QuotaCgroup {
+    fn create(quota_us: u64, period_us: u64) -> Result<QuotaCgroup, String> {
+        let name = format!("heavy-api-test-{}", std::process::id());
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers");
+        let (dir, procs) = if v2.exists()
+            && std::fs::read_to_string(v2)
+                .unwrap_or_default()
+                .contains("cpu")
+        {
+            let dir = std::path::Path::new("/sys/fs/cgroup").join(&name);
+            std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+            std::fs::write(dir.join("cpu.max"), format!("{quota_us} {period_us}"))
+                .map_err(|e| format!("cpu.max: {e}"))?;
+            (dir.clone(), dir.join("cgroup.procs"))
+        } else {
+            let dir = std::path::Path::new("/sys/fs/cgroup/cpu").join(&name);
+            std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+            let set = |f: &str, v: u64| {
+                std::fs::write(dir.join(f), v.to_string()).map_err(|e| format!("{f}: {e}"))
+            };
+            set("cpu.cfs_period_us", period_us)?;
+            set("cpu.cfs_quota_us", quota_us)?;
+            (dir.clone(), dir.join("cgroup.procs"))
+        };
+        Ok(QuotaCgroup { dir, procs })
+    }
+}
+
+impl Drop for QuotaCgroup {
+    fn drop(&mut self) {
+        // Empty once the server (and its workers) are gone.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_real_cpu_quota_shows_as_throttling_and_sizes_workers_auto() {
+    let cgroup = match QuotaCgroup::create(20_000, 100_000) {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("skipped: cannot create a cgroup with a CPU quota here ({why})");
+            return;
+        }
+    };
+    let procs = cgroup.procs.clone();
+    let dir = temp_dir("quota");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--bind",
+        "127.0.0.1:0",
+        "--workers",
+        "auto",
+        "--threads",
+        "2",
+    ])
+    .arg("--io-file")
+    .arg(dir.path().join("data.bin"));
+    unsafe {
+        cmd.pre_exec(move || {
+            std::fs::write(&procs, std::process::id().to_string())?;
+            Ok(())
+        });
+    }
+    let server = Server::spawn(cmd, &[], dir);
+    let line = server.wait_for_log("Using 2 workers: ", SECS);
+    assert!(line.contains("cgroup quota 0.2 CPUs x 2"), "{line}");
+    // Two requests at once on 0.2 CPU: the task exceeds its quota in every period.
+    let path = "/heavy/cpu-io-no-db/?prime_limit=300000&hash_rounds=0&io_kb=0";
+    let a = start_request(server.port, path);
+    let b = start_request(server.port, path);
+    let throttled: f64 = [a, b]
+        .into_iter()
+        .map(|h| phase(&h.join().unwrap().unwrap(), "throttled"))
+        .sum();
+    assert!(
+        throttled > 0.0,
+        "throttled {throttled} ms under a 0.2 CPU quota"
+    );
+    let info = get(server.port, "/heavy/info/").json();
+    assert_eq!(info["platform"]["cpu_quota"], 0.2);
+    drop(server);
+    drop(cgroup);
+}
+
+#[test]
+fn workers_auto_follows_the_cpu_affinity() {
+    for (cpus, workers) in [(1usize, 2usize), (2, 4)] {
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus > online {
+            eprintln!("skipped: {cpus} CPUs asked, {online} online");
+            continue;
+        }
+        let dir = temp_dir("affinity");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--bind", "127.0.0.1:0", "--workers", "auto"])
+            .arg("--io-file")
+            .arg(dir.path().join("data.bin"));
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut set = nix::sched::CpuSet::new();
+                for cpu in 0..cpus {
+                    set.set(cpu).map_err(std::io::Error::from)?;
+                }
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let server = Server::spawn(cmd, &[], dir);
+        let line = server.wait_for_log(&format!("Using {workers} workers: "), SECS);
+        if !line.contains("cgroup quota") {
+            assert!(
+                line.ends_with(&format!("affinity {cpus} CPUs x 2")),
+                "{line}"
+            );
+        }
+        server.wait_workers(workers, SECS);
+    }
+}
+
+#[test]
+fn readiness_turns_503_during_a_drain_while_everything_is_served() {
+    let mut server = Server::start(&["--workers", "2", "--drain-delay", "3"]);
+    assert_eq!(get(server.port, "/heavy/ready/").json()["status"], "ready");
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("Draining for 3 s before stopping", SECS);
+    let ready = get(server.port, "/heavy/ready/");
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["status"], "draining");
+    assert_eq!(get(server.port, "/heavy/health/").status, 200);
+    assert_eq!(get(server.port, TINY).status, 200);
+    assert_eq!(server.wait_exit(SECS), Some(0), "{}", server.log_text());
+    let log = server.log_text();
+    let drain = log.find("Draining for").unwrap();
+    let stop = log.find("Shutting down: Master").unwrap();
+    assert!(drain < stop);
+}
+
+#[test]
+fn the_healthcheck_probes_port() {
+    let server = Server::start(&["--workers", "1"]);
+    let probe = |port: u16| {
+        Command::new(BIN)
+            .arg("healthcheck")
+            .env("PORT", port.to_string())
+            .output()
+            .unwrap()
+    };
+    let ok = probe(server.port);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    drop(server);
+    let gone = probe(ok_port_closed());
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("unhealthy"));
+}
+
+/// A loopback port nothing listens on (its listener is closed again at once).
+fn ok_port_closed() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
