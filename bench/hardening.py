@@ -8,6 +8,7 @@
   light:  /heavy/health/ requests per second, `wrk -t2 -c50` with keep-alive, 4x2.
   heavy:  requests per second of the smoke request (prime_limit=200000&hash_rounds=500000&
           io_kb=64), `wrk -t2 -c8`, 4x2.
+  scrape: round trip of GET /metrics with 4 workers (the build after only).
 Rounds alternate between the two builds; the table shows min / median / max.
 
 Usage: python3 bench/hardening.py [--before REV] [--rounds 3] [--seconds 5]
@@ -113,6 +114,42 @@ def wrk_rps(binary, path, conns, seconds):
         server.stop()
 
 
+def scrape_cost(binary, count=200):
+    """Round trip of GET /metrics on a keep-alive connection, 4 workers, after some traffic."""
+    server = Running(binary, ["--workers", "4", "--threads", "2"])
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            f = s.makefile("rb")
+
+            def get(path):
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: b\r\n\r\n".encode())
+                status = f.readline()
+                length = 0
+                while True:
+                    line = f.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                return status, f.read(length)
+
+            for _ in range(50):
+                get(SMOKE.replace("io_kb=64", "io_kb=1").replace("200000", "1000"))
+            times, size = [], 0
+            for _ in range(count):
+                started = time.perf_counter()
+                status, body = get("/metrics")
+                times.append(time.perf_counter() - started)
+                size = len(body)
+                if not status.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"/metrics answered {status!r}")
+        times.sort()
+        return statistics.median(times) * 1e3, times[int(len(times) * 0.99) - 1] * 1e3, size
+    finally:
+        server.stop()
+
+
 def spread(values, fmt="{:.0f}"):
     return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
 
@@ -153,6 +190,11 @@ def main():
                              f"{meds[1] / meds[0]:.2f}"])
             print("\nThroughput, 4x2 (min / median / max over interleaved rounds)")
             print(table(rows[0], rows[1:]))
+
+            median_ms, p99_ms, size = scrape_cost(new)
+            print("\nGET /metrics with 4 workers (200 scrapes on one keep-alive connection)")
+            print(table(["median", "p99", "page size"],
+                        [[f"{median_ms:.3f} ms", f"{p99_ms:.3f} ms", f"{size / 1024:.1f} KiB"]]))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

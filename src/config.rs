@@ -99,11 +99,13 @@ pub struct ServeArgs {
     )]
     pub worker_class: String,
 
-    /// Most connections one worker holds open (active and keep-alive); beyond it new
-    /// connections wait in the listen backlog.
-    #[arg(long, default_value_t = 1000, value_name = "INT",
+    /// Most connections one worker holds open (active and keep-alive). At the limit a worker
+    /// closes its oldest idle keep-alive connection to make room, or leaves new ones in the
+    /// listen backlog (with a WARNING) when none is idle. [default: what the descriptor limit
+    /// allows]
+    #[arg(long, value_name = "INT",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Worker processes")]
-    pub worker_connections: u32,
+    pub worker_connections: Option<u32>,
 
     /// Seconds a heavy request may run before it is answered 503 and stopped; a worker that stops
     /// making progress for this long is killed and replaced. 0 disables both.
@@ -397,7 +399,8 @@ pub struct Config {
     /// How `--workers auto` found the count (for the boot log); `None` when it was given.
     pub workers_source: Option<String>,
     pub threads: usize,
-    pub worker_connections: usize,
+    /// `None`: as many as the descriptor limit allows.
+    pub worker_connections: Option<usize>,
     pub timeout: Option<Duration>,
     pub graceful_timeout: Duration,
     pub keep_alive: Option<Duration>,
@@ -539,7 +542,7 @@ impl Config {
             workers,
             workers_source,
             threads: args.threads as usize,
-            worker_connections: args.worker_connections as usize,
+            worker_connections: args.worker_connections.map(|n| n as usize),
             timeout: (args.timeout > 0).then(|| secs(args.timeout)),
             graceful_timeout: secs(args.graceful_timeout),
             keep_alive: (args.keep_alive > 0).then(|| secs(args.keep_alive)),
@@ -629,7 +632,11 @@ impl Config {
             ("threads", self.threads.to_string()),
             ("timeout", a.timeout.to_string()),
             ("worker_class", a.worker_class.clone()),
-            ("worker_connections", self.worker_connections.to_string()),
+            (
+                "worker_connections",
+                self.worker_connections
+                    .map_or("None (the descriptor limit)".into(), |n| n.to_string()),
+            ),
             ("worker_tmp_dir", path(&a.worker_tmp_dir)),
             ("workers", self.workers.to_string()),
         ];
@@ -766,7 +773,7 @@ mod tests {
         assert_eq!(c.graceful_timeout, Duration::from_secs(30));
         assert_eq!(c.keep_alive, Some(Duration::from_secs(2)));
         assert_eq!(c.backlog, 2048);
-        assert_eq!(c.worker_connections, 1000);
+        assert_eq!(c.worker_connections, None, "follows the descriptor limit");
         assert_eq!(c.http_limits, HttpLimits::default());
         assert_eq!(
             c.binds,

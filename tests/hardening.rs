@@ -16,17 +16,6 @@ const TINY: &str = "/heavy/cpu-io-no-db/?prime_limit=10&hash_rounds=1&io_kb=0";
 /// Runs until killed: a `--timeout 0` server lets it go on far past any test's patience.
 const ENDLESS: &str = "/heavy/cpu-io-no-db/?prime_limit=1000000000000&hash_rounds=0&io_kb=0";
 
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A TCP connection whose receive window is as small as the kernel allows, made before
 /// connecting (a window set after the handshake is not honoured).
 fn small_window_connect(port: u16) -> TcpStream {
@@ -134,7 +123,7 @@ fn a_head_past_the_cap_is_refused_while_it_arrives() {
 fn a_retired_worker_stops_within_the_graceful_timeout() {
     let server = Server::start(&[
         "--workers",
-        "2",
+        "1",
         "--threads",
         "1",
         "--timeout",
@@ -144,8 +133,7 @@ fn a_retired_worker_stops_within_the_graceful_timeout() {
         "--max-prime-limit",
         "1000000000000",
     ]);
-    server.wait_for_log_count("Booting worker with pid: ", 2, SECS);
-    let oldest = booted_pids(&server)[0];
+    let oldest = two_workers_oldest_first(&server)[0];
     // Both threads busy for good: whichever worker retires has a request in flight.
     let a = start_request(server.port, ENDLESS);
     let b = start_request(server.port, ENDLESS);
@@ -170,14 +158,13 @@ fn a_retired_worker_stops_within_the_graceful_timeout() {
 fn the_master_kills_a_retiree_that_outlives_the_graceful_timeout() {
     let server = Server::start(&[
         "--workers",
-        "2",
+        "1",
         "--timeout",
         "0",
         "--graceful-timeout",
         "1",
     ]);
-    server.wait_for_log_count("Booting worker with pid: ", 2, SECS);
-    let oldest = booted_pids(&server)[0];
+    let oldest = two_workers_oldest_first(&server)[0];
     unsafe { libc::kill(oldest, libc::SIGSTOP) };
     server.signal(libc::SIGTTOU);
     server.wait_for_log(
@@ -653,14 +640,17 @@ fn the_descriptor_limit_is_raised_to_the_hard_limit() {
     assert!(!server.log_text().contains("lowered to"));
 }
 
-/// Pids of workers in the order they booted.
-fn booted_pids(server: &Server) -> Vec<i32> {
-    server
-        .log_lines()
-        .iter()
-        .filter_map(|l| l.split("Booting worker with pid: ").nth(1))
-        .filter_map(|p| p.trim().parse().ok())
-        .collect()
+/// From one worker, a second by TTIN: returns both, the oldest (the one TTOU retires) first.
+/// (Workers spawned together may log their boot lines in either order.)
+fn two_workers_oldest_first(server: &Server) -> Vec<i32> {
+    server.wait_for_log("Booting worker with pid: ", SECS);
+    let first = server.worker_pids();
+    assert_eq!(first.len(), 1, "{first:?}\n{}", server.log_text());
+    server.signal(libc::SIGTTIN);
+    let both = server.wait_workers(2, SECS);
+    let second = both.into_iter().find(|p| *p != first[0]).unwrap();
+    server.wait_for_log(&format!("Booting worker with pid: {second}"), SECS);
+    vec![first[0], second]
 }
 
 /// Waits until one of the requests has an outcome and returns it.

@@ -25,25 +25,31 @@ fn reserved_descriptors(config: &Config, listeners: usize) -> usize {
     32 + listeners + 3 * config.threads
 }
 
-/// `--worker-connections`, lowered if the descriptor limit could not hold that many (with the
-/// reserve above, so a connection received from the shared queue can always be installed and
-/// answered, never lost).
+/// What the descriptor limit allows (less the reserve above, so a connection received from the
+/// shared queue can always be installed and answered, never lost), or `--worker-connections`
+/// if lower.
 pub(super) fn connection_limit(config: &Config, listeners: usize) -> usize {
-    let wanted = config.worker_connections;
     let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return wanted;
+        return config.worker_connections.unwrap_or(1000);
     };
     let fits = usize::try_from(soft)
         .unwrap_or(usize::MAX)
         .saturating_sub(reserved_descriptors(config, listeners))
         .max(1);
-    if fits < wanted {
-        log::warning(&format!(
-            "--worker-connections {wanted} lowered to {fits}: the descriptor limit is {soft}"
-        ));
+    match config.worker_connections {
+        Some(wanted) if fits < wanted => {
+            log::warning(&format!(
+                "--worker-connections {wanted} lowered to {fits}: the descriptor limit is {soft}"
+            ));
+            fits
+        }
+        Some(wanted) => wanted,
+        None => fits,
     }
-    wanted.min(fits)
 }
+
+/// How often at most the "at the connection limit" warning is logged.
+const LIMIT_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 impl EventLoop {
     pub(super) fn set_listening(&mut self, on: bool) {
@@ -69,13 +75,25 @@ impl EventLoop {
 
     pub(super) fn on_listener(&mut self, index: usize) {
         for _ in 0..ACCEPT_BATCH {
-            if self.conns.len() >= self.conn_limit {
-                // At the bound: leave further connections in the kernel's backlog (for other
-                // workers, or for later).
+            if self.conns.len() >= self.conn_limit && !self.evict_oldest_idle() {
+                // At the bound with nothing idle: leave further connections in the kernel's
+                // backlog (for other workers, or for later), and say so.
                 crate::metrics::with(|m| {
                     m.connections_refused
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 });
+                let now = Instant::now();
+                if self
+                    .limit_warned
+                    .is_none_or(|at| now >= at + LIMIT_WARNING_EVERY)
+                {
+                    self.limit_warned = Some(now);
+                    log::warning(&format!(
+                        "Worker at its connection limit ({}), none idle: new connections wait \
+                         in the listen backlog",
+                        self.conn_limit
+                    ));
+                }
                 self.set_listening(false);
                 return;
             }
@@ -132,6 +150,24 @@ impl EventLoop {
         }
         self.conns.insert(token, conn);
         Some(token)
+    }
+
+    /// At the connection limit: closes the longest-idle keep-alive connection to make room for
+    /// a new one (as nginx does). Its client sees a reused connection close, which clients
+    /// retry. False if no connection is idle.
+    fn evict_oldest_idle(&mut self) -> bool {
+        let oldest = self
+            .conns
+            .iter()
+            .filter_map(|(&token, c)| c.idle_since().map(|since| (since, token)))
+            .min();
+        match oldest {
+            Some((_, token)) => {
+                self.close(token);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Listens again once an accept pause is over and there is room.

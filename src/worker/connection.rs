@@ -129,6 +129,11 @@ impl Conn {
         }
     }
 
+    /// Since when the connection has been idle between requests, if it is.
+    pub(super) fn idle_since(&self) -> Option<Instant> {
+        (self.state() == State::Idle && self.timer.0 == State::Idle).then_some(self.timer.1)
+    }
+
     /// Whether nothing of a request is in hand: the connection could move to another worker.
     pub(super) fn is_between_requests(&self) -> bool {
         self.buf.is_empty() && self.out.is_empty() && self.body.is_none()

@@ -32,8 +32,10 @@ pub(super) const READ_CHUNK: usize = 16 * 1024;
 /// A busy handler thread counts as making progress this long past its request's `--timeout`
 /// (by then the request has been answered 503 unless the thread is truly stuck).
 const STUCK_GRACE: Duration = Duration::from_secs(2);
-/// How often deadlines, the accept pause and the parent are checked.
-const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// How often deadlines, the accept pause and the parent are checked, and the heartbeat beats,
+/// when nothing else wakes the loop: an idle worker wakes once a second (twice with
+/// `--timeout 1`, so the heartbeat stays well inside it). Deadlines are all a second or more.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// While stopping, how often the loop looks whether its threads are done.
 const STOP_POLL_MS: u16 = 50;
 
@@ -56,8 +58,12 @@ pub struct EventLoop {
     pub(super) accept_paused_until: Option<Instant>,
     pub(super) conns: HashMap<u64, Conn>,
     pub(super) next_token: u64,
-    /// Most connections held at once: `--worker-connections`, lowered to fit the descriptors.
+    /// Most connections held at once: what the descriptors allow, or `--worker-connections`.
     pub(super) conn_limit: usize,
+    /// How long the loop sleeps when nothing happens (see [`SWEEP_EVERY`]).
+    idle_wait_ms: u16,
+    /// When the "at the connection limit" warning was last logged.
+    pub(super) limit_warned: Option<Instant>,
     threads: Vec<JoinHandle<()>>,
     pub(super) requests: u64,
     pub(super) max_requests: u64,
@@ -117,6 +123,13 @@ impl EventLoop {
             conns: HashMap::new(),
             next_token: FIRST_CONN_TOKEN,
             conn_limit,
+            limit_warned: None,
+            idle_wait_ms: ctx
+                .config
+                .timeout
+                .map_or(SWEEP_EVERY, |t| (t / 2).min(SWEEP_EVERY))
+                .as_millis()
+                .clamp(50, 1000) as u16,
             threads,
             requests: 0,
             max_requests: ctx.max_requests,
@@ -145,7 +158,7 @@ impl EventLoop {
             let timeout: u16 = if self.stop_started.is_some() {
                 STOP_POLL_MS
             } else {
-                SWEEP_EVERY.as_millis() as u16
+                self.idle_wait_ms
             };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
@@ -165,7 +178,7 @@ impl EventLoop {
             }
             let now = Instant::now();
             if now >= self.next_sweep {
-                self.next_sweep = now + SWEEP_EVERY;
+                self.next_sweep = now + Duration::from_millis(u64::from(self.idle_wait_ms));
                 self.sweep(now);
             }
             if self.stop_is_done(now) {
