@@ -104,6 +104,8 @@ fn a_worker_out_of_descriptors_holds_fewer_connections_and_answers_every_request
         "1",
         "--threads",
         "2",
+        "--worker-connections",
+        "1000",
         "--io-file",
     ])
     .arg(dir.path().join("data.bin"));
