@@ -28,6 +28,16 @@ run() {
     printf '==> %s: %s\n' "$name" "$result"
 }
 
+# The metrics tests check the exposition with Prometheus' own Python parser.
+test_tools() {
+    [ -x .venv-test/bin/python ] || python3 -m venv .venv-test || return 1
+    .venv-test/bin/python -c 'import prometheus_client' 2>/dev/null ||
+        .venv-test/bin/pip install --quiet 'prometheus-client==0.26.0' || return 1
+    export HEAVY_API_PYTHON="$PWD/.venv-test/bin/python"
+    export HEAVY_API_REQUIRE_PROMETHEUS_CLIENT=1
+}
+
+run "test tools (.venv-test: prometheus-client)" test_tools
 run "cargo fmt --check" cargo fmt --check
 run "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
 run "cargo test (unit + integration)" cargo test --no-fail-fast
