@@ -6,7 +6,9 @@
 #   2. a shortened smoke run (about 10 s) against a locally started heavy-api must pass its
 #      thresholds: k6 exits 0; the original's metric names are in its summary;
 #   3. the same run with IMPOSSIBLE_THRESHOLD=1 must fail its thresholds: k6 exits 99;
-#   4. both runs left every artifact, and scripts/compare.py renders a comparison of them;
+#   4. both runs left every artifact (GET /heavy/info/ before and after in meta.json, /metrics
+#      before and after whose heavy-request count grew by exactly the requests k6 sent, a sample of
+#      every Server-Timing phase per request), and scripts/compare.py renders a comparison of them;
 #   5. a dead target is reported before anything runs (exit 3; the run folder holds only meta.json
 #      with the reason, so compare.py lists it as excluded);
 #   6. the spike and autoscale scenarios run (shortened) with the original's stages, thresholds
@@ -92,6 +94,23 @@ for name in ("latency_total_ms", "latency_server_ms", "latency_queue_ms", "succe
     assert name in s["metrics"], f"summary.json lacks the original's metric {name}"
 assert s["metrics"]["custom_requests_total"]["values"]["count"] == ha["requests"]
 assert "samples.csv.gz" in os.listdir(d), "no raw samples"
+# The server's fingerprint before and after, and its metrics before and after the run.
+for when in ("server_info_before", "server_info_after"):
+    info = m.get(when) or {}
+    assert isinstance(info.get("platform"), dict) and info["platform"].get("architecture"), \
+        f"meta.json {when} is not GET /heavy/info/: {info!r}"
+for name in ("server_cpu_thread_ms", "server_cpu_wait_ms", "server_fsync_ms", "server_steal_ms"):
+    assert s["metrics"].get(name, {}).get("values", {}).get("count") == ha["requests"], \
+        f"summary.json {name} lacks a sample per request (Server-Timing phase not recorded)"
+def heavy_count(path):
+    n = 0.0
+    for line in open(path):
+        if line.startswith('heavy_api_requests_total{') and 'route="/heavy/cpu-io-no-db/"' in line:
+            n += float(line.rsplit(" ", 1)[1])
+    return n
+assert m["metrics_before"] == "metrics-before.prom" and m["metrics_after"] == "metrics-after.prom"
+sent = heavy_count(f"{d}/metrics-after.prom") - heavy_count(f"{d}/metrics-before.prom")
+assert sent == ha["requests"], f"/metrics counted {sent:g} heavy requests, k6 sent {ha['requests']}"
 print(f"ok  {d}: {ha['requests']} requests, {ha['throughput_rps']:.1f} req/s, "
       f"p95 {s['metrics']['http_req_duration']['values']['p(95)']:.1f} ms, thresholds "
       f"{'passed' if ok else 'failed'} as expected")

@@ -23,6 +23,10 @@ or a folder of such folders: the runs of one side, alternated with the other sid
   server has it, else the local host's).
 - Capacity runs (loadtest.sh --scenario capacity) are compared by capacity and by the cost per
   million requests at capacity.
+- The two platforms' fingerprints (GET /heavy/info/ before the run) are shown side by side, and
+  when one side is slower beyond noise the server's split of the CPU phase (Server-Timing
+  cpu_thread, cpu_wait, throttled, steal) names why: each cause only when it differs beyond noise
+  by the same rule, in the slower side's direction.
 
 Writes DIR/comparison.md and a self-contained DIR/comparison.html (inline SVG: bar charts, the
 time series of both sides overlaid, a per-stage table; no external assets). Python 3.11 standard
@@ -458,6 +462,8 @@ def run_stages(run: Run, samples: k6samples.Samples) -> list[dict]:
 # The metrics the report reads from raw samples.
 SAMPLED = ("latency_total_ms", "custom_requests_total", "successful_requests", "http_req_failed",
            "server_queue_ms", "server_total_ms", "server_cpu_ms", "server_io_ms",
+           "server_cpu_thread_ms", "server_cpu_wait_ms", "server_fsync_ms", "server_throttled_ms",
+           "server_steal_ms",
            "custom_cpu_time_ms", "custom_io_time_ms", "throttled_requests", "server_errors",
            "checks", "http_req_duration", "http_reqs", "dropped_iterations")
 
@@ -607,6 +613,12 @@ def _s(name: str, key: str) -> Callable[[Run], Number]:
     return lambda r: r.stat(name, key)
 
 
+# The server's split of the CPU phase (Server-Timing cpu_thread, cpu_wait, throttled, steal).
+CPU_THREAD = "cpu_thread avg (CPU the thread got)"
+CPU_WAIT = "cpu_wait avg (waiting for a core)"
+THROTTLED = "throttled avg (cgroup CFS throttling)"
+STEAL = "steal avg (host steal time)"
+
 ROWS: list[Row] = [
     Row("Capacity", "capacity (req/s within the SLO)", capacity_of, "rate", False),
     Row("Capacity", "cost per million requests at capacity", cost_at_capacity, "money"),
@@ -637,9 +649,19 @@ ROWS: list[Row] = [
     Row("Per request (ms)", "CPU time avg (Server-Timing)", _s("server_cpu_ms", "avg"), "ms"),
     Row("Per request (ms)", "IO time avg (io_time_sec)", _s("custom_io_time_ms", "avg"), "ms"),
     Row("Per request (ms)", "IO time avg (Server-Timing)", _s("server_io_ms", "avg"), "ms"),
+    Row("Per request (ms)", "fsync avg (inside io)", _s("server_fsync_ms", "avg"), "ms"),
+    Row("CPU truth (ms per request)", CPU_THREAD, _s("server_cpu_thread_ms", "avg"), "ms"),
+    Row("CPU truth (ms per request)", CPU_WAIT, _s("server_cpu_wait_ms", "avg"), "ms"),
+    Row("CPU truth (ms per request)", "cpu_wait p95", _s("server_cpu_wait_ms", "p(95)"), "ms"),
+    Row("CPU truth (ms per request)", THROTTLED, _s("server_throttled_ms", "avg"), "ms"),
+    Row("CPU truth (ms per request)", STEAL, _s("server_steal_ms", "avg"), "ms"),
     Row("Cost", "price per hour", lambda r: r.price.hourly if r.price else None, "money", None),
     Row("Cost", "cost per million requests", cost, "money"),
 ]
+
+
+OPTIONAL_ROWS = {r.get for r in ROWS if r.section == "CPU truth (ms per request)" or
+                 r.label.startswith("fsync")}
 
 
 def fmt_value(v: Number, kind: str) -> str:
@@ -699,8 +721,9 @@ def table_rows(a: Side, b: Side, noise: float = DEFAULT_NOISE,
     capacity_mode = capacity_of(a.merged) is not None and capacity_of(b.merged) is not None
     for row in ROWS:
         sa, sb = row_stats(a, row, noise), row_stats(b, row, noise)
-        if row.section == "Capacity" and sa.value is None and sb.value is None:
-            continue
+        if (row.section == "Capacity" or row.get in OPTIONAL_ROWS) and sa.value is None and \
+                sb.value is None:
+            continue  # runs of servers or scripts without these numbers: no row of n/a
         finding = row.lower_is_better is not None and differs(sa, sb, min_effect)
         if capacity_mode and row.section != "Capacity":
             # Each side's other numbers come from its own step at capacity: different rates.
@@ -734,18 +757,28 @@ FINGERPRINT_KEYS = [  # (shown as, key names to look for in the flattened finger
     ("CPU model", ("cpu_model", "model_name", "cpu_model_name", "processor")),
     ("architecture", ("architecture", "arch", "machine")),
     ("logical CPUs", ("logical_cpus", "cpus_visible", "cpus", "cpu_count", "nproc")),
-    ("usable CPUs", ("usable_cpus", "cpus_usable", "cpus_allowed", "affinity")),
+    ("usable CPUs (affinity)", ("affinity_cpus", "usable_cpus", "cpus_usable", "cpus_allowed",
+                                "affinity")),
     ("CPU quota", ("cpu_quota", "cgroup_cpu_quota", "cpu_max", "quota")),
-    ("memory limit", ("memory_limit", "mem_limit", "memory_limit_bytes")),
+    ("memory limit", ("memory_limit_bytes", "memory_limit", "mem_limit")),
+    ("kernel", ("kernel", "kernel_release", "release")),
+    ("SHA extensions", ("sha_extensions", "sha_ni")),
     ("hypervisor", ("hypervisor", "dmi_product_name", "product_name")),
+    ("machine (DMI)", ("machine",)),
+    ("ECS", ("ecs",)),
     ("launch type", ("launch_type", "launchtype")),
     ("availability zone", ("availability_zone", "availabilityzone", "az")),
+    ("task size", ("task_size",)),
     ("platform version", ("platform_version", "platformversion")),
     ("image digest", ("image_digest", "imagedigest", "image_id", "imageid", "binary_sha256")),
     ("image", ("image", "image_name")),
-    ("kernel", ("kernel", "kernel_release", "release")),
+    ("ECS cluster", ("cluster",)),
+    ("task definition", ("task_definition",)),
     ("server version", ("version", "server_version", "build_version")),
+    ("workers x threads", ("workers_x_threads",)),
 ]
+# In GET /heavy/info/'s "platform", null means "none" (no quota, no limit), not "unknown".
+INFO_NULL_MEANS = {"cpu_quota": "none", "memory_limit_bytes": "none", "ecs": "not on ECS"}
 
 
 def _flatten(obj, prefix: str = "", out: Optional[dict] = None) -> dict:
@@ -763,16 +796,66 @@ def _flatten(obj, prefix: str = "", out: Optional[dict] = None) -> dict:
     return out
 
 
+def _fmt_bytes(v) -> str:
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return str(v)
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if v >= size:
+            return f"{v // size:.0f} {unit}" if v % size == 0 else f"{v / size:.2f} {unit}"
+    return f"{v:.0f} B"
+
+
+def _info_view(info: dict) -> dict:
+    """GET /heavy/info/ ({"server": {...}, "platform": {...}}) made readable before flattening:
+    nulls that mean "none", bytes in GiB, yes/no, the ECS task size and definition in one value."""
+    plat = dict(info.get("platform") or {})
+    server = dict(info.get("server") or {})
+    for key, text in INFO_NULL_MEANS.items():
+        if key in plat and plat[key] is None:
+            plat[key] = text
+    quota = plat.get("cpu_quota")
+    if isinstance(quota, (int, float)) and not isinstance(quota, bool):
+        plat["cpu_quota"] = f"{quota:g} CPUs"
+    if isinstance(plat.get("memory_limit_bytes"), (int, float)):
+        plat["memory_limit_bytes"] = _fmt_bytes(plat["memory_limit_bytes"])
+    if isinstance(plat.get("sha_extensions"), bool):
+        plat["sha_extensions"] = "yes" if plat["sha_extensions"] else "no"
+    ecs = plat.get("ecs")
+    if isinstance(ecs, dict):
+        ecs = dict(ecs)
+        if ecs.get("task_cpu") is not None or ecs.get("task_memory_mib") is not None:
+            ecs["task_size"] = f"{ecs.get('task_cpu', '?')} CPU units, " \
+                               f"{ecs.get('task_memory_mib', '?')} MiB"
+        if ecs.get("family"):
+            ecs["task_definition"] = f"{ecs['family']}:{ecs.get('revision', '?')}"
+        plat["ecs"] = ecs
+    if server.get("workers") is not None:
+        server["workers_x_threads"] = f"{server['workers']} x {server.get('threads', '?')}"
+    return {"platform": plat, "server": server}
+
+
+def _info_of(meta: dict) -> Optional[dict]:
+    info = meta.get("server_info_before") or meta.get("server_info_after")
+    return info if isinstance(info, dict) and info else None
+
+
 def fingerprint(side: Side) -> dict:
     """What is known of the platform that served a side: {shown name: value}."""
     m = side.meta
-    source = m.get("server_info_before") or m.get("server_info_after")
+    source = _info_of(m)
     origin = "GET /heavy/info/"
-    if not isinstance(source, dict) or not source:
-        source = m.get("local_server_fingerprint") if m.get("local_server") else None
+    local = m.get("local_server_fingerprint") if m.get("local_server") else None
+    if source is None:
+        source = local
         origin = "the local host (server run by loadtest.sh --local)"
     if not isinstance(source, dict) or not source:
         return {}
+    if isinstance(source.get("platform"), dict):
+        source = _info_view(source)
+        # A local server has no image: its binary's hash stands in for the digest.
+        if isinstance(local, dict) and local.get("binary_sha256") and not _flatten(source).get(
+                "image_digest"):
+            source["local"] = {"binary_sha256": local["binary_sha256"]}
     flat = _flatten(source)
     out = {"source": origin}
     for shown, keys in FINGERPRINT_KEYS:
@@ -780,6 +863,26 @@ def fingerprint(side: Side) -> dict:
             if k in flat:
                 out[shown] = str(flat[k])
                 break
+    return out
+
+
+def fingerprint_changes(side: Side) -> list[str]:
+    """What changed in a run's platform between the fingerprint before and the one after (a task
+    replaced, a different host behind the same URL)."""
+    out = []
+    for r in side.runs:
+        before, after = r.meta.get("server_info_before"), r.meta.get("server_info_after")
+        if not (isinstance(before, dict) and isinstance(after, dict)):
+            continue
+        if "platform" not in before or "platform" not in after:
+            continue
+        fb, fa = _flatten(_info_view(before)), _flatten(_info_view(after))
+        changed = [k for k in ("cpu_model", "task_arn", "availability_zone", "image_digest",
+                               "kernel", "hypervisor") if fb.get(k) != fa.get(k)]
+        if changed:
+            out.append(f"{side.label}: run {r.path.name}: the platform changed during the run "
+                       f"({', '.join(f'{k} {fb.get(k)!r} -> {fa.get(k)!r}' for k in changed)}): "
+                       "another task or host answered after the run than before it.")
     return out
 
 
@@ -903,11 +1006,19 @@ def verdicts(a: Side, b: Side, rows: list[dict], min_effect: float) -> list[str]
                 notes.append(f"**Latency**: {slower} is slower ({la} vs {lb}: {detail}); beyond "
                              f"noise in {', '.join(r['label'] for r in found)}.")
                 wins[faster].append("latency")
+                slowest = next((r for r in found if r["label"] == "p95"), found[0])
+                why = cpu_truth(a, b, rows, slower, slowest)
+                if why:
+                    notes.append(why)
             else:
                 notes.append(f"**Latency**: mixed ({detail}): neither side is faster at every "
                              "percentile.")
         else:
             notes.append(f"**Latency**: no difference beyond noise ({la} vs {lb}: {detail}).")
+        if not found or len({_better(r, la, lb) for r in found}) > 1:
+            split = cpu_truth(a, b, rows, None, None)
+            if split:
+                notes.append(split)
 
     thr = _row(rows, "throughput (req/s)")
     if thr and thr["a"] is not None and thr["b"] is not None:
@@ -966,6 +1077,13 @@ def verdicts(a: Side, b: Side, rows: list[dict], min_effect: float) -> list[str]
             else:
                 why = ("the CPU models are unknown, so this may be a slower processor, sharing, "
                        "throttling, or more requests at once than cores")
+            split = [_row(rows, k) for k in (CPU_THREAD, CPU_WAIT)]
+            if all(r and r["a"] is not None and r["b"] is not None for r in split):
+                why = ("the server measured where it went: "
+                       + ", ".join(f"{r['label'].split(' avg')[0]} {r['a_text']} vs {r['b_text']}"
+                                   for r in split) + " ms (the CPU split names the cause)")
+                if flags["same_cpu"] is False:
+                    why += "; the CPU models differ"
             if flags["same_image"] is False:
                 why += "; the images differ too, so the code may differ"
             notes.append(f"**CPU time per request** is {rc:.2f}x on {slow} ({la} {cpu['a_text']}, "
@@ -987,6 +1105,71 @@ def verdicts(a: Side, b: Side, rows: list[dict], min_effect: float) -> list[str]
                      "cost per million requests.")
 
     return _overall(wins, la, lb) + notes + platform + [spread_note(a, b)]
+
+
+# The causes the server measures, in the order they are named: (row, what a higher value on the
+# slower side means).
+CAUSES = [
+    (THROTTLED, "it was throttled to its CPU quota (throttled up: the cgroup's CFS quota ran out "
+                "within a period)"),
+    (STEAL, "it lost time to steal (steal up: the hypervisor ran other guests on its vCPUs)"),
+    (CPU_THREAD, "its requests got slower CPU (cpu_thread per request up: the same work took more "
+                 "CPU time, a slower or shared core)"),
+    (CPU_WAIT, "its requests waited for a core (cpu_wait up: more runnable threads than the CPUs "
+               "it may use)"),
+]
+
+
+def cpu_truth(a: Side, b: Side, rows: list[dict], slower: Optional[str],
+              lat_row: Optional[dict]) -> Optional[str]:
+    """Why one side is slower, from the server's own split of the CPU phase: each cause named only
+    when its row differs beyond noise (the report's rule) and in the slower side's direction."""
+    la, lb = a.label, b.label
+    present = [(r, what) for r, what in ((_row(rows, k), w) for k, w in CAUSES)
+               if r and r["a"] is not None and r["b"] is not None]
+    if not present:
+        return None
+
+    def delta(r: dict, side: str) -> float:
+        return (r["b"] - r["a"]) if side == lb else (r["a"] - r["b"])
+
+    def amount(r: dict, side: str) -> str:
+        if r["label"] == CPU_THREAD and min(r["a"], r["b"]) > 0:
+            hi, lo = (r["b"], r["a"]) if side == lb else (r["a"], r["b"])
+            return f"{hi / lo:.2f}x, {la} {r['a_text']} vs {lb} {r['b_text']} ms"
+        return f"{delta(r, side):+.1f} ms per request avg, {la} {r['a_text']} vs {lb} {r['b_text']}"
+
+    found = [(r, what) for r, what in present if r["finding"]]
+    if slower is not None and lat_row is not None:
+        causes = [(r, what) for r, what in found if delta(r, slower) > 0]
+        pct = lat_row["label"]
+        if causes:
+            named = {r["label"] for r, _ in causes}
+            parts = []
+            for r, what in causes:
+                if r["label"] == CPU_WAIT and named & {THROTTLED, STEAL}:
+                    what += (", which includes the throttled or stolen time: a thread that may "
+                             "not run waits")
+                parts.append(f"{what} — {amount(r, slower)}")
+            return (f"**Why {pct} is higher on {slower}** (the server's CPU split, beyond noise): "
+                    + "; ".join(parts) + ".")
+        order = [CPU_THREAD, CPU_WAIT, THROTTLED, STEAL]
+        names = ", ".join(r["label"].split(" avg")[0]
+                          for r, _ in sorted(present, key=lambda x: order.index(x[0]["label"])))
+        other = [r for r, _ in found]
+        tail = ("; " + ", ".join(f"{r['label'].split(' avg')[0]} is higher on "
+                                 f"{lb if r['b'] > r['a'] else la}" for r in other)
+                if other else "")
+        return (f"**Why {pct} is higher on {slower}**: not the CPU phase — {names} show no "
+                f"difference beyond noise in {slower}'s direction{tail}; look at the queue, "
+                "I/O (fsync) and the network.")
+    if found:
+        return ("**CPU split**: " + "; ".join(
+            f"{r['label'].split(' avg')[0]} is higher on {lb if r['b'] > r['a'] else la} "
+            f"({la} {r['a_text']}, {lb} {r['b_text']} ms)" for r, _ in found)
+            + ", beyond noise, without a latency difference beyond noise.")
+    return ("**CPU split**: cpu_thread, cpu_wait, throttled and steal show no difference beyond "
+            "noise.")
 
 
 def _overall(wins: dict, la: str, lb: str) -> list[str]:
@@ -1335,10 +1518,21 @@ def run_facts(side: Side) -> list[tuple[str, str]]:
         ("thresholds", passed),
         ("command", run_command(side)),
     ]
-    for shown, _ in [("source", ())] + FINGERPRINT_KEYS:
-        if shown in fp:
-            facts.append((f"platform: {shown}", fp[shown]))
     return facts
+
+
+def platform_rows(a: Side, b: Side) -> list[tuple[str, str, str, str]]:
+    """The two fingerprints side by side: (what, A, B, "same" / "differs" / "")."""
+    fa, fb = fingerprint(a), fingerprint(b)
+    out = []
+    for shown, _ in [("source", ())] + FINGERPRINT_KEYS:
+        if shown not in fa and shown not in fb:
+            continue
+        va, vb = fa.get(shown, "n/a"), fb.get(shown, "n/a")
+        mark = "" if shown == "source" or "n/a" in (va, vb) else (
+            "same" if va == vb else "differs")
+        out.append((shown, va, vb, mark))
+    return out
 
 
 def _paired_facts(a: Side, b: Side) -> list[tuple[str, str, str]]:
@@ -1364,6 +1558,16 @@ def render_markdown(a: Side, b: Side, rows: list[dict], notes: list[str],
     for k, va, vb in _paired_facts(a, b):
         out.append(f"| {k} | {_md_escape(va)} | {_md_escape(vb)} |")
     out.append("")
+    plat = platform_rows(a, b)
+    if plat:
+        out += ["## Platforms", "",
+                "What each side's server reported about the machine under it (`GET /heavy/info/` "
+                "before the run; for a local server without it, the host).", "",
+                f"| platform | {_md_escape(a.label)} (A) | {_md_escape(b.label)} (B) | |",
+                "| --- | --- | --- | --- |"]
+        for k, va, vb, mark in plat:
+            out.append(f"| {k} | {_md_escape(va)} | {_md_escape(vb)} | {mark} |")
+        out.append("")
     section = None
     for row in rows:
         if row["section"] != section:
@@ -1465,6 +1669,9 @@ def svg_bars(title: str, categories: list[str], series: list[tuple[str, list[Num
     return "\n".join(parts)
 
 
+WORSE_ATTR = ' class="worse"'
+
+
 def render_html(a: Side, b: Side, rows: list[dict], notes: list[str],
                 stages: tuple[list, list], command: str, warnings: list[str]) -> str:
     e = html.escape
@@ -1503,6 +1710,17 @@ def render_html(a: Side, b: Side, rows: list[dict], notes: list[str],
     facts = "".join(
         f"<tr><th>{e(k)}</th><td>{e(va)}</td><td>{e(vb)}</td></tr>"
         for k, va, vb in _paired_facts(a, b))
+    plat = platform_rows(a, b)
+    platform_html = ""
+    if plat:
+        platform_html = (
+            "<h2>Platforms</h2><p>What each side's server reported about the machine under it "
+            "(<code>GET /heavy/info/</code> before the run; for a local server without it, the "
+            f'host).</p><table class="facts"><tr><th>platform</th><th>{e(a.label)} (A)</th>'
+            f"<th>{e(b.label)} (B)</th><th></th></tr>" + "".join(
+                f"<tr><th>{e(k)}</th><td>{e(va)}</td><td>{e(vb)}</td>"
+                f"<td{WORSE_ATTR if mark == 'differs' else ''}>{e(mark)}</td></tr>"
+                for k, va, vb, mark in plat) + "</table>")
     body_rows = []
     section = None
     for row in rows:
@@ -1575,6 +1793,7 @@ code { overflow-wrap: anywhere; }
 <h2>Verdict</h2>
 <ul class="verdict">{notes_html}</ul>
 <table class="facts"><tr><th></th><th>{e(a.label)} (A)</th><th>{e(b.label)} (B)</th></tr>{facts}</table>
+{platform_html}
 {series_html}
 {stage_html}
 <h2>Summary</h2>
@@ -1646,6 +1865,7 @@ def compare(run_a: str, run_b: str, label_a: Optional[str] = None, label_b: Opti
     for side in (a, b):
         for name, why in side.excluded:
             warnings.append(f"{side.label}: excluded run {name}: {why}.")
+        warnings.extend(fingerprint_changes(side))
     rows = table_rows(a, b, noise, min_effect)
     notes = verdicts(a, b, rows, min_effect)
     stages = (stage_table(a), stage_table(b))

