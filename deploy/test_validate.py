@@ -194,10 +194,12 @@ class EachRuleCanFail(unittest.TestCase):
         self.broken(lambda b: set_flag(b.dockerfile["cmd"], "--workers", "4"),
                     "dockerfile-workers")
 
-    def test_only_workers_may_differ_from_the_image(self):
+    def test_only_workers_and_drain_delay_may_differ_from_the_image(self):
         self.assertNotEqual(container(REAL, "EC2")["command"], REAL.dockerfile["cmd"])
-        self.assertEqual(validate.without_flag(container(REAL, "EC2")["command"], "--workers"),
-                         validate.without_flag(REAL.dockerfile["cmd"], "--workers"))
+        ours, image = container(REAL, "EC2")["command"], REAL.dockerfile["cmd"]
+        for flag in validate.ECS_ONLY_FLAGS:
+            ours, image = validate.without_flag(ours, flag), validate.without_flag(image, flag)
+        self.assertEqual(ours, image)
         self.assertEqual(validate.without_flag(["--workers=3", "-b", "x", "--workers", "2"],
                                                "--workers"), ["-b", "x"])
 
@@ -270,7 +272,41 @@ class EachRuleCanFail(unittest.TestCase):
     # --- CloudFormation
     def test_cfn_health_check_path(self):
         self.broken(lambda b: cfn_props(b, "Ec2TargetGroup").update(HealthCheckPath="/"),
-                    "cfn-target-group")
+                    "cfn-readiness")
+        # Liveness is the container's probe; the ALB must ask readiness.
+        self.broken(lambda b: cfn_props(b, "FargateTargetGroup").update(
+            HealthCheckPath="/heavy/health/"), "cfn-readiness")
+        self.broken(lambda b: cfn_props(b, "FargateTargetGroup").update(
+            Matcher={"HttpCode": "200-503"}), "cfn-readiness")
+
+    # --- readiness and the drain delay
+    def test_drain_delay_covers_the_albs_unhealthy_time(self):
+        # 10 s x 3 = 30 s > --drain-delay 20: the ALB would still route to a stopped listener.
+        self.broken(lambda b: cfn_props(b, "Ec2TargetGroup").update(UnhealthyThresholdCount=3),
+                    "drain-readiness")
+        self.broken(lambda b: cfn_props(b, "FargateTargetGroup").update(
+            HealthCheckIntervalSeconds=15), "drain-readiness")
+
+        def no_delay(b):
+            for kind in validate.KINDS:
+                c = container(b, kind)
+                i = c["command"].index("--drain-delay")
+                del c["command"][i:i + 2]  # the server's default, 0
+        self.broken(no_delay, "drain-readiness")
+
+    def test_drain_delay_plus_graceful_timeout_below_stop_timeout(self):
+        # 20 + 25 = 45 < 60; with 40: 40 + 25 = 65 >= 60 (SIGKILL mid-drain).
+        self.broken(lambda b: set_flag(container(b, "FARGATE")["command"], "--drain-delay", "40"),
+                    "drain-stop")
+        self.broken(lambda b: container(b, "EC2").update(stopTimeout=45), "drain-stop")
+
+    def test_drain_delay_may_differ_from_the_image(self):
+        self.assertNotIn("--drain-delay", REAL.dockerfile["cmd"])
+        self.assertEqual(validate.parse_server_flags(container(REAL, "EC2")["command"])
+                         ["--drain-delay"], "20")
+        # but nothing else may: a drain delay in the image's CMD only is still a difference
+        self.broken(lambda b: b.dockerfile["cmd"].extend(["--max-requests", "5"]),
+                    "dockerfile-command")
 
     def test_cfn_deregistration_delay(self):
         self.broken(lambda b: cfn_props(b, "FargateTargetGroup").pop("TargetGroupAttributes"),

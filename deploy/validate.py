@@ -11,7 +11,9 @@ Two layers:
      pairs, stopTimeout <= 120 on Fargate, health check ranges, the server's --graceful-timeout
      below stopTimeout, --keep-alive above the ALB idle timeout, the ALB deregistration delay, the
      same image/command/environment on EC2 and Fargate, compose's stop_grace_period, the x86_64
-     and ARM64 task definitions alike but for their architecture, no instance type of the other
+     and ARM64 task definitions alike but for their architecture, the ALB health check on the
+     readiness probe /heavy/ready/ with --drain-delay >= its interval x unhealthy threshold and
+     --drain-delay + --graceful-timeout < stopTimeout, no instance type of the other
      architecture (placement constraints; the template's Architecture parameter evaluated for
      both values), managed termination protection, no DesiredCount under auto scaling, ...
 
@@ -41,7 +43,16 @@ ARCHITECTURES = {"X86_64": "x86_64", "ARM64": "arm64"}
 WORKERS_PER_VCPU = 2
 CONTAINER = "heavy-api"
 HEALTH_PROBE_DEFAULT_TIMEOUT = 3.0  # `heavy-api healthcheck --timeout` default, in seconds
-SERVER_DEFAULTS = {"--graceful-timeout": "30", "--keep-alive": "2", "--bind": "127.0.0.1:8000"}
+SERVER_DEFAULTS = {"--graceful-timeout": "30", "--keep-alive": "2", "--bind": "127.0.0.1:8000",
+                   "--drain-delay": "0"}
+# The probes: the ALB asks readiness (503 from the first moment of a drain), the container health
+# check liveness (`heavy-api healthcheck`: /heavy/health/, 200 until the process is gone).
+READINESS_PATH = "/heavy/ready/"
+# Flags a task definition may set differently from the image's CMD: the worker count (`auto` in
+# the image) and the drain delay (0 in the image: `docker stop` waits 10 s by default).
+ECS_ONLY_FLAGS = ("--workers", "--drain-delay")
+ALB_DEFAULT_HEALTH_INTERVAL = 30
+ALB_DEFAULT_UNHEALTHY_THRESHOLD = 2
 ALB_DEFAULT_IDLE_TIMEOUT = 60
 ALB_DEFAULT_DEREGISTRATION_DELAY = 300
 FARGATE_MAX_STOP_TIMEOUT = 120
@@ -366,6 +377,17 @@ class Checker:
                     return int(attr["Value"])
         return ALB_DEFAULT_IDLE_TIMEOUT
 
+    def alb_unhealthy_after(self) -> dict:
+        """{target group: seconds until the ALB marks a target that answers 503 unhealthy} =
+        health check interval x unhealthy threshold."""
+        out = {}
+        for name, tg in cfn_resources(self.b.cfn, "AWS::ElasticLoadBalancingV2::TargetGroup").items():
+            p = tg.get("Properties", {})
+            interval = p.get("HealthCheckIntervalSeconds", ALB_DEFAULT_HEALTH_INTERVAL)
+            count = p.get("UnhealthyThresholdCount", ALB_DEFAULT_UNHEALTHY_THRESHOLD)
+            out[name] = (int(interval) * int(count), int(interval), int(count))
+        return out
+
     def deregistration_delays(self) -> dict:
         delays = {}
         for name, tg in cfn_resources(self.b.cfn, "AWS::ElasticLoadBalancingV2::TargetGroup").items():
@@ -491,6 +513,21 @@ class Checker:
                 self.fail("graceful-timeout", where,
                           f"the server's --graceful-timeout ({graceful}) must be below "
                           f"stopTimeout ({stop}), or ECS sends SIGKILL mid-drain")
+            drain = server_int(flags, "--drain-delay")
+            if drain is None or graceful is None or drain + graceful >= stop:
+                self.fail("drain-stop", where,
+                          f"--drain-delay ({drain}) + --graceful-timeout ({graceful}) must be "
+                          f"below stopTimeout ({stop}): on SIGTERM the server first serves for "
+                          "the drain delay, then drains for up to the graceful timeout, and "
+                          "SIGKILL must not cut either short")
+        drain = server_int(flags, "--drain-delay")
+        for tg, (after, interval, count) in self.alb_unhealthy_after().items():
+            if drain is None or drain < after:
+                self.fail("drain-readiness", where,
+                          f"--drain-delay ({drain}) must be at least the time the ALB takes to "
+                          f"mark a draining target unhealthy ({tg}: {interval} s x {count} = "
+                          f"{after} s), or the server stops accepting while the ALB still "
+                          "routes new requests to it")
         idle = self.alb_idle_timeout()
         if keep_alive is None or keep_alive <= idle:
             self.fail("keep-alive", where, f"the server's --keep-alive ({keep_alive}) must exceed "
@@ -576,12 +613,15 @@ class Checker:
         df = self.b.dockerfile
         for kind in KINDS:
             c = container_of(self.b.task_defs[kind]) or {}
-            # Identical but for the worker count: `auto` in the image, explicit on ECS.
-            if without_flag(c.get("command"), "--workers") != without_flag(df.get("cmd"),
-                                                                          "--workers"):
+            # Identical but for the worker count (`auto` in the image, explicit on ECS) and the
+            # drain delay (0 in the image, sized to the ALB on ECS).
+            ours, image = c.get("command"), df.get("cmd")
+            for flag in ECS_ONLY_FLAGS:
+                ours, image = without_flag(ours, flag), without_flag(image, flag)
+            if ours != image:
                 self.fail("dockerfile-command", f"td:{kind}",
                           f"command {c.get('command')!r} differs from the Dockerfile's CMD "
-                          f"{df.get('cmd')!r} (other than --workers)")
+                          f"{df.get('cmd')!r} (other than {' and '.join(ECS_ONLY_FLAGS)})")
             if c.get("entryPoint") not in (None, df.get("entrypoint")):
                 self.fail("dockerfile-command", f"td:{kind}",
                           "entryPoint differs from the Dockerfile's ENTRYPOINT")
@@ -647,10 +687,15 @@ class Checker:
                               "--graceful-timeout")
         for name, tg in tgs.items():
             p = tg.get("Properties", {})
-            if p.get("HealthCheckPath") != "/heavy/health/":
-                self.fail("cfn-target-group", "cfn",
-                          f"{name}: HealthCheckPath must be /heavy/health/, got "
-                          f"{p.get('HealthCheckPath')!r}")
+            if p.get("HealthCheckPath") != READINESS_PATH:
+                self.fail("cfn-readiness", "cfn",
+                          f"{name}: HealthCheckPath must be the readiness probe {READINESS_PATH} "
+                          "(503 as soon as a drain begins, so the ALB stops routing there before "
+                          f"the server closes anything), got {p.get('HealthCheckPath')!r}")
+            if str((p.get("Matcher") or {}).get("HttpCode", "200")) != "200":
+                self.fail("cfn-readiness", "cfn",
+                          f"{name}: the health check Matcher must be 200 only (a draining task "
+                          "answers 503)")
             if p.get("TargetType") != "ip" or p.get("Port") != 8000:
                 self.fail("cfn-target-group", "cfn",
                           f"{name}: awsvpc tasks need TargetType ip and Port 8000")

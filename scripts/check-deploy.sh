@@ -13,6 +13,9 @@
 #   - push-to-ecr.sh against stub aws/docker (scripts/test-push-to-ecr.sh)
 #   - test vectors: scripts/check-test-vectors.py (what scripts/verify-image.sh runs against a
 #     built arm64 image) against the static binary, and against a wrong vector to show it fails
+#   - the Grafana dashboard: deploy/check_dashboard.py against a /metrics scrape of the static
+#     binary (every query names series the server exposes, filtered by $platform), and against a
+#     misspelt copy to show it fails; its unit tests run with deploy/test_*.py
 #   - the load generators: deploy/validate_loadgen.py (botocore + rules, tests in
 #     deploy/test_validate_loadgen.py), cfn-lint of deploy/loadgen-stack.yaml, and
 #     remote-loadtest.sh against stub aws/k6 (scripts/test-remote-loadtest.sh)
@@ -199,6 +202,52 @@ EOF
     return "$rc"
 }
 
+# deploy/grafana-dashboard.json against a real scrape of GET /metrics from the static binary: every
+# query names only series of the families the server exposes; then once with a misspelt metric
+# name, which the check must reject.
+run_dashboard() {
+    local tmp port pid rc=0
+    [[ -x "$binary" ]] || {
+        echo "error: $binary missing (the static build failed?)" >&2
+        return 1
+    }
+    tmp="$(mktemp -d)"
+    port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    "$binary" --bind "127.0.0.1:$port" --workers 2 --threads 1 --io-file "$tmp/io.bin" \
+        >"$tmp/server.log" 2>&1 &
+    pid=$!
+    # shellcheck disable=SC2064 # expand now: the trap must stop this server and remove this dir
+    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$tmp'" RETURN
+    for _ in $(seq 1 100); do
+        "$binary" healthcheck "http://127.0.0.1:$port" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    # One heavy request first, so every histogram has a sample (the families are there anyway).
+    "$venv/bin/python" - "http://127.0.0.1:$port" "$tmp/metrics.prom" <<'EOF'
+import sys, urllib.request
+base, out = sys.argv[1], sys.argv[2]
+urllib.request.urlopen(f"{base}/heavy/cpu-io-no-db/?prime_limit=1000&hash_rounds=10&io_kb=1",
+                       timeout=30).read()
+with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+    open(out, "wb").write(r.read())
+EOF
+    echo "scraped $(grep -c '^# TYPE ' "$tmp/metrics.prom") metric families from $binary"
+    "$venv/bin/python" deploy/check_dashboard.py --metrics "$tmp/metrics.prom" || rc=$?
+    sed 's/heavy_api_request_cpu_wait_seconds_sum/heavy_api_request_cpu_waiting_seconds_sum/' \
+        deploy/grafana-dashboard.json >"$tmp/wrong.json"
+    if "$venv/bin/python" deploy/check_dashboard.py --metrics "$tmp/metrics.prom" \
+        --dashboard "$tmp/wrong.json" 2>"$tmp/wrong.err"; then
+        echo "error: check_dashboard.py accepted a metric the server does not expose" >&2
+        rc=1
+    elif ! grep -q 'family: .*heavy_api_request_cpu_waiting_seconds_sum' "$tmp/wrong.err"; then
+        cat "$tmp/wrong.err" >&2
+        rc=1
+    else
+        echo "check_dashboard.py rejects a misspelt metric (exit 1), as it must"
+    fi
+    return "$rc"
+}
+
 run_push_tests() {
     bash scripts/test-push-to-ecr.sh
 }
@@ -215,6 +264,7 @@ check "deploy/validate.py (botocore ECS model + ECS rules) and its tests" run_va
 check "cfn-lint deploy/cloudformation.yaml" run_cfn_lint
 check "static binary (+crt-static, $target): file and ldd" run_static_build
 check "PID-1 graceful shutdown in a new PID namespace" run_pid1
+check "Grafana dashboard: every query against a real /metrics scrape" run_dashboard
 check "push-to-ecr.sh with stub aws and docker" run_push_tests
 check "test vectors over HTTP (the arm64 image's check) against the static binary" run_test_vectors
 check "remote-loadtest.sh with stub aws and k6" run_remote_tests
