@@ -1,13 +1,20 @@
 //! The command line and the settings it resolves to.
 //!
 //! Flag names, meanings and precedence are Gunicorn's: built-in defaults (some read
-//! `WEB_CONCURRENCY` and `PORT`) < the extra arguments in `HEAVY_API_CMD_ARGS` (or
+//! `WEB_CONCURRENCY` and `PORT`) < the config file (`-c FILE`, default `./gunicorn.conf.py`;
+//! see [`crate::gunicorn_conf`]) < the extra arguments in `HEAVY_API_CMD_ARGS` (or
 //! `GUNICORN_CMD_ARGS`) < the real command line. The defaults differ from Gunicorn's only where
 //! the original service's production settings did: 4 workers, 2 threads, a 120 s timeout.
+//!
+//! Every Gunicorn setting is accepted ([`crate::settings`]): those heavy-api does not implement
+//! are taken out of the arguments before they are parsed, each with one WARNING for the boot
+//! log, and so is the `APP_MODULE` argument every Gunicorn command line has.
 
 use crate::app::Limits;
 use crate::http::{HttpLimits, DEFAULT_HEAD_LIMIT};
 use crate::log::Level;
+use crate::settings::{self, Takes};
+use crate::statsd;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::fmt;
 use std::path::PathBuf;
@@ -15,6 +22,8 @@ use std::time::Duration;
 
 pub const EXTRA_ARGS_ENV: &str = "HEAVY_API_CMD_ARGS";
 pub const GUNICORN_EXTRA_ARGS_ENV: &str = "GUNICORN_CMD_ARGS";
+/// Gunicorn's default config file, read when it exists and no `-c` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "./gunicorn.conf.py";
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
@@ -89,7 +98,9 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1024), help_heading = "Worker processes")]
     pub threads: u32,
 
-    /// Accepted for Gunicorn compatibility; every worker is the threaded kind.
+    /// Worker class: `gthread`, or `sync` (the same threaded worker; with --threads 1 it
+    /// serves one request at a time without keep-alive, as sync does). Others are warned about
+    /// and run as gthread.
     #[arg(
         short = 'k',
         long,
@@ -139,10 +150,6 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0, value_name = "INT", value_parser = count(),
           help_heading = "Worker processes")]
     pub max_requests_jitter: u64,
-
-    /// Accepted for Gunicorn compatibility; the heartbeat lives in shared memory, not in files.
-    #[arg(long, value_name = "DIR", help_heading = "Worker processes")]
-    pub worker_tmp_dir: Option<PathBuf>,
 
     /// Longest request line in bytes (0: 8190). Longer lines get 400.
     #[arg(long, default_value_t = 4094, value_name = "INT", value_parser = limit(),
@@ -213,11 +220,37 @@ pub struct ServeArgs {
     )]
     pub error_logfile: String,
 
-    /// Error log level.
-    #[arg(long, default_value = "info", value_name = "LEVEL", help_heading = "Logging",
-          value_parser = ["debug", "info", "warning", "error", "critical"],
-          hide_possible_values = false)]
+    /// Error log level: debug, info, warning, error or critical, in any case (anything else is
+    /// info, as in Gunicorn).
+    #[arg(
+        long,
+        default_value = "info",
+        value_name = "LEVEL",
+        help_heading = "Logging"
+    )]
     pub log_level: String,
+
+    /// Send Gunicorn's statsd metrics to HOST:PORT (UDP; port 8125 if omitted) or unix:PATH.
+    #[arg(long, value_name = "STATSD_ADDR", help_heading = "Logging")]
+    pub statsd_host: Option<String>,
+
+    /// Prefix for the statsd metric names (a trailing '.' is added).
+    #[arg(
+        long,
+        default_value = "",
+        value_name = "STATSD_PREFIX",
+        help_heading = "Logging"
+    )]
+    pub statsd_prefix: String,
+
+    /// Comma-separated dogstatsd tags appended to every statsd metric.
+    #[arg(
+        long,
+        default_value = "",
+        value_name = "DOGSTATSD_TAGS",
+        help_heading = "Logging"
+    )]
+    pub dogstatsd_tags: String,
 
     /// Write the master's pid to this file (refused if it names a live process).
     #[arg(
@@ -228,7 +261,7 @@ pub struct ServeArgs {
     )]
     pub pidfile: Option<PathBuf>,
 
-    /// Process name shown in logs (accepted for Gunicorn compatibility).
+    /// Process name: titles become `heavy-api: master [NAME]` and `heavy-api: worker [NAME]`.
     #[arg(
         short = 'n',
         long = "name",
@@ -237,9 +270,19 @@ pub struct ServeArgs {
     )]
     pub proc_name: Option<String>,
 
-    /// Accepted for Gunicorn compatibility; the API does not depend on the client's scheme.
-    #[arg(long, value_name = "STRING", help_heading = "Process")]
-    pub forwarded_allow_ips: Option<String>,
+    /// Accepted when it names the user the server runs as; refused otherwise (start the
+    /// server as that user instead).
+    #[arg(short = 'u', long, value_name = "USER", help_heading = "Process")]
+    pub user: Option<String>,
+
+    /// Accepted when it names the group the server runs as; refused otherwise.
+    #[arg(short = 'g', long, value_name = "GROUP", help_heading = "Process")]
+    pub group: Option<String>,
+
+    /// File mode creation mask, set at start (decimal, or octal as 0o22 / 022).
+    #[arg(short = 'm', long, value_name = "MASK", value_parser = parse_umask,
+          help_heading = "Process")]
+    pub umask: Option<u32>,
 
     /// Check the configuration (and that the io file could be used) and exit: 0 if valid, 1 if
     /// not. Changes nothing.
@@ -281,6 +324,24 @@ fn parse_workers(text: &str) -> Result<Workers, String> {
             "expected 'auto' or an integer from 1 to {MAX_WORKERS}"
         )),
     }
+}
+
+/// Gunicorn's `--umask`: decimal, or octal written `0o22` or `022`.
+fn parse_umask(text: &str) -> Result<u32, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let parsed = if let Some(oct) = t.strip_prefix("0o") {
+        u32::from_str_radix(oct, 8)
+    } else if t.len() > 1 && t.starts_with('0') {
+        u32::from_str_radix(&t[1..], 8)
+    } else if let Some(hex) = t.strip_prefix("0x") {
+        u32::from_str_radix(hex, 16)
+    } else {
+        t.parse::<u32>()
+    };
+    parsed
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| "expected a mask from 0 to 0o777".to_string())
 }
 
 /// Durations in whole seconds, up to a week: far past any sensible setting, and far from
@@ -419,7 +480,220 @@ pub struct Config {
     pub print_config: bool,
     /// Robustness tests only (`--fault-worker-boot`): how every worker fails its boot.
     pub fault_worker_boot: Option<String>,
+    /// The worker class as Gunicorn's boot line names what runs: `gthread`, or `sync` for
+    /// `-k sync` with one thread.
+    pub worker_class: &'static str,
+    pub statsd: Option<statsd::Target>,
+    pub statsd_prefix: String,
+    pub dogstatsd_tags: String,
+    pub umask: Option<u32>,
+    /// The config file that was read, if any.
+    pub config_file: Option<String>,
+    /// One WARNING each, for the boot log: settings without effect, the APP_MODULE argument,
+    /// config-file lines outside the subset.
+    pub warnings: Vec<String>,
     args: ServeArgs,
+}
+
+/// The arguments of one source (the command line, or the environment's extra arguments) with
+/// what heavy-api does not parse taken out.
+#[derive(Debug, Default)]
+struct Sorted {
+    /// For clap.
+    kept: Vec<String>,
+    /// Gunicorn settings without effect here: (setting name, WARNING).
+    ignored: Vec<(String, String)>,
+    app_module: Option<String>,
+    config: Option<String>,
+    /// The arguments are a subcommand's (`healthcheck`): nothing was taken out.
+    subcommand: bool,
+}
+
+/// Takes out of `args` the Gunicorn settings heavy-api ignores (with their values), `-c FILE`
+/// and the `APP_MODULE` argument; everything else is left to clap, in order.
+fn sort_arguments(args: &[String]) -> Sorted {
+    let command = Cli::command();
+    let ours_takes_value = |flag: &str| -> Option<bool> {
+        command
+            .get_arguments()
+            .find(|a| match flag.strip_prefix("--") {
+                Some(long) => {
+                    a.get_long() == Some(long)
+                        || a.get_all_aliases().is_some_and(|al| al.contains(&long))
+                }
+                None => flag.len() == 2 && a.get_short() == flag.chars().nth(1),
+            })
+            .map(|a| a.get_action().takes_values())
+    };
+    let mut out = Sorted::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--" {
+            if out.app_module.is_none() {
+                out.app_module = args.get(i).cloned();
+                i += 1;
+            }
+            out.kept.extend(args[i..].iter().cloned());
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            if out.app_module.is_none() && out.kept.is_empty() && arg == "healthcheck" {
+                out.subcommand = true;
+                out.kept.extend(args[i - 1..].iter().cloned());
+                break;
+            }
+            if out.app_module.is_none() {
+                out.app_module = Some(arg.clone());
+            } else {
+                out.kept.push(arg.clone()); // clap names the extra argument
+            }
+            continue;
+        }
+        // The flag's name, and a value written into the same argument.
+        let (flag, inline): (&str, Option<String>) = if arg.starts_with("--") {
+            match arg.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_string())),
+                None => (arg.as_str(), None),
+            }
+        } else {
+            let cut = arg.char_indices().nth(2).map_or(arg.len(), |(i, _)| i);
+            let rest = &arg[cut..];
+            (&arg[..cut], (!rest.is_empty()).then(|| rest.to_string()))
+        };
+        if flag == "-c" || flag == "--config" {
+            out.config = inline.or_else(|| {
+                i += 1;
+                args.get(i - 1).cloned()
+            });
+            continue;
+        }
+        let gunicorn =
+            settings::by_flag(flag).filter(|s| matches!(s.support, settings::Support::Ignored(_)));
+        if let Some(setting) = gunicorn {
+            let value = match setting.takes {
+                Takes::Value if inline.is_none() => {
+                    i += 1;
+                    args.get(i - 1).cloned()
+                }
+                Takes::OptionalValue if inline.is_none() => {
+                    let next = args.get(i).filter(|v| !v.starts_with('-'));
+                    let known = ["off", "auto", "v1", "v2", "true", "false"];
+                    match next.filter(|v| known.contains(&v.to_ascii_lowercase().as_str())) {
+                        Some(v) => {
+                            i += 1;
+                            Some(v.clone())
+                        }
+                        None => None,
+                    }
+                }
+                _ => inline,
+            };
+            let spelled = match value {
+                Some(v) => format!("{flag} {v}"),
+                None => flag.to_string(),
+            };
+            if let Some(warning) = settings::ignored_warning(setting, &spelled) {
+                out.ignored.push((setting.name.to_string(), warning));
+            }
+            continue;
+        }
+        out.kept.push(arg.clone());
+        if inline.is_none() && ours_takes_value(flag) == Some(true) && i < args.len() {
+            out.kept.push(args[i].clone());
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A config file's settings as command-line arguments (placed before all others, so the
+/// environment's and the real ones override them), each checked on its own: a value clap or
+/// the bind parser would refuse becomes a WARNING naming its line, never a failed start.
+fn config_file_arguments(
+    label: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    argv0: &str,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let cpus = crate::platform::usable_cpus().count;
+    let file = crate::gunicorn_conf::parse(label, source, env, cpus);
+    let mut warnings: Vec<(String, String)> =
+        file.warnings.into_iter().map(|w| (w.clone(), w)).collect();
+    let mut tokens = Vec::new();
+    let last = |name: &str| file.assignments.iter().rposition(|a| a.name == name);
+    for (index, a) in file.assignments.iter().enumerate() {
+        let Some(setting) = settings::by_name(&a.name) else {
+            continue; // a helper variable, as Gunicorn ignores it
+        };
+        if last(&a.name) != Some(index) || a.value == crate::gunicorn_conf::Value::None {
+            continue;
+        }
+        let Some(flag) = setting.cli.iter().rev().find(|f| f.starts_with("--")) else {
+            continue;
+        };
+        if *flag == "--config" {
+            continue;
+        }
+        use crate::gunicorn_conf::Value;
+        let mut mine = Vec::new();
+        match (&setting.takes, &a.value) {
+            (Takes::Flag, v) => {
+                if v.truthy() {
+                    mine.push(flag.to_string());
+                }
+            }
+            (_, Value::List(items)) if setting.name == "bind" => {
+                for item in items {
+                    mine.push(flag.to_string());
+                    mine.push(item.to_string());
+                }
+            }
+            (_, Value::Bool(b)) => {
+                mine.push(flag.to_string());
+                mine.push(b.to_string());
+            }
+            (_, Value::Float(x)) if x.fract() == 0.0 => {
+                mine.push(flag.to_string());
+                mine.push(format!("{}", *x as i64));
+            }
+            (_, v) => {
+                mine.push(flag.to_string());
+                mine.push(v.to_string());
+            }
+        }
+        let check = std::iter::once(argv0.to_string()).chain(mine.iter().cloned());
+        let problem = match Cli::command().try_get_matches_from(check) {
+            Err(err) => Some(first_line(&err)),
+            Ok(_) if setting.name == "bind" => mine
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .find_map(|b| BindSpec::parse(b).err()),
+            Ok(_) if setting.name == "statsd_host" => statsd::parse_target(&mine[1]).err(),
+            Ok(_) => None,
+        };
+        match problem {
+            Some(why) => {
+                let w = format!(
+                    "{label}:{}: {} = {}: {why}; ignored",
+                    a.line, a.name, a.value
+                );
+                warnings.push((w.clone(), w));
+            }
+            None => tokens.extend(mine),
+        }
+    }
+    (tokens, warnings)
+}
+
+/// An error in the environment's extra arguments, saying where it came from
+/// (`GUNICORN_CMD_ARGS: unexpected argument '--nope' found`), clap's tips and usage kept.
+fn from_variable(var: &str, err: clap::Error) -> clap::Error {
+    let text = err.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    clap::Error::raw(err.kind(), format!("{var}: {text}"))
 }
 
 /// What the command line asks for.
@@ -439,51 +713,129 @@ impl Config {
         argv: &[String],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Invocation, clap::Error> {
-        let extra = env(EXTRA_ARGS_ENV)
-            .or_else(|| env(GUNICORN_EXTRA_ARGS_ENV))
-            .unwrap_or_default();
+        let argv0 = argv.first().cloned().unwrap_or_else(|| "heavy-api".into());
+        let (var, extra) = match env(EXTRA_ARGS_ENV) {
+            Some(v) => (EXTRA_ARGS_ENV, v),
+            None => (
+                GUNICORN_EXTRA_ARGS_ENV,
+                env(GUNICORN_EXTRA_ARGS_ENV).unwrap_or_default(),
+            ),
+        };
         let extra = shlex::split(&extra).ok_or_else(|| {
-            Cli::command().error(
+            clap::Error::raw(
                 clap::error::ErrorKind::InvalidValue,
-                format!("cannot split ${EXTRA_ARGS_ENV}: unbalanced quotes"),
+                format!("{var}: cannot split the arguments: unbalanced quotes\n"),
             )
         })?;
-        // The extra arguments go before the real ones, so the real ones override them.
-        let mut full: Vec<String> = Vec::with_capacity(argv.len() + extra.len());
-        full.extend(argv.first().cloned());
-        full.extend(extra.iter().cloned());
-        full.extend(argv.iter().skip(1).cloned());
-        let matches = Cli::command().try_get_matches_from(&full)?;
-        let cli = Cli::from_arg_matches(&matches)?;
-        match cli.command {
-            Some(Command::Healthcheck { url, timeout }) => {
-                if !(timeout.is_finite() && timeout > 0.0) {
-                    return Err(Cli::command().error(
+        let cli = sort_arguments(argv.get(1..).unwrap_or_default());
+        if cli.subcommand {
+            return Config::healthcheck(argv, env);
+        }
+        let from_env = sort_arguments(&extra);
+        // The environment's arguments are checked on their own first, so an error in them says
+        // where it came from.
+        let env_only = std::iter::once(argv0.clone()).chain(from_env.kept.iter().cloned());
+        if let Err(err) = Cli::command().try_get_matches_from(env_only) {
+            return Err(from_variable(var, err));
+        }
+        // The config file: -c on the command line, else in the environment, else Gunicorn's
+        // default file if it exists.
+        let config_file = cli.config.clone().or(from_env.config.clone()).or_else(|| {
+            std::path::Path::new(DEFAULT_CONFIG_FILE)
+                .is_file()
+                .then(|| DEFAULT_CONFIG_FILE.to_string())
+        });
+        let mut warnings: Vec<(String, String)> = Vec::new();
+        let mut file_tokens = Vec::new();
+        if let Some(path) = &config_file {
+            if path.starts_with("python:") {
+                warnings.push((
+                    "config".into(),
+                    format!("-c {path}: a Python module cannot be read without Python; ignored."),
+                ));
+            } else {
+                let source = std::fs::read_to_string(path).map_err(|e| {
+                    clap::Error::raw(
                         clap::error::ErrorKind::InvalidValue,
-                        "--timeout must be a positive number of seconds",
-                    ));
-                }
-                // The server binds 0.0.0.0:$PORT when PORT is set: probe that port.
-                let url = url.unwrap_or_else(|| {
-                    let port = env("PORT").filter(|p| !p.trim().is_empty());
-                    format!(
-                        "http://127.0.0.1:{}",
-                        port.as_deref().unwrap_or("8000").trim()
+                        format!("cannot read config file {path:?}: {e}\n"),
                     )
-                });
-                Ok(Invocation::Healthcheck {
-                    url,
-                    timeout: Duration::from_secs_f64(timeout),
-                })
-            }
-            None => {
-                let mut args = cli.serve;
-                args.bind = binds_with_precedence(&matches, extra.len(), args.bind);
-                Config::from_args(args, env)
-                    .map(|c| Invocation::Serve(Box::new(c)))
-                    .map_err(|msg| Cli::command().error(clap::error::ErrorKind::InvalidValue, msg))
+                })?;
+                let (tokens, w) = config_file_arguments(path, &source, env, &argv0);
+                file_tokens = tokens;
+                warnings.extend(w);
             }
         }
+        // Lowest precedence first: the config file, the environment, the real command line.
+        let mut full: Vec<String> = vec![argv0];
+        full.extend(file_tokens.iter().cloned());
+        full.extend(from_env.kept.iter().cloned());
+        full.extend(cli.kept.iter().cloned());
+        let matches = Cli::command().try_get_matches_from(&full)?;
+        let parsed = Cli::from_arg_matches(&matches)?;
+        let mut args = parsed.serve;
+        let tiers = [file_tokens.len(), file_tokens.len() + from_env.kept.len()];
+        args.bind = binds_with_precedence(&matches, tiers, args.bind);
+        for (source, sorted) in [(var, &from_env), ("", &cli)] {
+            warnings.extend(sorted.ignored.iter().cloned());
+            if let Some(app) = &sorted.app_module {
+                let from = if source.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (in ${source})")
+                };
+                warnings.push((
+                    "wsgi_app".into(),
+                    format!(
+                        "Ignoring the application {app:?}{from}: heavy-api serves its own \
+                         application."
+                    ),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        let warnings: Vec<String> = warnings
+            .into_iter()
+            .filter(|(key, _)| seen.insert(key.clone()))
+            .map(|(_, w)| w)
+            .collect();
+        Config::from_args(args, env)
+            .map(|mut c| {
+                c.warnings.splice(0..0, warnings);
+                c.config_file = config_file;
+                Invocation::Serve(Box::new(c))
+            })
+            .map_err(|msg| Cli::command().error(clap::error::ErrorKind::InvalidValue, msg))
+    }
+
+    fn healthcheck(
+        argv: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Invocation, clap::Error> {
+        let cli = Cli::try_parse_from(argv)?;
+        let Some(Command::Healthcheck { url, timeout }) = cli.command else {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::InvalidSubcommand,
+                "expected the healthcheck subcommand",
+            ));
+        };
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::InvalidValue,
+                "--timeout must be a positive number of seconds",
+            ));
+        }
+        // The server binds 0.0.0.0:$PORT when PORT is set: probe that port.
+        let url = url.unwrap_or_else(|| {
+            let port = env("PORT").filter(|p| !p.trim().is_empty());
+            format!(
+                "http://127.0.0.1:{}",
+                port.as_deref().unwrap_or("8000").trim()
+            )
+        });
+        Ok(Invocation::Healthcheck {
+            url,
+            timeout: Duration::from_secs_f64(timeout),
+        })
     }
 
     /// Re-reads the environment and the same arguments (for SIGHUP).
@@ -525,7 +877,41 @@ impl Config {
                 .map(|b| BindSpec::parse(b))
                 .collect::<Result<_, _>>()?
         };
-        let log_level = args.log_level.parse::<Level>()?;
+        let mut warnings = Vec::new();
+        let log_level = match args.log_level.parse::<Level>() {
+            Ok(level) => level,
+            Err(_) => {
+                warnings.push(format!(
+                    "Unknown --log-level {:?}: using info, as Gunicorn does.",
+                    args.log_level
+                ));
+                Level::Info
+            }
+        };
+        let class = args.worker_class.to_ascii_lowercase();
+        let class = class.rsplit(['.', ':']).next().unwrap_or_default();
+        let worker_class = match class {
+            "sync" | "syncworker" if args.threads == 1 => "sync",
+            "gthread" | "threadworker" | "sync" | "syncworker" => "gthread",
+            _ => {
+                warnings.push(format!(
+                    "Worker class {:?} is not available in heavy-api; running the threaded \
+                     worker (gthread) instead.",
+                    args.worker_class
+                ));
+                "gthread"
+            }
+        };
+        let statsd = args
+            .statsd_host
+            .as_deref()
+            .map(statsd::parse_target)
+            .transpose()?;
+        for (flag, name) in [("--user", &args.user), ("--group", &args.group)] {
+            if let Some(name) = name {
+                check_identity(flag, name)?;
+            }
+        }
         crate::log::AccessFormat::parse(&args.access_logformat)?;
         let secs = |s: u64| Duration::from_secs(s);
         let metrics_bind = args
@@ -545,7 +931,9 @@ impl Config {
             worker_connections: args.worker_connections.map(|n| n as usize),
             timeout: (args.timeout > 0).then(|| secs(args.timeout)),
             graceful_timeout: secs(args.graceful_timeout),
-            keep_alive: (args.keep_alive > 0).then(|| secs(args.keep_alive)),
+            // The sync worker never keeps a connection alive.
+            keep_alive: (args.keep_alive > 0 && worker_class != "sync")
+                .then(|| secs(args.keep_alive)),
             max_requests: args.max_requests,
             max_requests_jitter: args.max_requests_jitter,
             http_limits: HttpLimits::normalised(
@@ -574,8 +962,25 @@ impl Config {
             check_config: args.check_config,
             print_config: args.print_config,
             fault_worker_boot: args.fault_worker_boot.clone(),
+            worker_class,
+            statsd,
+            statsd_prefix: args.statsd_prefix.clone(),
+            dogstatsd_tags: args.dogstatsd_tags.clone(),
+            umask: args.umask,
+            config_file: None,
+            warnings,
             args,
         })
+    }
+
+    /// The `Current configuration:` block of the debug log: `  name: value`, one per line.
+    pub fn debug_block(&self) -> String {
+        self.printable()
+            .lines()
+            .filter_map(|l| l.split_once(" = "))
+            .map(|(n, v)| format!("  {}: {v}", n.trim_end()))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Every setting as `name = value`, aligned, in Gunicorn's `--print-config` style.
@@ -596,7 +1001,8 @@ impl Config {
             ("check_config", self.check_config.to_string()),
             ("drain_delay", a.drain_delay.to_string()),
             ("errorlog", self.error_logfile.clone()),
-            ("forwarded_allow_ips", opt(&a.forwarded_allow_ips)),
+            ("config", opt(&self.config_file)),
+            ("dogstatsd_tags", self.dogstatsd_tags.clone()),
             ("graceful_timeout", a.graceful_timeout.to_string()),
             ("io_file", self.io_file.display().to_string()),
             ("keepalive", a.keep_alive.to_string()),
@@ -631,15 +1037,27 @@ impl Config {
             ("proc_name", self.proc_name.clone()),
             ("threads", self.threads.to_string()),
             ("timeout", a.timeout.to_string()),
-            ("worker_class", a.worker_class.clone()),
+            (
+                "statsd_host",
+                self.statsd
+                    .as_ref()
+                    .map_or("None".into(), |t| t.to_string()),
+            ),
+            ("statsd_prefix", self.statsd_prefix.clone()),
+            (
+                "umask",
+                self.umask.map_or("None".into(), |m| format!("{m:#o}")),
+            ),
+            ("worker_class", self.worker_class.to_string()),
             (
                 "worker_connections",
                 self.worker_connections
                     .map_or("None (the descriptor limit)".into(), |n| n.to_string()),
             ),
-            ("worker_tmp_dir", path(&a.worker_tmp_dir)),
             ("workers", self.workers.to_string()),
         ];
+        let mut rows = rows;
+        rows.sort_by_key(|(n, _)| *n);
         let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
         rows.iter()
             .map(|(n, v)| format!("{n:<width$} = {v}\n"))
@@ -647,27 +1065,57 @@ impl Config {
     }
 }
 
-/// `--bind` is the one repeatable setting: binds given on the real command line replace those
-/// from the environment's extra arguments instead of adding to them.
+/// `--bind` is the one repeatable setting: the binds of the highest-precedence source that has
+/// any (the command line, then the environment's extra arguments, then the config file) replace
+/// the others' instead of adding to them. `tiers` are where the config file's and the
+/// environment's arguments end (argv[0] is index 0).
 fn binds_with_precedence(
     matches: &ArgMatches,
-    extra_len: usize,
+    tiers: [usize; 2],
     binds: Vec<String>,
 ) -> Vec<String> {
     let Some(indices) = matches.indices_of("bind") else {
         return binds;
     };
+    let tier = |i: usize| tiers.iter().filter(|&&end| i > end).count();
     let indices: Vec<usize> = indices.collect();
-    // argv[0] is index 0; the extra arguments occupy 1..=extra_len.
-    if indices.iter().any(|&i| i > extra_len) && indices.iter().any(|&i| i <= extra_len) {
-        binds
-            .into_iter()
-            .zip(indices)
-            .filter(|&(_, i)| i > extra_len)
-            .map(|(b, _)| b)
-            .collect()
+    let Some(top) = indices.iter().map(|&i| tier(i)).max() else {
+        return binds;
+    };
+    binds
+        .into_iter()
+        .zip(indices)
+        .filter(|&(_, i)| tier(i) == top)
+        .map(|(b, _)| b)
+        .collect()
+}
+
+/// `--user` / `--group`: heavy-api does not switch identity, so the only safe value is the one
+/// it already runs as (by name or number).
+fn check_identity(flag: &str, wanted: &str) -> Result<(), String> {
+    // SAFETY: plain libc queries; the returned records are read before any other call.
+    let (current, matches) = unsafe {
+        if flag == "--user" {
+            let uid = libc::geteuid();
+            let name = std::ffi::CString::new(wanted).unwrap_or_default();
+            let pw = libc::getpwnam(name.as_ptr());
+            let by_name = !pw.is_null() && (*pw).pw_uid == uid;
+            (uid, by_name || wanted.parse::<u32>() == Ok(uid))
+        } else {
+            let gid = libc::getegid();
+            let name = std::ffi::CString::new(wanted).unwrap_or_default();
+            let gr = libc::getgrnam(name.as_ptr());
+            let by_name = !gr.is_null() && (*gr).gr_gid == gid;
+            (gid, by_name || wanted.parse::<u32>() == Ok(gid))
+        }
+    };
+    if matches {
+        Ok(())
     } else {
-        binds
+        Err(format!(
+            "{flag} {wanted}: heavy-api does not switch users, and running on as id {current} \
+             instead would be unsafe; start it as {wanted} (e.g. USER in the Dockerfile)"
+        ))
     }
 }
 
@@ -834,7 +1282,6 @@ mod tests {
             &["--workers", "0"][..],
             &["--threads", "x"],
             &["--bind", "nope:port"],
-            &["--log-level", "loud"],
             &["--timeout", "-1"],
             &["--max-io-kb", "-5"],
             &["--no-such-flag"],
@@ -847,6 +1294,20 @@ mod tests {
             let line = first_line(&err);
             assert!(!line.is_empty() && !line.contains('\n'), "{args:?}: {line}");
         }
+    }
+
+    #[test]
+    fn log_levels_are_case_insensitive_and_unknown_ones_are_info() {
+        let c = serve(&["--log-level", "DEBUG"]);
+        assert_eq!(c.log_level, Level::Debug);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = serve(&["--log-level", "loud"]);
+        assert_eq!(c.log_level, Level::Info);
+        assert!(
+            c.warnings[0].contains("Unknown --log-level \"loud\""),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

@@ -52,7 +52,8 @@ impl fmt::Display for Value {
 }
 
 impl Value {
-    fn truthy(&self) -> bool {
+    /// Python's truth value.
+    pub fn truthy(&self) -> bool {
         match self {
             Value::Int(n) => *n != 0,
             Value::Float(x) => *x != 0.0,
@@ -81,7 +82,12 @@ pub struct ConfFile {
 
 /// Reads `source` (named `label` in warnings). `env` reads environment variables; `cpus` is what
 /// `cpu_count()` returns.
-pub fn parse(label: &str, source: &str, env: &dyn Fn(&str) -> Option<String>, cpus: usize) -> ConfFile {
+pub fn parse(
+    label: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    cpus: usize,
+) -> ConfFile {
     let mut out = ConfFile::default();
     let mut vars: HashMap<String, Value> = HashMap::new();
     let (statements, broken) = logical_lines(source);
@@ -99,10 +105,25 @@ pub fn parse(label: &str, source: &str, env: &dyn Fn(&str) -> Option<String>, cp
         }
         skip_indented = false;
         let warn = |why: String| format!("{label}:{}: {why}", st.line);
+        // A setting heavy-api ignores is named as such, whatever its value is written in
+        // (dictionaries, functions).
+        if let Some((lhs, _)) = st.text.split_once('=') {
+            let name = lhs.split(':').next().unwrap_or_default().trim();
+            let ignored = crate::settings::by_name(name)
+                .and_then(|s| crate::settings::ignored_warning(s, name));
+            if let Some(why) = ignored {
+                out.warnings.push(warn(why));
+                if st.text.trim_end().ends_with(':') {
+                    skip_indented = true;
+                }
+                continue;
+            }
+        }
         let tokens = match tokenize(&st.text) {
             Ok(t) => t,
             Err(why) => {
-                out.warnings.push(warn(format!("{why}; ignored: {}", shorten(&st.text))));
+                out.warnings
+                    .push(warn(format!("{why}; ignored: {}", shorten(&st.text))));
                 continue;
             }
         };
@@ -119,7 +140,9 @@ pub fn parse(label: &str, source: &str, env: &dyn Fn(&str) -> Option<String>, cp
                 let why = match crate::settings::by_name(&name) {
                     Some(s) => crate::settings::ignored_warning(s, &format!("the {name} hook"))
                         .unwrap_or_default(),
-                    None => format!("def {name}(): functions are outside the supported subset; ignored"),
+                    None => {
+                        format!("def {name}(): functions are outside the supported subset; ignored")
+                    }
                 };
                 out.warnings.push(warn(why));
                 continue;
@@ -130,8 +153,13 @@ pub fn parse(label: &str, source: &str, env: &dyn Fn(&str) -> Option<String>, cp
             skip_indented = true;
         }
         // NAME = expr (a type annotation is allowed: NAME: type = expr)
-        let assign = match (&tokens.first(), tokens.iter().position(|t| *t == Tok::Op("="))) {
-            (Some(Tok::Name(name)), Some(eq)) if eq == 1 || tokens.get(1) == Some(&Tok::Op(":")) => {
+        let assign = match (
+            &tokens.first(),
+            tokens.iter().position(|t| *t == Tok::Op("=")),
+        ) {
+            (Some(Tok::Name(name)), Some(eq))
+                if eq == 1 || tokens.get(1) == Some(&Tok::Op(":")) =>
+            {
                 Some((name.clone(), &tokens[eq + 1..]))
             }
             _ => None,
@@ -149,11 +177,21 @@ pub fn parse(label: &str, source: &str, env: &dyn Fn(&str) -> Option<String>, cp
                 continue;
             }
         }
-        let mut p = Eval { toks: expr, pos: 0, vars: &vars, env, cpus };
+        let mut p = Eval {
+            toks: expr,
+            pos: 0,
+            vars: &vars,
+            env,
+            cpus,
+        };
         match p.expr().and_then(|v| p.end().map(|()| v)) {
             Ok(value) => {
                 vars.insert(name.clone(), value.clone());
-                out.assignments.push(Assignment { line: st.line, name, value });
+                out.assignments.push(Assignment {
+                    line: st.line,
+                    name,
+                    value,
+                });
             }
             Err(why) => out.warnings.push(warn(format!(
                 "cannot evaluate {name} ({why}); ignored: {}",
@@ -162,8 +200,9 @@ pub fn parse(label: &str, source: &str, env: &dyn Fn(&str) -> Option<String>, cp
         }
     }
     if let Some((line, why)) = broken {
-        out.warnings
-            .push(format!("{label}:{line}: {why}; the rest of the file is ignored"));
+        out.warnings.push(format!(
+            "{label}:{line}: {why}; the rest of the file is ignored"
+        ));
     }
     out
 }
@@ -251,7 +290,10 @@ fn logical_lines(source: &str) -> (Vec<Statement>, Option<(usize, String)>) {
                         }
                         line += 1;
                     }
-                    if d == c && (!triple || (i + 2 < chars.len() && chars[i + 1] == c && chars[i + 2] == c)) {
+                    if d == c
+                        && (!triple
+                            || (i + 2 < chars.len() && chars[i + 1] == c && chars[i + 2] == c))
+                    {
                         current.extend(&chars[i..i + quote_len]);
                         i += quote_len;
                         break;
@@ -276,7 +318,11 @@ fn logical_lines(source: &str) -> (Vec<Statement>, Option<(usize, String)>) {
                     i += 1;
                     continue;
                 }
-                out.push(Statement { line: start_line, indented, text: std::mem::take(&mut current) });
+                out.push(Statement {
+                    line: start_line,
+                    indented,
+                    text: std::mem::take(&mut current),
+                });
                 at_start = true;
                 indented = false;
                 i += 1;
@@ -288,7 +334,11 @@ fn logical_lines(source: &str) -> (Vec<Statement>, Option<(usize, String)>) {
         i += 1;
     }
     if !current.trim().is_empty() {
-        out.push(Statement { line: start_line, indented, text: current });
+        out.push(Statement {
+            line: start_line,
+            indented,
+            text: current,
+        });
     }
     (out, None)
 }
@@ -303,7 +353,9 @@ enum Tok {
     Op(&'static str),
 }
 
-const OPS: [&str; 16] = ["//", "**", "==", "(", ")", "[", "]", ",", ".", "=", "+", "-", "*", "/", "%", ":"];
+const OPS: [&str; 16] = [
+    "//", "**", "==", "(", ")", "[", "]", ",", ".", "=", "+", "-", "*", "/", "%", ":",
+];
 
 fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
     let chars: Vec<char> = text.chars().collect();
@@ -320,8 +372,12 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             .iter()
             .take_while(|c| c.is_ascii_alphabetic())
             .count();
-        let prefix: String = chars[i..i + prefix_len].iter().collect::<String>().to_ascii_lowercase();
-        let is_str_prefix = prefix_len <= 2 && ["", "r", "f", "u", "b", "rf", "fr", "br", "rb"].contains(&prefix.as_str());
+        let prefix: String = chars[i..i + prefix_len]
+            .iter()
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let is_str_prefix = prefix_len <= 2
+            && ["", "r", "f", "u", "b", "rf", "fr", "br", "rb"].contains(&prefix.as_str());
         if is_str_prefix && matches!(chars.get(i + prefix_len), Some('\'' | '"')) {
             let q = chars[i + prefix_len];
             let mut j = i + prefix_len;
@@ -331,7 +387,9 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             let raw = prefix.contains('r');
             let mut s = String::new();
             loop {
-                let Some(&d) = chars.get(j) else { return Err("unterminated string".into()) };
+                let Some(&d) = chars.get(j) else {
+                    return Err("unterminated string".into());
+                };
                 if d == '\\' && !raw {
                     let e = chars.get(j + 1).copied().unwrap_or('\\');
                     match e {
@@ -349,7 +407,9 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                     j += 2;
                     continue;
                 }
-                if d == q && (!triple || (chars.get(j + 1) == Some(&q) && chars.get(j + 2) == Some(&q))) {
+                if d == q
+                    && (!triple || (chars.get(j + 1) == Some(&q) && chars.get(j + 2) == Some(&q)))
+                {
                     j += ql;
                     break;
                 }
@@ -361,12 +421,16 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             continue;
         }
         if c.is_alphabetic() || c == '_' {
-            let name: String = chars[i..].iter().take_while(|c| c.is_alphanumeric() || **c == '_').collect();
+            let name: String = chars[i..]
+                .iter()
+                .take_while(|c| c.is_alphanumeric() || **c == '_')
+                .collect();
             i += name.chars().count();
             out.push(Tok::Name(name));
             continue;
         }
-        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let num: String = chars[i..]
                 .iter()
                 .take_while(|c| c.is_ascii_alphanumeric() || **c == '.' || **c == '_')
@@ -544,18 +608,26 @@ impl Eval<'_> {
             return match path.as_str() {
                 "os.environ" | "environ" => {
                     let key = key.to_string();
-                    (self.env)(&key).map(Value::Str).ok_or(format!("${key} is not set"))
+                    (self.env)(&key)
+                        .map(Value::Str)
+                        .ok_or(format!("${key} is not set"))
                 }
                 _ => match (self.vars.get(&path), key) {
                     (Some(Value::List(items)), Value::Int(i)) => {
                         let i = if i < 0 { items.len() as i64 + i } else { i };
-                        items.get(i as usize).cloned().ok_or("index out of range".into())
+                        items
+                            .get(i as usize)
+                            .cloned()
+                            .ok_or("index out of range".into())
                     }
                     _ => Err(format!("unsupported subscript of {path}")),
                 },
             };
         }
-        self.vars.get(&path).cloned().ok_or(format!("{path} is not defined here"))
+        self.vars
+            .get(&path)
+            .cloned()
+            .ok_or(format!("{path} is not defined here"))
     }
     fn call(&mut self, func: &str, args: Vec<Value>) -> R {
         let arg = |i: usize| args.get(i).cloned();
@@ -565,19 +637,29 @@ impl Eval<'_> {
             }
             ("os.environ.get" | "environ.get" | "os.getenv" | "getenv", 1 | 2) => {
                 let key = args[0].to_string();
-                Ok((self.env)(&key).map(Value::Str).unwrap_or(arg(1).unwrap_or(Value::None)))
+                Ok((self.env)(&key)
+                    .map(Value::Str)
+                    .unwrap_or(arg(1).unwrap_or(Value::None)))
             }
             ("int", 1) => match &args[0] {
                 Value::Int(n) => Ok(Value::Int(*n)),
                 Value::Float(x) => Ok(Value::Int(x.trunc() as i64)),
                 Value::Bool(b) => Ok(Value::Int(*b as i64)),
-                Value::Str(s) => s.trim().parse::<i64>().map(Value::Int).map_err(|_| format!("int({s:?}) is not a number")),
+                Value::Str(s) => s
+                    .trim()
+                    .parse::<i64>()
+                    .map(Value::Int)
+                    .map_err(|_| format!("int({s:?}) is not a number")),
                 v => Err(format!("int({v})")),
             },
             ("float", 1) => match &args[0] {
                 Value::Int(n) => Ok(Value::Float(*n as f64)),
                 Value::Float(x) => Ok(Value::Float(*x)),
-                Value::Str(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| format!("float({s:?}) is not a number")),
+                Value::Str(s) => s
+                    .trim()
+                    .parse::<f64>()
+                    .map(Value::Float)
+                    .map_err(|_| format!("float({s:?}) is not a number")),
                 v => Err(format!("float({v})")),
             },
             ("str", 1) => Ok(Value::Str(args[0].to_string())),
@@ -666,7 +748,13 @@ impl Eval<'_> {
                 return Err("f-string conversions and format specs are outside the subset".into());
             }
             let toks = tokenize(inner)?;
-            let mut p = Eval { toks: &toks, pos: 0, vars: self.vars, env: self.env, cpus: self.cpus };
+            let mut p = Eval {
+                toks: &toks,
+                pos: 0,
+                vars: self.vars,
+                env: self.env,
+                cpus: self.cpus,
+            };
             let v = p.expr()?;
             p.end()?;
             out.push_str(&v.to_string());
@@ -698,7 +786,10 @@ fn number(v: &Value) -> Result<f64, String> {
 
 fn arith(op: &str, a: Value, b: Value) -> R {
     use Value::*;
-    let int = |x: Option<i64>| x.map(Int).ok_or_else(|| "overflow or division by zero".to_string());
+    let int = |x: Option<i64>| {
+        x.map(Int)
+            .ok_or_else(|| "overflow or division by zero".to_string())
+    };
     match (op, a, b) {
         ("+", Str(x), Str(y)) => Ok(Str(x + &y)),
         ("+", List(mut x), List(y)) => {
@@ -730,13 +821,19 @@ mod tests {
     use super::*;
 
     fn run(src: &str, vars: &[(&str, &str)]) -> ConfFile {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         parse("gunicorn.conf.py", src, &|k| vars.get(k).cloned(), 2)
     }
 
     fn get(c: &ConfFile, name: &str) -> Option<Value> {
-        c.assignments.iter().rev().find(|a| a.name == name).map(|a| a.value.clone())
+        c.assignments
+            .iter()
+            .rev()
+            .find(|a| a.name == name)
+            .map(|a| a.value.clone())
     }
 
     #[test]
@@ -747,13 +844,26 @@ mod tests {
              raw = ('a', 'b',)\nhalf = 7 // 2\n",
             &[],
         );
-        assert!(c.warnings.iter().all(|w| w.contains("preload_app")), "{:?}", c.warnings);
-        assert_eq!(get(&c, "bind").unwrap().to_string(), "['0.0.0.0:8000', 'unix:/tmp/x.sock']");
+        assert!(
+            c.warnings.iter().all(|w| w.contains("preload_app")),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(
+            get(&c, "bind").unwrap().to_string(),
+            "['0.0.0.0:8000', 'unix:/tmp/x.sock']"
+        );
         assert_eq!(get(&c, "workers"), Some(Value::Int(4)));
         assert_eq!(get(&c, "threads"), Some(Value::Int(2)));
         assert_eq!(get(&c, "timeout"), Some(Value::Int(120)));
         assert_eq!(get(&c, "keepalive").unwrap().to_string(), "75.0");
-        assert_eq!(get(&c, "raw"), Some(Value::List(vec![Value::Str("a".into()), Value::Str("b".into())])));
+        assert_eq!(
+            get(&c, "raw"),
+            Some(Value::List(vec![
+                Value::Str("a".into()),
+                Value::Str("b".into())
+            ]))
+        );
         assert_eq!(get(&c, "half"), Some(Value::Int(3)));
     }
 
@@ -787,9 +897,16 @@ threads = int(
         assert_eq!(get(&c, "bind2"), Some(Value::Str("0.0.0.0:9000".into())));
         assert_eq!(get(&c, "loglevel"), Some(Value::Str("info".into())));
         assert_eq!(get(&c, "timeout"), Some(Value::Int(30)));
-        assert_eq!(get(&c, "keepalive"), Some(Value::Str("5".into())));
+        assert_eq!(get(&c, "keepalive"), Some(Value::Int(5)));
         assert_eq!(get(&c, "threads"), Some(Value::Int(4)));
-        assert_eq!(c.assignments.iter().find(|a| a.name == "threads").unwrap().line, 17);
+        assert_eq!(
+            c.assignments
+                .iter()
+                .find(|a| a.name == "threads")
+                .unwrap()
+                .line,
+            16
+        );
     }
 
     #[test]
@@ -800,13 +917,38 @@ threads = int(
                    def helper():\n    return 1\n";
         let c = run(src, &[]);
         let w = c.warnings.join("\n");
-        assert!(w.contains("gunicorn.conf.py:3: the on_starting hook has no effect"), "{w}");
-        assert!(w.contains("gunicorn.conf.py:6: outside the supported subset"), "{w}");
-        assert!(w.contains("gunicorn.conf.py:8: outside the supported subset"), "{w}");
-        assert!(w.contains("gunicorn.conf.py:9: secure_scheme_headers has no effect"), "{w}");
-        assert!(w.contains("gunicorn.conf.py:10: cannot evaluate timeout ($NOPE is not set)"), "{w}");
-        assert!(w.contains("gunicorn.conf.py:11: cannot evaluate threads"), "{w}");
-        assert!(w.contains("gunicorn.conf.py:12: unterminated string"), "{w}");
-        assert_eq!(get(&c, "workers"), Some(Value::Int(2)), "the if block is not run");
+        assert!(
+            w.contains("gunicorn.conf.py:3: the on_starting hook has no effect"),
+            "{w}"
+        );
+        assert!(
+            w.contains("gunicorn.conf.py:6: outside the supported subset"),
+            "{w}"
+        );
+        assert!(
+            w.contains("gunicorn.conf.py:8: outside the supported subset"),
+            "{w}"
+        );
+        assert!(
+            w.contains("gunicorn.conf.py:9: secure_scheme_headers has no effect"),
+            "{w}"
+        );
+        assert!(
+            w.contains("gunicorn.conf.py:10: cannot evaluate timeout ($NOPE is not set)"),
+            "{w}"
+        );
+        assert!(
+            w.contains("gunicorn.conf.py:11: cannot evaluate threads"),
+            "{w}"
+        );
+        assert!(
+            w.contains("gunicorn.conf.py:12: unterminated string"),
+            "{w}"
+        );
+        assert_eq!(
+            get(&c, "workers"),
+            Some(Value::Int(2)),
+            "the if block is not run"
+        );
     }
 }

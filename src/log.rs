@@ -25,7 +25,7 @@ impl std::str::FromStr for Level {
             "info" => Level::Info,
             "warning" | "warn" => Level::Warning,
             "error" => Level::Error,
-            "critical" => Level::Critical,
+            "critical" | "fatal" => Level::Critical,
             _ => return Err(format!("invalid log level {s:?}")),
         })
     }
@@ -102,6 +102,9 @@ pub fn init(
         }
         None => None,
     };
+    // `%(t)s` and the error log's time are the server's local time, as Gunicorn's; read TZ now.
+    // SAFETY: tzset only (re)reads the time zone settings.
+    unsafe { tzset() };
     let logger = Logger {
         level,
         error: Sink::open(error_log, Sink::Stderr)?,
@@ -130,8 +133,19 @@ pub fn enabled(level: Level) -> bool {
         .map_or(level >= Level::Info, |l| level >= l.level)
 }
 
+extern "C" {
+    fn tzset();
+}
+
 /// Writes one error-log line. Before `init`, lines go to stderr at INFO and above.
 pub fn log(level: Level, message: &str) {
+    // Gunicorn's statsd logger counts these whatever the level lets through.
+    match level {
+        Level::Warning => crate::statsd::increment("gunicorn.log.warning", 1),
+        Level::Error => crate::statsd::increment("gunicorn.log.error", 1),
+        Level::Critical => crate::statsd::increment("gunicorn.log.critical", 1),
+        _ => {}
+    }
     let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
     let threshold = guard.as_ref().map_or(Level::Info, |l| l.level);
     if level < threshold {
@@ -200,7 +214,10 @@ pub struct AccessEntry<'a> {
     pub status: u16,
     pub body_bytes: usize,
     pub request_headers: &'a [(String, String)],
+    /// The application's headers (Content-Type and Content-Length are the two below).
     pub response_headers: &'a [(&'a str, String)],
+    pub content_type: &'a str,
+    pub content_length: usize,
     pub duration: Duration,
 }
 
@@ -272,11 +289,44 @@ impl AccessFormat {
     }
 }
 
+/// A request header as Gunicorn's `%({name}i)s` sees it: the last of repeated ones.
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
     headers
         .iter()
+        .rev()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+/// A request header as the WSGI environment holds it: repeated ones joined with commas.
+fn environ_header(headers: &[(String, String)], name: &str) -> Option<String> {
+    let values: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// `PATH_INFO`: the path percent-decoded, each byte one character (Latin-1), as Gunicorn's
+/// `unquote_to_wsgi_str`.
+fn path_info(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(char::from((h * 16 + l) as u8));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(char::from(bytes[i]));
+        i += 1;
+    }
+    out
 }
 
 fn atom(name: &str, e: &AccessEntry<'_>) -> String {
@@ -289,12 +339,25 @@ fn atom(name: &str, e: &AccessEntry<'_>) -> String {
         if let Some((key, kind)) = inner.rsplit_once('}') {
             return match kind {
                 "i" => or_dash(header(e.request_headers, key)),
-                "o" => or_dash(
-                    e.response_headers
+                "o" => {
+                    let length = e.content_length.to_string();
+                    let all = [
+                        ("Content-Type", e.content_type),
+                        ("Content-Length", &length),
+                    ];
+                    let found = e
+                        .response_headers
                         .iter()
+                        .rev()
                         .find(|(n, _)| n.eq_ignore_ascii_case(key))
-                        .map(|(_, v)| v.as_str()),
-                ),
+                        .map(|(_, v)| v.as_str())
+                        .or_else(|| {
+                            all.iter()
+                                .find(|(n, _)| n.eq_ignore_ascii_case(key))
+                                .map(|(_, v)| *v)
+                        });
+                    found.map_or_else(dash, str::to_string)
+                }
                 "e" => or_dash(request_environ(key, e).as_deref()),
                 _ => dash(),
             };
@@ -302,7 +365,8 @@ fn atom(name: &str, e: &AccessEntry<'_>) -> String {
     }
     let micros = e.duration.as_micros();
     match name {
-        "h" => or_dash(Some(e.peer)),
+        // A Unix-socket peer has no address: empty, as Gunicorn's REMOTE_ADDR.
+        "h" => e.peer.to_string(),
         "l" => dash(),
         "u" => basic_auth_user(header(e.request_headers, "authorization")).unwrap_or_else(dash),
         "t" => format!(
@@ -312,12 +376,13 @@ fn atom(name: &str, e: &AccessEntry<'_>) -> String {
         "r" => format!("{} {} {}", e.method, e.target, e.protocol),
         "s" => e.status.to_string(),
         "m" => e.method.to_string(),
-        "U" => e.path.to_string(),
+        "U" => path_info(e.path),
         "q" => e.query.to_string(),
         "H" => e.protocol.to_string(),
         "b" | "B" => e.body_bytes.to_string(),
-        "f" => or_dash(header(e.request_headers, "referer")),
-        "a" => or_dash(header(e.request_headers, "user-agent")),
+        // Present but empty is logged empty; absent is `-`.
+        "f" => environ_header(e.request_headers, "referer").unwrap_or_else(dash),
+        "a" => environ_header(e.request_headers, "user-agent").unwrap_or_else(dash),
         "T" => e.duration.as_secs().to_string(),
         "M" => e.duration.as_millis().to_string(),
         "D" => micros.to_string(),
@@ -330,21 +395,13 @@ fn atom(name: &str, e: &AccessEntry<'_>) -> String {
 /// `%({NAME}e)s`: a variable of the request's WSGI environment, as Gunicorn renders it — never
 /// the process's environment, which holds the container's secrets.
 fn request_environ(key: &str, e: &AccessEntry<'_>) -> Option<String> {
-    let header = |name: &str| {
-        let values: Vec<&str> = e
-            .request_headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect();
-        (!values.is_empty()).then(|| values.join(","))
-    };
+    let header = |name: &str| environ_header(e.request_headers, name);
     Some(match key {
         "REMOTE_ADDR" => e.peer.to_string(),
         "REMOTE_PORT" => e.peer_port?.to_string(),
         "REQUEST_METHOD" => e.method.to_string(),
         "RAW_URI" => e.target.to_string(),
-        "PATH_INFO" => e.path.to_string(),
+        "PATH_INFO" => path_info(e.path),
         "QUERY_STRING" => e.query.to_string(),
         "SERVER_PROTOCOL" => e.protocol.to_string(),
         "SCRIPT_NAME" => String::new(),
@@ -429,6 +486,8 @@ mod tests {
             body_bytes: 30,
             request_headers: headers,
             response_headers: out,
+            content_type: "application/json",
+            content_length: 30,
             duration: Duration::from_micros(1_234_567),
         }
     }
@@ -488,6 +547,29 @@ mod tests {
         assert_eq!(
             format.render(&entry(&headers, &[])),
             "-|-|127.0.0.1|50123|http|10.0.0.1,10.0.0.2|x=1|-"
+        );
+    }
+
+    #[test]
+    fn atoms_as_gunicorn_renders_them() {
+        let headers = vec![
+            ("X-Req".to_string(), "first".to_string()),
+            ("x-req".to_string(), "last".to_string()),
+            ("Referer".to_string(), String::new()),
+            ("User-Agent".to_string(), String::new()),
+        ];
+        let out = [("Server-Timing", "total;dur=1".to_string())];
+        let mut e = entry(&headers, &out);
+        e.path = "/a%20b/%C3%A9%zz";
+        e.peer = "";
+        let format = AccessFormat::parse(
+            "%(h)s|%(U)s|%({X-REQ}i)s|%(f)s|%(a)s|%({content-type}o)s|%({Content-Length}o)s|\
+             %({server-timing}o)s|%({x-nope}o)s",
+        )
+        .unwrap();
+        assert_eq!(
+            format.render(&e),
+            "|/a b/\u{c3}\u{a9}%zz|last|||application/json|30|total;dur=1|-"
         );
     }
 

@@ -122,7 +122,11 @@ fn open(target: &Target) -> std::io::Result<Sock> {
                 .to_socket_addrs()?
                 .next()
                 .ok_or_else(|| std::io::Error::other("the host has no address"))?;
-            let local = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let local = if addr.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
             let sock = UdpSocket::bind(local)?;
             sock.connect(addr)?;
             sock.set_nonblocking(true)?;
@@ -200,21 +204,39 @@ mod tests {
     fn targets_as_gunicorn_reads_them() {
         assert_eq!(
             parse_target("localhost:9125"),
-            Ok(Target::Udp { host: "localhost".into(), port: 9125 })
+            Ok(Target::Udp {
+                host: "localhost".into(),
+                port: 9125
+            })
         );
         assert_eq!(
             parse_target("Statsd"),
-            Ok(Target::Udp { host: "statsd".into(), port: 8125 })
+            Ok(Target::Udp {
+                host: "statsd".into(),
+                port: 8125
+            })
         );
         assert_eq!(
             parse_target("[::1]:1"),
-            Ok(Target::Udp { host: "::1".into(), port: 1 })
+            Ok(Target::Udp {
+                host: "::1".into(),
+                port: 1
+            })
         );
-        assert_eq!(parse_target("unix:/run/s.sock"), Ok(Target::Unix("/run/s.sock".into())));
-        assert_eq!(parse_target("unix:///run/s.sock"), Ok(Target::Unix("/run/s.sock".into())));
+        assert_eq!(
+            parse_target("unix:/run/s.sock"),
+            Ok(Target::Unix("/run/s.sock".into()))
+        );
+        assert_eq!(
+            parse_target("unix:///run/s.sock"),
+            Ok(Target::Unix("/run/s.sock".into()))
+        );
         assert_eq!(
             parse_target("unix:8125"),
-            Ok(Target::Udp { host: "unix".into(), port: 8125 })
+            Ok(Target::Udp {
+                host: "unix".into(),
+                port: 8125
+            })
         );
         for bad in ["", ":1", "h:x", "unix:", "[::1"] {
             assert!(parse_target(bad).is_err(), "{bad}");

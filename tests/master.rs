@@ -147,7 +147,7 @@ fn boot_log_lines_follow_gunicorn() {
         )),
         "{log}"
     );
-    assert!(log.contains("[INFO] Using worker: threads"), "{log}");
+    assert!(log.contains("[INFO] Using worker: gthread"), "{log}");
     let line = log.lines().next().unwrap();
     // [2026-11-26 22:16:54 +0000] [2425] [INFO] ...
     assert!(
@@ -720,8 +720,10 @@ fn check_config_print_config_and_bad_flags() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // clap's whole message (issue #15): the error first, the --help hint last.
+    assert!(err.lines().next().unwrap().contains("--workers"), "{err}");
     assert!(err.starts_with("Error: "), "{err}");
+    assert!(err.trim_end().ends_with("try '--help'."), "{err}");
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("heavy-api "));
     let out = Command::new(BIN).arg("--help").output().unwrap();

@@ -14,6 +14,7 @@ use crate::platform::fingerprint::Fingerprint;
 use crate::shared::{monotonic_ms, random_u64, ServerState, SharedMap, WorkerSlot};
 use crate::signals::{self, SignalPipe};
 use crate::worker::{self, queue::JobQueue, WorkerContext, WorkerListener, BOOT_ERROR};
+use crate::{proctitle, statsd};
 use listeners::Listener;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
@@ -88,6 +89,8 @@ struct Master {
     platform_labels: Vec<(&'static str, String)>,
     /// `--drain-delay`: when a TERM's drain ends and the stop begins.
     drain_until: Option<Instant>,
+    /// The worker count last logged (`N workers`) and sent as the `gunicorn.workers` gauge.
+    logged_workers: Option<usize>,
 }
 
 /// Runs the server until it stops; returns the process exit status.
@@ -101,6 +104,12 @@ pub fn run(config: Config, argv: Vec<String>) -> i32 {
 impl Master {
     fn start(config: Config, argv: Vec<String>) -> Result<Master, i32> {
         log::info(&format!("Starting heavy-api {}", env!("CARGO_PKG_VERSION")));
+        for warning in &config.warnings {
+            log::warning(warning);
+        }
+        if log::enabled(log::Level::Debug) {
+            log::debug(&format!("Current configuration:\n{}", config.debug_block()));
+        }
         let fail = |message: String| {
             log::error(&message);
             1
@@ -136,6 +145,7 @@ impl Master {
         }
         let pid = std::process::id();
         let urls: Vec<&str> = listeners.iter().map(|l| l.url.as_str()).collect();
+        log::debug("Arbiter booted");
         log::info(&format!("Listening at: {} ({pid})", urls.join(",")));
         let metrics_listener = match &config.metrics_bind {
             Some(spec) => {
@@ -147,10 +157,7 @@ impl Master {
             }
             None => None,
         };
-        log::info(&format!(
-            "Using worker: threads (an event loop and {} handler threads per worker)",
-            config.threads
-        ));
+        log::info(&format!("Using worker: {}", config.worker_class));
         let queue =
             JobQueue::new().map_err(|e| fail(format!("cannot create the request queue: {e}")))?;
         let state = SharedMap::new().map_err(|e| fail(format!("cannot map shared memory: {e}")))?;
@@ -174,6 +181,7 @@ impl Master {
             info: Arc::new(info),
             platform_labels: fingerprint.labels(),
             drain_until: None,
+            logged_workers: None,
             target: config.workers,
             config: Arc::new(config),
             listeners,
@@ -317,6 +325,7 @@ impl Master {
         metrics_slot: Option<usize>,
     ) -> ! {
         drop(self.signals.take()); // the master's handlers and pipe
+        proctitle::set(&proctitle::worker(&self.config.proc_name));
         let main = std::mem::take(&mut self.listeners)
             .into_iter()
             .map(|l| (l, false));
@@ -387,9 +396,13 @@ impl Master {
             match status {
                 WaitStatus::Exited(_, 0) => {}
                 WaitStatus::Exited(_, code) => {
+                    // Gunicorn logs a failed exit twice, the second time with a full stop
+                    // (unless it is about to halt for a boot error).
                     log::error(&format!("Worker (pid:{pid}) exited with code {code}"));
                     if code == BOOT_ERROR && !booted {
                         boot_failed = Some(EXIT_BOOT_ERROR);
+                    } else {
+                        log::error(&format!("Worker (pid:{pid}) exited with code {code}."));
                     }
                 }
                 WaitStatus::Signaled(_, Signal::SIGKILL, _) => log::error(&format!(
@@ -488,6 +501,7 @@ impl Master {
             }
         }
         if active.len() <= self.target {
+            self.log_worker_count();
             return;
         }
         active.sort();
@@ -497,6 +511,7 @@ impl Master {
             w.slot.booted.load(Ordering::Acquire) || w.spawned.elapsed() > BOOT_WAIT
         });
         if !replacements_ready {
+            self.log_worker_count();
             return;
         }
         let now = Instant::now();
@@ -505,6 +520,22 @@ impl Master {
                 worker.retired_at = Some(now);
                 let _ = kill(*pid, Signal::SIGTERM);
             }
+        }
+        self.log_worker_count();
+    }
+
+    /// As Gunicorn: `N workers` at debug and the `gunicorn.workers` gauge, whenever the number
+    /// of active workers changes.
+    fn log_worker_count(&mut self) {
+        let active = self
+            .workers
+            .values()
+            .filter(|w| w.retired_at.is_none())
+            .count();
+        if self.logged_workers != Some(active) {
+            self.logged_workers = Some(active);
+            log::debug(&format!("{active} workers"));
+            statsd::gauge("gunicorn.workers", active as u64);
         }
     }
 
@@ -529,6 +560,18 @@ impl Master {
                 ) {
                     log::error(&format!("cannot reopen logs after reload: {err}"));
                 }
+                if let Err(err) = statsd::init(
+                    config.statsd.as_ref(),
+                    &config.statsd_prefix,
+                    &config.dogstatsd_tags,
+                ) {
+                    log::error(&format!("{err}; statsd is off until the next reload"));
+                    let _ = statsd::init(None, "", "");
+                }
+                for warning in &config.warnings {
+                    log::warning(warning);
+                }
+                proctitle::set(&proctitle::master(&config.proc_name));
                 if config.binds != self.config.binds {
                     match listeners::bind_all(&config.binds, config.backlog) {
                         Ok(new) => {

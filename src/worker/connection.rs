@@ -8,6 +8,7 @@ use crate::http::{encode_response, BodyReader, HeadScan, RequestHead, ResponseMe
 use crate::log;
 use crate::metrics;
 use crate::shared::monotonic_ns;
+use crate::statsd;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
@@ -151,6 +152,17 @@ impl Conn {
         self.served += 1;
         let elapsed = Duration::from_nanos(monotonic_ns().saturating_sub(self.request_start_ns));
         metrics::record_response(&head.path, &head.method, response.status, elapsed);
+        statsd::request(response.status, elapsed);
+        if response.status == 503 && response.body.windows(11).any(|w| w == b"timeout_sec") {
+            // The alarm Gunicorn users have on `WORKER TIMEOUT` needs a line to match.
+            log::warning(&format!(
+                "Request timed out (pid:{}): {} {} after {:.3} s",
+                std::process::id(),
+                head.method,
+                head.path,
+                elapsed.as_secs_f64()
+            ));
+        }
         // A request ended: whatever comes next (its answer going out, the next head) is timed
         // afresh from now.
         self.timer = (State::Writing, Instant::now());
@@ -175,6 +187,8 @@ impl Conn {
                 },
                 request_headers: &head.headers,
                 response_headers: &response.headers,
+                content_type: response.content_type,
+                content_length: response.body.len(),
                 duration: elapsed,
             });
         }
