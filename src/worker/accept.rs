@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 /// After running out of descriptors, pause accepting for this long.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Most connections accepted per wake-up of one listener.
-const ACCEPT_BATCH: usize = 64;
+/// Most connections accepted per wake-up of one listener before this worker takes its turn at
+/// the back of the queue (see `take_turn`): one, so that even 64 connections arriving at once
+/// spread within 1.5x across 4 workers (`bench/balance.py`).
+const ACCEPT_BATCH: usize = 1;
 
 /// Descriptors a worker needs besides its connections: listeners, epoll sets, the signal pipe,
 /// event fds, log files, and per handler thread one received connection and two data-file opens.
@@ -74,6 +76,7 @@ impl EventLoop {
     }
 
     pub(super) fn on_listener(&mut self, index: usize) {
+        let mut accepted = 0;
         for _ in 0..ACCEPT_BATCH {
             if self.conns.len() >= self.conn_limit && !self.evict_oldest_idle() {
                 // At the bound with nothing idle: leave further connections in the kernel's
@@ -110,8 +113,9 @@ impl EventLoop {
                     if let Some(token) = self.add_conn(fd, peer, 0, Vec::new()) {
                         self.conns.get_mut(&token).expect("just added").metrics_port = metrics_port;
                     }
+                    accepted += 1;
                 }
-                Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EINTR) => return,
+                Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EINTR) => break,
                 Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS)
                 | Err(Errno::ENOMEM) => {
                     log::warning("out of file descriptors; pausing accept");
@@ -124,6 +128,27 @@ impl EventLoop {
                     return;
                 }
             }
+        }
+        if accepted > 0 {
+            self.take_turn(index);
+        }
+    }
+
+    /// Moves this worker to the back of the listener's queue of waiters. With `EPOLLEXCLUSIVE`
+    /// the kernel wakes the first waiting epoll set in the order they were registered, so
+    /// without this the first worker to register takes nearly every connection (measured: 59
+    /// of 64); re-registering after each batch makes the workers take turns.
+    fn take_turn(&mut self, index: usize) {
+        let Some(fd) = self.listeners.get(index) else {
+            return;
+        };
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+        let rotated = self
+            .epoll
+            .delete(fd)
+            .and_then(|()| self.epoll.add(fd, EpollEvent::new(flags, index as u64)));
+        if let Err(err) = rotated {
+            log::error(&format!("cannot re-register a listener: {err}"));
         }
     }
 
