@@ -1005,7 +1005,10 @@ impl Config {
             ("dogstatsd_tags", self.dogstatsd_tags.clone()),
             ("graceful_timeout", a.graceful_timeout.to_string()),
             ("io_file", self.io_file.display().to_string()),
-            ("keepalive", a.keep_alive.to_string()),
+            (
+                "keepalive",
+                self.keep_alive.map_or(0, |k| k.as_secs()).to_string(),
+            ),
             ("limit_request_body", self.http_limits.body.to_string()),
             (
                 "limit_request_field_size",

@@ -37,6 +37,9 @@ fn main() {
         Invocation::Serve(config) => *config,
     };
     if config.print_config {
+        for warning in &config.warnings {
+            log::warning(warning);
+        }
         print!("{}", config.printable());
         std::process::exit(0);
     }
