@@ -121,6 +121,18 @@ fn an_ecs_style_environment_configures_the_server() {
     assert_eq!(resp.status, 200);
     let line = server.wait_for_log("\"GET /heavy/health/?via=alb HTTP/1.1\" 200", SECS);
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    // HEAD: the body the answer would have had, as Gunicorn 21.2 logs it.
+    let length = get(server.port, "/heavy/health/").body.len();
+    raw(
+        server.port,
+        b"HEAD /heavy/health/?head=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .ok();
+    let line = server.wait_for_log("\"HEAD /heavy/health/?head=1 HTTP/1.1\" 200", SECS);
+    assert!(
+        line.contains(&format!(" 200 {length} ")),
+        "{length}: {line}"
+    );
     let log = server.log_text();
     for warned in ["--worker-tmp-dir /dev/shm", "--preload", "--capture-output"] {
         assert!(

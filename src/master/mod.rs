@@ -103,12 +103,12 @@ pub fn run(config: Config, argv: Vec<String>) -> i32 {
 
 impl Master {
     fn start(config: Config, argv: Vec<String>) -> Result<Master, i32> {
+        if log::enabled(log::Level::Debug) {
+            log::debug(&format!("Current configuration:\n{}", config.debug_block()));
+        }
         log::info(&format!("Starting heavy-api {}", env!("CARGO_PKG_VERSION")));
         for warning in &config.warnings {
             log::warning(warning);
-        }
-        if log::enabled(log::Level::Debug) {
-            log::debug(&format!("Current configuration:\n{}", config.debug_block()));
         }
         let fail = |message: String| {
             log::error(&message);

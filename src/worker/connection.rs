@@ -153,6 +153,9 @@ impl Conn {
         let elapsed = Duration::from_nanos(monotonic_ns().saturating_sub(self.request_start_ns));
         metrics::record_response(&head.path, &head.method, response.status, elapsed);
         statsd::request(response.status, elapsed);
+        if log::enabled(log::Level::Debug) {
+            log::debug(&format!("{} {}", head.method, head.path));
+        }
         if response.status == 503 && response.body.windows(11).any(|w| w == b"timeout_sec") {
             // The alarm Gunicorn users have on `WORKER TIMEOUT` needs a line to match.
             log::warning(&format!(
@@ -180,11 +183,8 @@ impl Conn {
                 query: &head.query,
                 protocol: head.version.as_str(),
                 status: response.status,
-                body_bytes: if meta.head_only {
-                    0
-                } else {
-                    response.body.len()
-                },
+                // Gunicorn 21.2 counts a HEAD answer's body as the application gave it.
+                body_bytes: response.body.len(),
                 request_headers: &head.headers,
                 response_headers: &response.headers,
                 content_type: response.content_type,
