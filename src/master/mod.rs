@@ -135,6 +135,7 @@ impl Master {
             Some(path) => Some(Pidfile::create(path).map_err(fail)?),
             None => None,
         };
+        wait_for_bind_hosts(&config.binds).map_err(fail)?;
         let listeners =
             listeners::bind_all(&config.binds, config.backlog).map_err(|e| fail(e.0))?;
         if let Some(cap) = listeners::somaxconn().filter(|&cap| cap < config.backlog) {
@@ -686,6 +687,35 @@ impl Master {
             pidfile.remove();
         }
     }
+}
+
+/// Bind hosts are names that must resolve; like Gunicorn, a failure is retried five times a
+/// second apart (DNS in a starting container may lag), then named as what it is.
+fn wait_for_bind_hosts(binds: &[crate::config::BindSpec]) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    for bind in binds {
+        let crate::config::BindSpec::Tcp { host, port } = bind else {
+            continue;
+        };
+        for attempt in 1..=5 {
+            let why = match (host.as_str(), *port).to_socket_addrs() {
+                Ok(mut addrs) => match addrs.next() {
+                    Some(_) => break,
+                    None => "no address".to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if attempt == 5 {
+                return Err(format!(
+                    "Can't connect to ('{host}', {port}): the host does not resolve ({why})"
+                ));
+            }
+            log::error(&format!("Cannot resolve {host:?}: {why}"));
+            log::error("Retrying in 1 second.");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    Ok(())
 }
 
 /// Raises the soft descriptor limit to the hard one, so `--worker-connections` and the
