@@ -146,10 +146,11 @@ def run(binary: str, dockerfile: Path, n_requests: int) -> None:
 
         pid1 = namespace_pid1(proc.pid, time.monotonic() + 5)
         status = Path(f"/proc/{pid1}/status").read_text()
-        comm = Path(f"/proc/{pid1}/comm").read_text().strip()
+        cmdline = Path(f"/proc/{pid1}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
         uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
-        if comm != "heavy-api":
-            raise CheckFailed(f"PID 1 of the namespace is {comm!r}, not heavy-api")
+        # The master's process title, as Gunicorn's setproctitle sets it.
+        if not cmdline.startswith("heavy-api: master"):
+            raise CheckFailed(f"PID 1 of the namespace is {cmdline!r}, not the heavy-api master")
         if as_image_user and uid != str(IMAGE_UID):
             raise CheckFailed(f"PID 1 runs as uid {uid}, not {IMAGE_UID}")
         print(f"  ok: PID 1 of the namespace is the heavy-api master (host pid {pid1}, uid {uid})")
