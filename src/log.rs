@@ -236,6 +236,33 @@ pub fn access_enabled() -> bool {
     guard.as_ref().is_some_and(|l| l.access.is_some())
 }
 
+/// Whether the access-log format reads request header `name` (lower case): through
+/// `%({name}i)s`, `%({HTTP_NAME}e)s`, or the atoms built on one (`%(f)s`, `%(a)s`, `%(u)s`).
+pub fn access_reads_header(name: &str) -> bool {
+    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
+    let Some((_, format)) = guard.as_ref().and_then(|l| l.access.as_ref()) else {
+        return false;
+    };
+    let environ = format!("http_{}", name.replace('-', "_"));
+    format.0.iter().any(|piece| match piece {
+        Piece::Atom(a) => match a.as_str() {
+            "f" => name == "referer",
+            "a" => name == "user-agent",
+            "u" => name == "authorization",
+            a => a
+                .strip_prefix('{')
+                .and_then(|inner| inner.rsplit_once('}'))
+                .is_some_and(|(key, kind)| {
+                    let key = key.to_ascii_lowercase();
+                    (kind == "i" && key == name)
+                        || (kind == "e" && key == environ)
+                        || (kind == "e" && key == name.replace('-', "_"))
+                }),
+        },
+        Piece::Text(_) => false,
+    })
+}
+
 /// A parsed `--access-logformat`: literal text and `%(atom)s` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessFormat(Vec<Piece>);

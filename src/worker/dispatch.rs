@@ -90,8 +90,8 @@ impl EventLoop {
         let mut item = Item::Heavy(Box::new(job));
         let mut sent = self.hub.queue.try_send(&item, conn.fd.as_raw_fd());
         if matches!(sent, Err(SendError::TooLarge)) {
-            // Huge (but legal) headers kept for the access log: keep what the default format
-            // shows, shortened, rather than refuse the request.
+            // Huge (but legal) headers kept for the access log: keep what the format shows,
+            // shortened, rather than refuse the request.
             if let Item::Heavy(job) = &mut item {
                 shorten_logged_headers(&mut job.head.headers);
             }
@@ -211,13 +211,9 @@ impl EventLoop {
     }
 }
 
-/// Keeps only the headers the default access-log format shows, each at most 1 KiB.
+/// Keeps only the headers the access-log format shows, each at most 1 KiB.
 fn shorten_logged_headers(headers: &mut Vec<(String, String)>) {
-    headers.retain(|(n, _)| {
-        ["referer", "user-agent", "authorization"]
-            .iter()
-            .any(|k| n.eq_ignore_ascii_case(k))
-    });
+    headers.retain(|(n, _)| log::access_reads_header(&n.to_ascii_lowercase()));
     for (_, value) in headers {
         let mut cut = value.len().min(1024);
         while !value.is_char_boundary(cut) {
