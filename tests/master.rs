@@ -533,7 +533,11 @@ fn a_port_in_use_is_retried_then_exit_1() {
         5,
         "{log}"
     );
-    assert!(log.contains("Retrying in 1 second."), "{log}");
+    assert_eq!(
+        log.matches("Retrying in 1 second.").count(),
+        5,
+        "as Gunicorn, after each of the 5 attempts: {log}"
+    );
     assert!(started.elapsed() >= Duration::from_secs(4), "{log}");
     assert!(
         log.contains(&format!("Can't connect to ('127.0.0.1', {port})")),

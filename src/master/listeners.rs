@@ -48,15 +48,14 @@ pub fn bind_all(specs: &[BindSpec], backlog: i32) -> Result<Vec<Listener>, BindE
 
 fn bind_with_retry(spec: &BindSpec, backlog: i32) -> Result<Listener, BindError> {
     const ATTEMPTS: u32 = 5;
-    for attempt in 1..=ATTEMPTS {
+    for _ in 0..ATTEMPTS {
         match bind_one(spec, backlog) {
             Ok(listener) => return Ok(listener),
             Err(nix::errno::Errno::EADDRINUSE) => {
+                // Gunicorn says it retries (and waits) after every attempt, the last one too.
                 log::error(&format!("Connection in use: {}", gunicorn_addr(spec)));
-                if attempt < ATTEMPTS {
-                    log::error("Retrying in 1 second.");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
+                log::error("Retrying in 1 second.");
+                std::thread::sleep(Duration::from_secs(1));
             }
             Err(err) if matches!(spec, BindSpec::Fd(_)) => {
                 return Err(BindError(format!(
