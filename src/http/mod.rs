@@ -22,6 +22,9 @@ use serde_json::json;
 pub struct HttpError {
     pub status: u16,
     pub message: String,
+    /// How Gunicorn words this error in its `Invalid request from ip=…: …` log line, where it
+    /// differs from `message` (which the client gets in the JSON answer).
+    pub log_message: Option<String>,
 }
 
 impl HttpError {
@@ -29,6 +32,7 @@ impl HttpError {
         HttpError {
             status,
             message: message.to_string(),
+            log_message: None,
         }
     }
 
@@ -42,6 +46,17 @@ impl HttpError {
 
     pub fn version_not_supported() -> Self {
         HttpError::new(505, "HTTP version not supported")
+    }
+
+    /// Sets the Gunicorn wording of the log line.
+    pub fn logged_as(mut self, text: String) -> Self {
+        self.log_message = Some(text);
+        self
+    }
+
+    /// What the error log says about it.
+    pub fn log_text(&self) -> &str {
+        self.log_message.as_deref().unwrap_or(&self.message)
     }
 
     pub fn to_response(&self) -> Response {

@@ -127,7 +127,8 @@ impl HeadScan {
             } else {
                 check_line_length(line.len(), false, limits)?;
                 if self.lines - 1 > limits.fields {
-                    return Err(HttpError::header_too_large("too many header fields"));
+                    return Err(HttpError::header_too_large("too many header fields")
+                        .logged_as("limit request headers fields".into()));
                 }
             }
         }
@@ -147,12 +148,39 @@ impl HeadScan {
 /// Gunicorn's line limits: the request line without its CRLF, a header line with it.
 fn check_line_length(len: usize, request_line: bool, limits: &HttpLimits) -> Result<(), HttpError> {
     if request_line && len > limits.request_line {
-        return Err(HttpError::bad_request("request line is too long"));
+        return Err(
+            HttpError::bad_request("request line is too long").logged_as(format!(
+                "Request Line is too large ({len} > {})",
+                limits.request_line
+            )),
+        );
     }
     if !request_line && len + 2 > limits.field_size {
-        return Err(HttpError::header_too_large("a header field is too large"));
+        return Err(HttpError::header_too_large("a header field is too large")
+            .logged_as("limit request headers fields size".into()));
     }
     Ok(())
+}
+
+/// Python's `repr` of a byte string decoded as Latin-1, as Gunicorn's messages quote lines.
+fn py_repr(bytes: &[u8]) -> String {
+    let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+    let mut out = String::from("'");
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,13 +347,15 @@ fn check_request_line(line: &[u8]) -> Result<Version, HttpError> {
         } else {
             "control character"
         };
-        return Err(HttpError::bad_request(&format!(
-            "{what} in the request line"
-        )));
+        return Err(
+            HttpError::bad_request(&format!("{what} in the request line"))
+                .logged_as(format!("Invalid HTTP request line: {}", py_repr(line))),
+        );
     }
     let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(HttpError::bad_request("malformed request line"));
+        return Err(HttpError::bad_request("malformed request line")
+            .logged_as(format!("Invalid HTTP request line: {}", py_repr(line))));
     }
     match parts[2] {
         b"HTTP/1.1" => Ok(Version::Http11),
@@ -338,7 +368,8 @@ fn check_request_line(line: &[u8]) -> Result<Version, HttpError> {
         [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => {
             Err(HttpError::version_not_supported())
         }
-        _ => Err(HttpError::bad_request("invalid HTTP version")),
+        _ => Err(HttpError::bad_request("invalid HTTP version")
+            .logged_as(format!("Invalid HTTP Version: {}", py_repr(parts[2])))),
     }
 }
 
@@ -824,5 +855,20 @@ mod tests {
         assert_eq!(scan.scan(&blanks, &limits), Ok(None));
         let more = vec![b'\n'; 5000];
         assert_eq!(scan.scan(&more, &limits).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn log_lines_use_gunicorns_wording() {
+        let err = parse("GARBAGE\r\n\r\n").unwrap_err();
+        assert_eq!(err.log_text(), "Invalid HTTP request line: 'GARBAGE'");
+        assert_eq!(
+            err.message, "malformed request line",
+            "the client's answer is unchanged"
+        );
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(5014));
+        let err = parse(&long).unwrap_err();
+        assert_eq!(err.log_text(), "Request Line is too large (5028 > 4094)");
+        let err = parse("GET / HTTP/x\r\n\r\n").unwrap_err();
+        assert_eq!(err.log_text(), "Invalid HTTP Version: 'HTTP/x'");
     }
 }

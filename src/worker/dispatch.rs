@@ -167,7 +167,8 @@ impl EventLoop {
         let conn = self.conns.get_mut(&token).expect("live connection");
         log::warning(&format!(
             "Invalid request from ip={}: {}",
-            conn.peer.ip, err.message
+            conn.peer.ip,
+            err.log_text()
         ));
         let meta = ResponseMeta {
             version: Version::Http11,
