@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Serves bench/python_ref/app.py with Gunicorn 21.2.0 (the original's version), 4 workers x 2
-# threads, as the original deployed it. Installs Gunicorn into bench/.venv on first use.
+# Serves bench/python_ref/app.py -- a plain-WSGI Python REWRITE of the original's endpoints, not
+# the original (that is bench/original.sh) -- with Gunicorn 21.2.0, 4 workers x 2 threads. Its
+# results are labelled "Python rewrite on Gunicorn". Installs Gunicorn into bench/.venv on first use.
 # Usage: bench/gunicorn-ref.sh [PORT]   (extra Gunicorn flags via GUNICORN_EXTRA)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

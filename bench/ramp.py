@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Issue #4's ramp benchmark: k6's load-test.js shape (ramping VUs up to 150, 1 s think time)
-against heavy-api 4x2 and against Gunicorn 21.2.0 4x2 serving the Python reference endpoint,
+against heavy-api 4x2 and against the real original (Django 4.2.8 on Gunicorn 21.2.0 4x2,
+bench/original.sh; `--peer rewrite`: the Python rewrite on Gunicorn, bench/python_ref),
 one after the other in one run, printing p50/p95/p99 and throughput side by side.
 
 The two implementations do the same work at very different speeds (Python is ~25x slower), so
@@ -9,7 +10,7 @@ heavy-api, about 0.09 s here): both servers then face the same demand relative t
 the comparison is about scheduling — how evenly waiting is shared (p99/p50) — not about Rust vs
 Python. `--same-params` runs both on heavy-api's default parameters instead.
 
-Usage: python3 bench/ramp.py [--scale 0.25] [--same-params]
+Usage: python3 bench/ramp.py [--scale 0.25] [--same-params] [--peer original|rewrite]
 (--scale multiplies the 11-minute ramp; 0.25 takes about 6 minutes for both servers.)
 """
 import argparse
@@ -17,9 +18,10 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 
-from common import ROOT, Server, build, get, heavy_path, table
+from common import LABELS, ROOT, Server, machine, build, get, heavy_path, table
 
 
 def solo_time(port, path, n=5):
@@ -45,13 +47,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=0.25)
     ap.add_argument("--same-params", action="store_true")
+    ap.add_argument("--peer", choices=["original", "rewrite"], default="original")
     args = ap.parse_args()
+    print("`python3 bench/ramp.py " + " ".join(sys.argv[1:]) + "`; at start: " + machine() + "\n")
     build()
     out_root = os.path.join(ROOT, "results", "bench-ramp-" + time.strftime("%Y%m%dT%H%M%S"))
     default = (500000, 1000000, 128)
     results = {}
     target = None
-    for kind in ("heavy-api", "gunicorn"):
+    for kind in ("heavy-api", args.peer):
         with Server(kind, extra=["--keep-alive", "75"]) as srv:
             if kind == "heavy-api" or args.same_params:
                 params = default
@@ -78,7 +82,8 @@ def main():
     add("p95", lambda r: f"{r['p95']:.0f} ms")
     add("p99", lambda r: f"{r['p99']:.0f} ms")
     add("p99 / p50", lambda r: f"{r['p99'] / r['p50']:.2f}")
-    print(table(["k6 load-test.js shape, scale %.2f" % args.scale] + kinds, rows))
+    print(table(["k6 load-test.js shape, scale %.2f" % args.scale] + [LABELS[k] for k in kinds], rows))
+    print("\nat end: " + machine())
     print("\nk6 result folders:", ", ".join(results[k]["dir"] for k in kinds))
 
 

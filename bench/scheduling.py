@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Issue #4's scheduling benchmark: heavy-api 4x2 against Gunicorn 21.2.0 4x2 (gthread) serving
-the Python reference endpoint, side by side in one run. For each server, request sizes are
+"""Issue #4's scheduling benchmark: heavy-api 4x2 against the real original (Django 4.2.8 on
+Gunicorn 21.2.0 4x2 gthread, bench/original.sh), side by side in one run (`--peer rewrite` runs
+the Python rewrite on Gunicorn, bench/python_ref, instead). For each server, request sizes are
 calibrated so that a "long" request takes about 3 s alone and a "short" one about 0.15 s.
 
   1. short behind long: 4 long requests, then 4 short ones; worst short latency (3 trials)
@@ -10,16 +11,17 @@ calibrated so that a "long" request takes about 3 s alone and a "short" one abou
   4. 50 idle keep-alive connections: a request's latency with and without them
   5. --timeout 2 and a request that would run 8 s: when the answer comes, and its status
 
-Usage: python3 bench/scheduling.py [--only heavy-api|gunicorn]
+Usage: python3 bench/scheduling.py [--only heavy-api|original|rewrite] [--peer original|rewrite]
 """
 import argparse
 import json
 import os
 import socket
 import statistics
+import sys
 import time
 
-from common import Server, build, calibrate, get, heavy_path, in_parallel, join, table
+from common import LABELS, Server, build, machine, calibrate, get, heavy_path, in_parallel, join, table
 
 LONG_S, SHORT_S = 3.0, 0.15
 
@@ -44,8 +46,8 @@ def burst_of_eight(srv, rounds, solo):
         threads, res = in_parallel(srv.port, [heavy_path(hash_rounds=rounds)] * 8)
         join(threads)
         took = time.perf_counter() - start
-        pids = [json.loads(r[1])["pid"] for r in res]
-        splits.append(sorted((pids.count(p) for p in set(pids)), reverse=True))
+        pids = [json.loads(r[1]).get("pid") for r in res]  # the original's answer has no pid
+        splits.append(None if None in pids else sorted((pids.count(p) for p in set(pids)), reverse=True))
         ratios.append(took / (8 * solo / os.cpu_count()))
     return splits, ratios
 
@@ -98,23 +100,27 @@ def run(kind):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["heavy-api", "gunicorn"])
+    ap.add_argument("--only", choices=["heavy-api", "original", "rewrite"])
+    ap.add_argument("--peer", choices=["original", "rewrite"], default="original")
     args = ap.parse_args()
     build()
-    kinds = [args.only] if args.only else ["heavy-api", "gunicorn"]
+    kinds = [args.only] if args.only else ["heavy-api", args.peer]
+    print("`python3 bench/scheduling.py " + " ".join(sys.argv[1:]) + "`; at start: " + machine() + "\n")
     results = [run(k) for k in kinds]
     rows = []
     add = lambda name, f: rows.append([name] + [f(r) for r in results])
     add("short request alone (median)", lambda r: f"{r['solo_short']:.2f} s")
     add("short behind 4 long, worst of 3 trials", lambda r: f"{r['short_worst']:.2f} s")
-    add("burst of 8: per-worker split, 5 trials", lambda r: " ".join("/".join(map(str, s)) for s in r["splits"]))
+    add("burst of 8: per-worker split, 5 trials", 
+        lambda r: " ".join("/".join(map(str, s)) if s else "-" for s in r["splits"]))
     add("burst of 8: time / ideal (8 x solo / cores), median, worst",
         lambda r: f"{statistics.median(r['burst_ratios']):.2f}, {max(r['burst_ratios']):.2f}")
     add("health with 24 long in flight (worst of 10)", lambda r: f"{r['health_worst']:.3f} s")
     add("health with 24 long in flight (median)", lambda r: f"{r['health_median']:.3f} s")
     add("request alone / with 50 idle keep-alive", lambda r: f"{r['ka_base']:.2f} s / {r['ka_loaded']:.2f} s")
     add("--timeout 2, 8 s request: answer", lambda r: f"{r['timeout_status']} after {r['timeout_secs']:.2f} s")
-    print(table(["measure"] + kinds, rows))
+    print(table(["measure"] + [LABELS[k] for k in kinds], rows))
+    print("\nat end: " + machine())
 
 
 if __name__ == "__main__":

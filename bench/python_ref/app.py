@@ -1,6 +1,7 @@
 """The original service's heavy endpoint, reimplemented as a plain WSGI app for Gunicorn.
 
-Only for benchmarks: it is what heavy-api is compared against (Gunicorn 4 workers x 2 threads).
+Only for benchmarks, and only under its own label ("Python rewrite on Gunicorn"): comparisons
+with "the original" run the real Django service instead (bench/original.sh).
 The work is the original's: trial-division prime count, chained SHA-256 from b"django-load-test",
 then an append + fsync + read of a shared file under a (per-process) thread lock.
 """
