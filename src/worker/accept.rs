@@ -22,7 +22,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const ACCEPT_BATCH: usize = 1;
 
 /// Descriptors a worker needs besides its connections: listeners, epoll sets, the signal pipe,
-/// event fds, log files, and per handler thread one received connection and two data-file opens.
+/// event fds, log files, and per handler thread a received connection, one waiting to be taken
+/// back by the loop (`Hub::wait_for_room` bounds those), and a data-file open.
 fn reserved_descriptors(config: &Config, listeners: usize) -> usize {
     32 + listeners + 3 * config.threads
 }

@@ -48,6 +48,7 @@ pub fn spawn(hub: Arc<Hub>, index: usize) -> std::io::Result<JoinHandle<()>> {
                         None => return,
                     }
                 } else {
+                    hub.wait_for_room();
                     match next_shared(&hub, &epoll, &mut buf) {
                         Some(item) => item,
                         None => continue,

@@ -58,6 +58,8 @@ pub struct Hub {
     local: Mutex<Local>,
     local_ready: Condvar,
     handbacks: Mutex<Vec<Handback>>,
+    /// Signalled when the loop takes the handbacks (room for more).
+    handbacks_taken: Condvar,
     /// Wakes the event loop when a connection is handed back.
     pub wake: EventFd,
     /// Per handler thread: when its current request started ([`crate::shared::monotonic_ms`]),
@@ -90,6 +92,7 @@ impl Hub {
             local: Mutex::new(Local::default()),
             local_ready: Condvar::new(),
             handbacks: Mutex::new(Vec::new()),
+            handbacks_taken: Condvar::new(),
             wake: eventfd()?,
             busy_since_ms: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             gauges,
@@ -176,6 +179,24 @@ impl Hub {
 
     pub fn take_handbacks(&self) -> Vec<Handback> {
         let _ = self.wake.read();
-        std::mem::take(&mut *self.handbacks.lock().unwrap_or_else(|e| e.into_inner()))
+        let taken = std::mem::take(&mut *self.handbacks.lock().unwrap_or_else(|e| e.into_inner()));
+        self.handbacks_taken.notify_all();
+        taken
+    }
+
+    /// For a thread about to take work from the shared queue: waits while as many connections
+    /// as there are threads wait for the loop to take them back. A loop that falls behind (a
+    /// busy machine) then cannot be buried under connections its threads keep receiving: each
+    /// holds a descriptor, and the worker's reserve counts on at most that many.
+    pub fn wait_for_room(&self) {
+        let limit = self.busy_since_ms.len();
+        let mut pending = self.handbacks.lock().unwrap_or_else(|e| e.into_inner());
+        while pending.len() >= limit && !self.is_stopping() {
+            pending = self
+                .handbacks_taken
+                .wait_timeout(pending, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 }
