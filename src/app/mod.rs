@@ -327,13 +327,15 @@ fn health() -> Response {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let timestamp = serde_json::to_string(&now.as_secs_f64()).expect("a finite float");
-    let body = format!("{{\"status\":\"healthy\",\"timestamp\":{timestamp}}}\n");
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(b"{\"status\":\"healthy\",\"timestamp\":");
+    serde_json::to_writer(&mut body, &now.as_secs_f64()).expect("a finite float");
+    body.extend_from_slice(b"}\n");
     Response {
         status: 200,
         content_type: JSON,
         headers: Vec::new(),
-        body: body.into_bytes(),
+        body,
     }
 }
 

@@ -11,7 +11,7 @@ pub use parse::{
     parse_complete_head, parse_head, BodyFraming, HeadScan, HttpLimits, RequestHead, Version,
     DEFAULT_HEAD_LIMIT,
 };
-pub use response::{encode_response, ResponseMeta};
+pub use response::{encode_response, encode_response_into, ResponseMeta};
 
 use crate::app::Response;
 use serde_json::json;

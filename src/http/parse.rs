@@ -375,17 +375,17 @@ fn check_request_line(line: &[u8]) -> Result<Version, HttpError> {
 
 /// Splits an origin-form (`/p?q`) or absolute-form (`http://h/p?q`) target into path and query.
 fn split_target(method: &str, target: &str) -> Result<(String, String), HttpError> {
-    let origin = if target.starts_with('/') {
-        target.to_string()
+    let rooted;
+    let origin = if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
+        target
     } else if let Some(after_scheme) = strip_scheme(target) {
         let rest = &after_scheme[after_scheme.find(['/', '?']).unwrap_or(after_scheme.len())..];
         if rest.starts_with('/') {
-            rest.to_string()
+            rest
         } else {
-            format!("/{rest}")
+            rooted = format!("/{rest}");
+            &rooted
         }
-    } else if target == "*" && method == "OPTIONS" {
-        target.to_string()
     } else {
         return Err(HttpError::bad_request("invalid request target"));
     };

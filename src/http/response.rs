@@ -16,16 +16,26 @@ pub struct ResponseMeta {
 
 /// Serialises `resp` into the bytes to send.
 pub fn encode_response(resp: &Response, meta: ResponseMeta) -> Vec<u8> {
-    use std::io::Write;
     let mut out = Vec::with_capacity(256 + resp.body.len());
+    encode_response_into(&mut out, resp, meta);
+    out
+}
+
+/// As [`encode_response`], appending to `out` (a connection's output buffer: no copy).
+pub fn encode_response_into(out: &mut Vec<u8>, resp: &Response, meta: ResponseMeta) {
+    use std::io::Write;
+    out.reserve(256 + resp.body.len());
     let _ = write!(
         out,
-        "{} {} {}\r\nServer: heavy-api\r\nDate: {}\r\nConnection: {}\r\n\
-         Content-Type: {}\r\nContent-Length: {}\r\n",
+        "{} {} {}\r\nServer: heavy-api\r\nDate: ",
         meta.version.as_str(),
         resp.status,
         reason_phrase(resp.status),
-        http_date(),
+    );
+    with_http_date(|date| out.extend_from_slice(date.as_bytes()));
+    let _ = write!(
+        out,
+        "\r\nConnection: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
         if meta.keep_alive {
             "keep-alive"
         } else {
@@ -41,7 +51,6 @@ pub fn encode_response(resp: &Response, meta: ResponseMeta) -> Vec<u8> {
     if !meta.head_only {
         out.extend_from_slice(&resp.body);
     }
-    out
 }
 
 /// The interim answer to `Expect: 100-continue`.
@@ -49,6 +58,11 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The current time in RFC 9110 IMF-fixdate form, formatted at most once a second per thread.
 pub fn http_date() -> String {
+    with_http_date(str::to_string)
+}
+
+/// Calls `f` with the current HTTP date, without copying it (the hot path).
+fn with_http_date<T>(f: impl FnOnce(&str) -> T) -> T {
     thread_local!(static CACHE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
     let now = SystemTime::now();
     let secs = now
@@ -60,7 +74,7 @@ pub fn http_date() -> String {
         if cache.0 != secs || cache.1.is_empty() {
             *cache = (secs, httpdate::fmt_http_date(now));
         }
-        cache.1.clone()
+        f(&cache.1)
     })
 }
 

@@ -4,7 +4,7 @@
 
 use super::queue::Peer;
 use crate::app::Response;
-use crate::http::{encode_response, BodyReader, HeadScan, RequestHead, ResponseMeta};
+use crate::http::{encode_response_into, BodyReader, HeadScan, RequestHead, ResponseMeta};
 use crate::log;
 use crate::metrics;
 use crate::shared::monotonic_ns;
@@ -148,7 +148,7 @@ impl Conn {
             keep_alive,
             head_only: head.method == "HEAD",
         };
-        self.out.extend_from_slice(&encode_response(response, meta));
+        encode_response_into(&mut self.out, response, meta);
         self.served += 1;
         let elapsed = Duration::from_nanos(monotonic_ns().saturating_sub(self.request_start_ns));
         metrics::record_response(&head.path, &head.method, response.status, elapsed);
