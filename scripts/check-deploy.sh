@@ -167,21 +167,36 @@ run_pid1() {
     "$venv/bin/python" scripts/pid1-shutdown-check.py "$binary" Dockerfile
 }
 
+# Starts the static binary on a free loopback port (it binds port 0 and names the port in its
+# `Listening at:` line) with its io file and log in $1; sets server_pid and server_port, and
+# returns once it answers health checks.
+start_server() {
+    local dir=$1
+    "$binary" --bind 127.0.0.1:0 --workers 2 --threads 2 --io-file "$dir/io.bin" \
+        >"$dir/server.log" 2>&1 &
+    server_pid=$!
+    server_port=""
+    for _ in $(seq 1 100); do
+        server_port="$(sed -n 's/.*Listening at: http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/server.log" | head -n 1)"
+        [[ -n "$server_port" ]] &&
+            "$binary" healthcheck "http://127.0.0.1:$server_port" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "error: the server did not answer within 10 s:" >&2
+    cat "$dir/server.log" >&2
+    kill "$server_pid" 2>/dev/null
+    return 1
+}
+
 # The test-vector client that verifies an arm64 image (scripts/verify-image.sh), run here against
 # the local static binary; then once with one vector altered, which it must report.
 run_test_vectors() {
     local tmp port pid rc=0
     tmp="$(mktemp -d)"
-    port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-    "$binary" --bind "127.0.0.1:$port" --workers 2 --threads 2 --io-file "$tmp/io.bin" \
-        >"$tmp/server.log" 2>&1 &
-    pid=$!
+    start_server "$tmp" || return 1
+    pid=$server_pid port=$server_port
     # shellcheck disable=SC2064 # expand now: the trap must stop this server and remove this dir
     trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$tmp'" RETURN
-    for _ in $(seq 1 100); do
-        "$binary" healthcheck "http://127.0.0.1:$port" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
     "$venv/bin/python" scripts/check-test-vectors.py "http://127.0.0.1:$port" || rc=$?
     "$venv/bin/python" - "$tmp/wrong.json" <<'EOF'
 import json, sys
@@ -212,16 +227,10 @@ run_dashboard() {
         return 1
     }
     tmp="$(mktemp -d)"
-    port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-    "$binary" --bind "127.0.0.1:$port" --workers 2 --threads 1 --io-file "$tmp/io.bin" \
-        >"$tmp/server.log" 2>&1 &
-    pid=$!
+    start_server "$tmp" || return 1
+    pid=$server_pid port=$server_port
     # shellcheck disable=SC2064 # expand now: the trap must stop this server and remove this dir
     trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$tmp'" RETURN
-    for _ in $(seq 1 100); do
-        "$binary" healthcheck "http://127.0.0.1:$port" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
     # One heavy request first, so every histogram has a sample (the families are there anyway).
     "$venv/bin/python" - "http://127.0.0.1:$port" "$tmp/metrics.prom" <<'EOF'
 import sys, urllib.request
