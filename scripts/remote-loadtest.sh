@@ -313,7 +313,7 @@ aws_do s3 cp "$prefix/" "$out/" --recursive --only-show-errors || fatal "cannot 
 seg_dirs=()
 for ((i = 1; i <= segments; i++)); do seg_dirs+=("$out/segment-$i"); done
 if [ "$dry_run" = 1 ]; then
-  show python3 "$root/scripts/k6merge.py" --out "$out" "${seg_dirs[@]}"
+  show "$root/.venv/bin/heavy-lab" merge --out "$out" "${seg_dirs[@]}"
   log "dry run: nothing was run"
   exit 0
 fi
@@ -321,7 +321,7 @@ for d in "${seg_dirs[@]}"; do
   [ -f "$d/samples.csv.gz" ] || fatal "$d has no samples.csv.gz: the segment's k6 wrote nothing (see k6.log there)"
 done
 merge_rc=0
-python3 "$root/scripts/k6merge.py" --out "$out" "${seg_dirs[@]}" || merge_rc=$?
+"$root/.venv/bin/heavy-lab" merge --out "$out" "${seg_dirs[@]}" || merge_rc=$?
 [ "$merge_rc" -eq 0 ] || [ "$merge_rc" -eq 99 ] || fatal "the merge failed (exit $merge_rc)"
 finished_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 bad_k6="$(printf '%s\n' "$k6_codes" | awk '$2 != "0" && $2 != "99" { print $1 " exited " $2 }')"

