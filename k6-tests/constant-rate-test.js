@@ -13,7 +13,12 @@
 // (0.01), dropped iterations <= MAX_DROPPED (0).
 // Environment: BASE_URL, RATE, DURATION, PRE_VUS, MAX_VUS, SLO_P99_MS, SLO_ERRORS, MAX_DROPPED,
 // PRIME_LIMIT (500000), HASH_ROUNDS (1000000), IO_KB (128), MIX, SEED, IO_SYNC, DURATION_SCALE,
-// PROGRESS_EVERY (100), REQUEST_TIMEOUT (60s), SUMMARY_DIR, IMPOSSIBLE_THRESHOLD.
+// PROGRESS_EVERY (100), REQUEST_TIMEOUT (60s), SUMMARY_DIR, IMPOSSIBLE_THRESHOLD, GRACEFUL_STOP
+// (10s: how long requests in flight at the end may finish), SUMMARY_SCENARIO (the scenario's name
+// in the summary; the capacity search says "capacity").
+// PROBE_VUS=N turns the run into the capacity search's closed-model probe: N VUs send the same
+// requests back to back (constant-vus, no think time) for DURATION, with no thresholds: what the
+// target serves flat out, and what one request costs it.
 
 import {
   HEAVY_TAG,
@@ -38,24 +43,33 @@ const MAX_VUS = Math.max(PRE_VUS, Math.floor(envNumber('MAX_VUS', Math.max(10, M
 const SLO_P99_MS = envNumber('SLO_P99_MS', 2000);
 const SLO_ERRORS = envNumber('SLO_ERRORS', 0.01);
 const MAX_DROPPED = Math.floor(envNumber('MAX_DROPPED', 0));
-const SCENARIO = Object.assign(
-  {
-    executor: 'constant-arrival-rate',
-    duration: scaled(envString('DURATION', '60s')),
-    preAllocatedVUs: PRE_VUS,
-    maxVUs: MAX_VUS,
-    gracefulStop: scaled('10s'),
-  },
-  arrivalRate(RATE),
-);
+const PROBE_VUS = Math.floor(envNumber('PROBE_VUS', 0));
+const GRACEFUL_STOP = scaled(envString('GRACEFUL_STOP', '10s'));
+const SUMMARY_SCENARIO = envString('SUMMARY_SCENARIO', PROBE_VUS > 0 ? 'capacity-probe' : 'constant-rate');
+const SCENARIO =
+  PROBE_VUS > 0
+    ? { executor: 'constant-vus', vus: PROBE_VUS, duration: scaled(envString('DURATION', '8s')), gracefulStop: GRACEFUL_STOP }
+    : Object.assign(
+        {
+          executor: 'constant-arrival-rate',
+          duration: scaled(envString('DURATION', '60s')),
+          preAllocatedVUs: PRE_VUS,
+          maxVUs: MAX_VUS,
+          gracefulStop: GRACEFUL_STOP,
+        },
+        arrivalRate(RATE),
+      );
 
 export const options = {
   scenarios: { 'constant-rate': SCENARIO },
-  thresholds: withThresholds({
-    latency_total_ms: [`p(99)<${SLO_P99_MS}`],
-    [`http_req_failed{name:${HEAVY_TAG}}`]: [`rate<${SLO_ERRORS}`],
-    dropped_iterations: [`count<=${MAX_DROPPED}`],
-  }),
+  thresholds:
+    PROBE_VUS > 0
+      ? {}
+      : withThresholds({
+          latency_total_ms: [`p(99)<${SLO_P99_MS}`],
+          [`http_req_failed{name:${HEAVY_TAG}}`]: [`rate<${SLO_ERRORS}`],
+          dropped_iterations: [`count<=${MAX_DROPPED}`],
+        }),
   summaryTrendStats: SUMMARY_TREND_STATS,
 };
 
@@ -68,6 +82,12 @@ export default function () {
 }
 
 export function handleSummary(data) {
-  const plan = schedule(Object.assign({}, SCENARIO, { rate: RATE }));
-  return buildSummary(data, { scenario: 'constant-rate', params: PARAMS, thinkTime: 0, rate: RATE, schedule: plan });
+  const plan = schedule(PROBE_VUS > 0 ? SCENARIO : Object.assign({}, SCENARIO, { rate: RATE }));
+  return buildSummary(data, {
+    scenario: SUMMARY_SCENARIO,
+    params: PARAMS,
+    thinkTime: 0,
+    rate: PROBE_VUS > 0 ? undefined : RATE,
+    schedule: plan,
+  });
 }
