@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 BENCHMARKS: dict[str, str] = {
     "balance": "connections per worker when clients connect at once",
+    "capacity": "the capacity search repeated on one server: its spread",
     "faults_under_load": "faults (kill, HUP, TTOU) while serving",
     "hardening": "head parsing cost against an older commit",
     "health": "/heavy/health/ against nginx, axum and the original",

@@ -139,7 +139,11 @@ def judge(st: StepStats, slo_p99_ms: float, slo_errors: float) -> StepStats:
         r.append(f"k6 dropped {st.dropped_iterations} requests (no VU free: requests piled up)")
     served = st.served_rps or 0.0
     if served * (st.secs - st.warmup_secs) < MIN_SERVED_SHARE * scheduled - 2:
-        r.append(f"served {served:.3g} of {st.rate:g} req/s offered")
+        r.append(
+            f"served {served:.0f} of {st.rate:g} req/s offered"
+            if served >= 100
+            else f"served {served:.3g} of {st.rate:g} req/s offered"
+        )
     if st.first_p50_ms is not None and st.last_p50_ms is not None:
         floor = max(GROWTH_FLOOR_MS, GROWTH_SLO_SHARE * slo_p99_ms)
         if st.last_p50_ms > GROWTH_FACTOR * st.first_p50_ms and st.last_p50_ms - st.first_p50_ms > floor:

@@ -47,6 +47,13 @@ ABORTED = 108
 K6_START_SECS = 3.0  # k6's own start and stop around a step, for the budget's arithmetic
 
 
+def fmt_rate(r: float | None) -> str:
+    """A rate as people write it: 1840, 61.3, 5.5 (never 1.84e+03)."""
+    if r is None:
+        return "n/a"
+    return f"{r:.0f}" if abs(r) >= 100 else f"{r:.3g}"
+
+
 # --- options ---------------------------------------------------------------------------------
 
 
@@ -360,7 +367,7 @@ class Steps:
         p50 = "n/a" if st.p50_ms is None else f"{st.p50_ms:.0f} ms"
         what = "sustained" if st.ok else "broken: " + "; ".join(st.reasons)
         print(
-            f"[capacity] step {n} ({phase}): {rate:g} req/s for {self.secs:g} s: served {st.served_rps or 0:.3g} req/s, "
+            f"[capacity] step {n} ({phase}): {rate:g} req/s for {self.secs:g} s: served {fmt_rate(st.served_rps or 0)} req/s, "
             f"p50 {p50}, p99 {p99}, errors {st.error_rate * 100:.2f} % -> {what}",
             flush=True,
         )
@@ -396,7 +403,7 @@ def statement(result: dict) -> str:
     ceil_text = ""
     if ceiling:
         ceil_text = (
-            f"this target's CPU ceiling of {ceiling['rps']:.3g} req/s "
+            f"this target's CPU ceiling of {fmt_rate(ceiling['rps'])} req/s "
             f"({ceiling['cpus']:g} CPUs / {ceiling['cpu_ms_per_request']:.3g} ms CPU per request)"
         )
     if status == "none-sustained":
@@ -466,7 +473,7 @@ def run_search(
         result.update({"probe": probe, "ceiling": ceiling, "estimate_rps": estimate})
         how = "--start-rate" if args.start_rate else "the probe" + (" and the CPU ceiling" if ceiling else "")
         print(
-            f"[capacity] estimate {estimate:.3g} req/s from {how}; steps of {steps.secs:g} s, "
+            f"[capacity] estimate {fmt_rate(estimate)} req/s from {how}; steps of {steps.secs:g} s, "
             f"bracket to {args.precision * 100:g} %, budget {args.budget_secs:g} s",
             flush=True,
         )
