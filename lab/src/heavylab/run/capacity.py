@@ -170,15 +170,22 @@ def _info(info_url: str | None) -> dict | None:
 
 
 def usable_cpus(info: dict | None) -> tuple[float, str] | None:
-    """The CPUs the target may use, from /heavy/info/: its affinity, capped by its cgroup quota."""
+    """The CPUs the target can use, from /heavy/info/: its affinity, capped by its cgroup quota and
+    by its handler threads; with the reason for the number."""
     p = (info or {}).get("platform") or {}
     cpus = p.get("affinity_cpus") or p.get("logical_cpus")
     quota = p.get("cpu_quota")
     if not isinstance(cpus, (int, float)) or cpus <= 0:
         return None
-    if isinstance(quota, (int, float)) and 0 < quota < cpus:
-        return float(quota), "cgroup CPU quota"
-    return float(cpus), "CPU affinity"
+    usable, source = float(cpus), "CPU affinity"
+    if isinstance(quota, (int, float)) and 0 < quota < usable:
+        usable, source = float(quota), "cgroup CPU quota"
+    # heavy-api computes on its handler threads only: fewer threads than CPUs leave CPUs idle.
+    server = (info or {}).get("server") or {}
+    workers, threads = server.get("workers"), server.get("threads")
+    if isinstance(workers, int) and isinstance(threads, int) and 0 < workers * threads < usable:
+        usable, source = float(workers * threads), f"{workers} x {threads} handler threads"
+    return usable, source
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
