@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "platforms": ("heavylab.lab.platforms", "the platform lab: known answers on real containers"),
     "remote": ("heavylab.run.remote", "run k6 on N ECS tasks (execution segments)"),
     "merge": ("heavylab.results.merge", "merge k6 segments' raw samples exactly"),
+    "cloudwatch": ("heavylab.results.cloudwatch", "fetch a run window's CloudWatch metrics beside k6's"),
     "compare": ("heavylab.report.compare", "one report over two or more run folders"),
     "report-png": ("heavylab.report.png", "check a report's screenshot shows its charts"),
     "validate": ("heavylab.deploy.validate", "check ECS task/service definitions and CloudFormation"),
