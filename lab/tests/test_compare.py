@@ -566,14 +566,14 @@ class RecordedRunsTests(unittest.TestCase):
         s = json.loads((short / "same1" / "summary.json").read_text())
         s["state"]["testRunDurationMs"] = 2000.0
         (short / "same1" / "summary.json").write_text(json.dumps(s))
-        run = compare._load_single(short / "same1")
+        run = compare.load_run(short / "same1")
         self.assertRegex(compare.exclusion_reason(run), r"ran 2.0 s of the \d+ s its scenario plans")
         s["state"]["testRunDurationMs"] = 20000.0
         s["metrics"]["checks"]["values"].update({"passes": 0, "fails": 0})
         (short / "same1" / "summary.json").write_text(json.dumps(s))
-        run = compare._load_single(short / "same1")
+        run = compare.load_run(short / "same1")
         self.assertIn("no check ran", compare.exclusion_reason(run))
-        self.assertIsNone(compare.exclusion_reason(compare._load_single(RECORDED / "same2")))
+        self.assertIsNone(compare.exclusion_reason(compare.load_run(RECORDED / "same2")))
 
     def test_html_has_time_series_with_plain_numbers(self):
         self.verdict(RECORDED / "open-fast", RECORDED / "open-slow")

@@ -8,23 +8,9 @@ import html
 import math
 from typing import Optional
 
+from heavylab.analysis.fmt import fmt_num
+
 Number = Optional[float]
-
-
-def fmt_num(v: Number) -> str:
-    if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
-        return "n/a"
-    a = abs(v)
-    if a >= 100 or a == 0:
-        return f"{v:,.0f}"
-    if a >= 10:
-        text = f"{v:.1f}"
-    elif a >= 1:
-        text = f"{v:.2f}"
-    else:
-        text = f"{v:.3f}"
-    text = text.rstrip("0").rstrip(".") if "." in text else text
-    return text or "0"
 
 
 def _ticks(vmax: float, n: int = 5) -> list[float]:
@@ -38,7 +24,8 @@ def _ticks(vmax: float, n: int = 5) -> list[float]:
     return [round(step * i, 10) for i in range(count + 1)]
 
 
-SIDE_COLORS = ("#1f5fa8", "#d9661f")
+# One color per side (Okabe-Ito, told apart by colour-blind readers too), in the order given.
+SIDE_COLORS = ("#1f5fa8", "#d9661f", "#009e73", "#cc79a7", "#56b4e9", "#e69f00", "#000000", "#999933")
 DASHES = {"p50": "2,3", "p95": "7,4", "p99": "", "queue": "7,4", "service": "", "one": ""}
 
 
@@ -48,8 +35,17 @@ def svg_lines(
     series: list[tuple[str, str, str, list]],
     x_max: float,
     stages: list[tuple[float, str]],
+    *,
+    x_label: str = "time since the start of the scenario (s)",
+    y_max: float | None = None,
+    hlines: list[tuple[float, str]] = (),  # type: ignore[assignment]
+    bands: list[tuple[float, float, str]] = (),  # type: ignore[assignment]
+    points: list[tuple[float, float, str, bool, str]] = (),  # type: ignore[assignment]
 ) -> str:
-    """A line chart: series of (name, color, dash, [(x seconds, y)]), labelled axes, stage marks."""
+    """A line chart: series of (name, color, dash, [(x, y)]), labelled axes, vertical stage marks;
+    optionally horizontal lines (y, label) such as an SLO, shaded x-bands (x0, x1, label) such as a
+    bracket, and points (x, y, color, filled, tooltip) such as steps, hollow when not filled. A
+    y_max caps the axis: values above it are drawn on the top edge."""
     width = 900
     left, right, top = 72, 20, 34
     # The legend below the axis title, wrapped into rows that fit the width.
@@ -64,7 +60,9 @@ def svg_lines(
     height = 226 + bottom
     pw, ph = width - left - right, height - top - bottom
     ys = [y for _, _, _, pts in series for _, y in pts if y is not None]
-    yt = _ticks(max(ys) if ys else 1.0)
+    ys += [y for y, _ in hlines] + [p[1] for p in points if p[1] is not None]
+    top_y = max(ys) if ys else 1.0
+    yt = _ticks(min(top_y, y_max) if y_max else top_y)
     ymax = yt[-1] or 1.0
     xmax = x_max if x_max > 0 else 1.0
     xt = _ticks(xmax, 6)
@@ -96,9 +94,27 @@ def svg_lines(
                 f'<line x1="{sx(x):.1f}" y1="{top}" x2="{sx(x):.1f}" y2="{top + ph}" '
                 f'stroke="#999" stroke-dasharray="2,4"><title>{e(name)}</title></line>'
             )
+    for x0, x1, name in bands:
+        a, b = sx(max(0.0, x0)), sx(x1)
+        parts.append(
+            f'<rect x="{a:.1f}" y="{top}" width="{max(1.0, b - a):.1f}" height="{ph}" fill="#f2c94c" '
+            f'fill-opacity="0.35"><title>{e(name)}</title></rect>'
+        )
+        parts.append(
+            f'<text x="{(a + b) / 2:.1f}" y="{top + 12}" text-anchor="middle" font-size="11">{e(name)}</text>'
+        )
+    for y, name in hlines:
+        parts.append(
+            f'<line x1="{left}" y1="{sy(y):.1f}" x2="{left + pw}" y2="{sy(y):.1f}" stroke="#b00020" '
+            f'stroke-dasharray="6,3"><title>{e(name)}</title></line>'
+        )
+        parts.append(
+            f'<text x="{left + pw - 4}" y="{sy(y) - 4:.1f}" text-anchor="end" font-size="11" '
+            f'fill="#b00020">{e(name)}</text>'
+        )
     parts.append(
         f'<text x="{left + pw / 2}" y="{top + ph + 34}" text-anchor="middle" '
-        'font-size="12">time since the start of the scenario (s)</text>'
+        f'font-size="12">{e(x_label)}</text>'
     )
     parts.append(
         f'<text x="16" y="{top + ph / 2}" font-size="12" text-anchor="middle" '
@@ -120,6 +136,14 @@ def svg_lines(
                 f'<polyline points="{coords}" fill="none" stroke="{color}" '
                 f'stroke-width="2"{dash_attr}><title>{e(name)}</title></polyline>'
             )
+    for x, y, color, filled, tip in points:
+        if y is None:
+            continue
+        fill = color if filled else "#fff"
+        parts.append(
+            f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{fill}" stroke="{color}" '
+            f'stroke-width="2"><title>{e(tip)}</title></circle>'
+        )
     for lx, row, name, color, dash in legend:
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         y = top + ph + 52 + 18 * row
