@@ -135,7 +135,7 @@ def _fargate(body: str, spec: str, arch: str | None) -> Price:
 
 
 def _ec2(body: str, spec: str) -> Price:
-    m = re.fullmatch(r"([a-z0-9]+\.[a-z0-9]+)(?:@([a-z0-9-]+))?(?:[x*]([0-9]+))?", body)
+    m = re.fullmatch(r"([a-z0-9]+\.[a-z0-9]+)(?:@([a-z]+-[a-z]+-[0-9]+))?(?:[x*]([0-9]+))?", body)
     if not m:
         raise ValueError(
             f"bad EC2 price {spec!r}: use ec2:c7g.large, ec2:m6i.large@us-west-2 or ec2:m6i.largex3"

@@ -392,21 +392,17 @@ def rank(labels: list[str], stats: list, fmt, lower_is_better: bool, min_effect:
     return out
 
 
-def ranking_sentence(title: str, places: list[Place], unit: str, lower_is_better: bool) -> str:
+def ranking_sentence(title: str, places: list[Place], unit: str) -> str:
+    """ "1. a 56 req/s; 2. b 30 req/s (worse than the one above, beyond noise); ..."."""
     if not places:
         return ""
-    word = "below" if not lower_is_better else "above"
     parts = []
     for p in places:
         if p.vs_best == "best":
             note = ""
         elif p.vs_previous == "within noise":
-            note = (
-                f" (≈ {places[0].label}: no difference beyond noise)"
-                if p.rank == 1
-                else " (no difference beyond noise from the one above)"
-            )
+            note = " (no difference beyond noise from the one above)"
         else:
-            note = f" ({word} the one above, beyond noise)"
+            note = " (worse than the one above, beyond noise)"
         parts.append(f"{p.rank}. {p.label} {p.text}{unit}{note}")
     return f"**{title}**: " + "; ".join(parts) + "."

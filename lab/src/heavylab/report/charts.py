@@ -167,7 +167,8 @@ def _nice_max(v: float) -> float:
 
 def svg_bars(title: str, categories: list[str], series: list[tuple[str, list[Number]]], unit: str) -> str:
     """A grouped bar chart: one group per category, one bar per series."""
-    width, height = 480, 280
+    # Wide enough for every bar's value label: about 34 px per bar.
+    width, height = max(480, 100 + 34 * len(categories) * len(series)), 280
     left, right, top, bottom = 64, 16, 40, 56
     plot_w, plot_h = width - left - right, height - top - bottom
     vals = [v for _, vs in series for v in vs if v is not None]

@@ -175,10 +175,10 @@ def _verdict(c: Comparison) -> None:
         c.verdict = c.pair_verdicts[c.sides[1].label]
         return
     unit = " req/s" if c.capacity_mode else " ms"
-    lines = [ranking_sentence(f"Ranking by {c.ranking_by}", c.ranking, unit, c.capacity_mode is False)]
+    lines = [ranking_sentence(f"Ranking by {c.ranking_by}", c.ranking, unit)]
     what = "cost per million requests at capacity" if c.capacity_mode else "cost per million requests"
     if c.ranking_cost:
-        lines.append(ranking_sentence(f"Ranking by {what}", c.ranking_cost, "", True))
+        lines.append(ranking_sentence(f"Ranking by {what}", c.ranking_cost, ""))
     else:
         lines.append(f"Ranking by {what}: give each side a price (--price LABEL=SPEC).")
     best = c.ranking[0].label if c.ranking else None

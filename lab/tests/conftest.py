@@ -1,0 +1,193 @@
+"""Shared fixtures. Several test modules add theirs here: append, do not rewrite."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+RECORDED_RUNS = Path(__file__).resolve().parent / "data" / "runs"
+
+
+# --- recorded run folders (lab/tests/data/runs, see its README.md) ---------------------------
+
+
+@pytest.fixture
+def recorded() -> Path:
+    """The folder of recorded run folders (read-only: copy before editing, see run_copy)."""
+    return RECORDED_RUNS
+
+
+@pytest.fixture
+def run_copy(tmp_path):
+    """run_copy("same1", into="a") copies a recorded run folder under tmp_path/into and returns it."""
+
+    def copy(name: str, into: str = "copies", as_name: str | None = None) -> Path:
+        dest = tmp_path / into / (as_name or name)
+        shutil.copytree(RECORDED_RUNS / name, dest)
+        return dest
+
+    return copy
+
+
+def _ecs_info(meta: dict, *, launch_type: str, pull_secs: float, ready_secs: float, arch: str) -> dict:
+    """A /heavy/info/ answer of a server in an ECS task, with the task metadata's start-up times."""
+    return {
+        "server": {"name": "heavy-api", "version": "0.1.0", "workers": 4, "threads": 2, "ready_at": None},
+        "platform": {
+            "cpu_model": "AMD EPYC" if arch == "x86_64" else "Neoverse-V1",
+            "architecture": arch,
+            "logical_cpus": 2,
+            "affinity_cpus": 2,
+            "cpu_quota": 2.0 if launch_type == "FARGATE" else None,
+            "memory_limit_bytes": 4294967296,
+            "kernel": "6.1.0",
+            "sha_extensions": True,
+            "hypervisor": "kvm",
+            "ecs": {
+                "launch_type": launch_type,
+                "availability_zone": "us-east-1a",
+                "task_arn": f"arn:aws:ecs:us-east-1:123456789012:task/heavy/{launch_type.lower()}-{arch}",
+                "family": f"heavy-api-{launch_type.lower()}",
+                "revision": "3",
+                "task_cpu": 2048,
+                "task_memory_mib": 4096,
+                "image_digest": "sha256:" + "ab" * 32,
+                "PullStartedAt": "2026-12-01T10:00:00.000000000Z",
+                "PullStoppedAt": f"2026-12-01T10:00:{pull_secs:09.6f}Z",
+                "container": {
+                    "CreatedAt": f"2026-12-01T10:00:{pull_secs + 0.5:09.6f}Z",
+                    "StartedAt": f"2026-12-01T10:00:{pull_secs + 1.0:09.6f}Z",
+                },
+            },
+        },
+        "_ready_secs": ready_secs,
+    }
+
+
+@pytest.fixture
+def capacity_run(tmp_path):
+    """capacity_run(label, capacity, broken, ...) -> a capacity run folder in the NEW capacity.json
+    schema (status, bracket, statement, ceiling, steps with phase), made from the recorded
+    capacity-fast run: its summary is the step at capacity, its steps climb to `capacity`,
+    break at `broken`, and are confirmed. ecs=("FARGATE", pull_secs, ready_secs, arch) puts a
+    /heavy/info/ answer with ECS start-up times into meta.json (a server not started by the runner).
+    """
+
+    def make(
+        label: str,
+        capacity: float,
+        broken: float | None,
+        *,
+        status: str = "bracketed",
+        ecs: tuple | None = None,
+        throttled_ms: float | None = None,
+        cpu_wait_ms: float | None = None,
+        options: dict | None = None,
+    ) -> Path:
+        d = tmp_path / "capacity" / label
+        shutil.copytree(RECORDED_RUNS / "capacity-fast", d)
+        meta = json.loads((d / "meta.json").read_text())
+        meta["label"] = label
+        if ecs:
+            launch, pull, ready, arch = ecs
+            info = _ecs_info(meta, launch_type=launch, pull_secs=pull, ready_secs=ready, arch=arch)
+            ready_at = f"2026-12-01T10:00:{pull + 1.0 + info.pop('_ready_secs'):09.6f}Z"
+            info["server"]["ready_at"] = ready_at
+            meta.update(
+                {
+                    "local_server": False,
+                    "server_command": None,
+                    "local_server_fingerprint": None,
+                    "base_url": "http://heavy-alb.example",
+                    "server_info_before": info,
+                    "server_info_after": info,
+                }
+            )
+        (d / "meta.json").write_text(json.dumps(meta))
+        summary = json.loads((d / "summary.json").read_text())
+        for name, value in (("server_throttled_ms", throttled_ms), ("server_cpu_wait_ms", cpu_wait_ms)):
+            if value is not None:
+                summary["metrics"][name] = {
+                    "type": "trend",
+                    "contains": "time",
+                    "values": {"avg": value, "p(50)": value, "p(95)": value, "max": value, "min": value},
+                }
+        (d / "summary.json").write_text(json.dumps(summary))
+        rates = [capacity / 4, capacity / 2, capacity] + ([broken] if broken else [])
+        phases = ["probe", "climb", "bisect"] + (["bisect"] if broken else [])
+        steps = []
+        for i, (rate, phase) in enumerate(zip(rates, phases, strict=True), 1):
+            ok = broken is None or rate < broken
+            p99 = 90.0 + 400.0 * rate / capacity if ok else 2600.0
+            steps.append(
+                {
+                    "step": i,
+                    "phase": phase,
+                    "rate": rate,
+                    "secs": 5.0,
+                    "sent": int(rate * 4),
+                    "requests": int(rate * 5),
+                    "throughput_rps": rate if ok else rate * 0.8,
+                    "p50_ms": 80.0 + 20.0 * rate / capacity if ok else 1200.0,
+                    "p99_ms": p99,
+                    "error_rate": 0.0,
+                    "dropped_iterations": 0 if ok else 7,
+                    "ok": ok,
+                    "reasons": [] if ok else [f"p99 {p99:.0f} ms >= SLO 2000 ms", "k6 dropped 7 requests"],
+                    "dir": f"steps/{i:02d}-{rate:g}rps",
+                }
+            )
+        if broken:
+            steps.append({**steps[2], "step": len(steps) + 1, "phase": "confirm"})
+        if status == "budget-spent":
+            statement = f"capacity: between {capacity:g} and {broken:g} req/s (search budget spent)"
+        else:
+            statement = (
+                f"capacity: {capacity:g} req/s at p99 490 ms = 80 % of this target's CPU ceiling of "
+                f"{capacity / 0.8:.3g} req/s (2 CPUs / 33 ms CPU per request)"
+            )
+        cap = {
+            "slo": {"p99_ms": 2000.0, "errors_pct": 1.0},
+            "status": status,
+            "capacity_rps": capacity,
+            "bracket": [capacity, broken],
+            "bracket_width_pct": round(100 * (broken / capacity - 1), 2) if broken else None,
+            "precise": bool(broken and broken / capacity - 1 <= 0.05),
+            "statement": statement,
+            "p50_ms_at_capacity": 100.0,
+            "p99_ms_at_capacity": 490.0,
+            "throughput_rps_at_capacity": capacity,
+            "error_rate_at_capacity": 0.0,
+            "ceiling": {
+                "rps": capacity / 0.8,
+                "cpus": 2.0,
+                "cpus_source": "cgroup CPU quota",
+                "cpu_ms_per_request": 33.0,
+                "source": "server-timing",
+            },
+            "headroom_pct": 80.0,
+            "contradictions": [],
+            "search_secs": 140.0,
+            "budget_secs": 300.0,
+            "step_secs": 5,
+            "precision": 0.05,
+            "options": options
+            or {
+                "slo_p99_ms": 2000.0,
+                "slo_errors_pct": 1.0,
+                "start_rate": None,
+                "max_rate": 100000.0,
+                "step_secs": 15.0,
+                "budget_secs": 300.0,
+                "precision": 0.05,
+                "max_steps": 30,
+            },
+            "steps": steps,
+        }
+        (d / "capacity.json").write_text(json.dumps(cap, indent=1))
+        return d
+
+    return make

@@ -1,0 +1,280 @@
+"""The N-platform report: three or more sides in one report, the rankings, the one noise rule,
+labels, start-up from the ECS metadata, the capacity search's steps and chart, the prices, and the
+compare_many() API. Recorded or edited run folders only: nothing here depends on machine speed."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from heavylab.analysis import prices
+from heavylab.report import compare
+
+
+def md_row(md: str, label: str) -> list[str]:
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == label:
+            return cells
+    raise AssertionError(f"no row {label!r} in:\n{md}")
+
+
+def verdict(md: str) -> str:
+    return md.split("## Verdict", 1)[1].split("\n\n", 2)[1]
+
+
+@pytest.fixture
+def three(capacity_run):
+    """Three capacity runs: big (40, broke at 42), mid (24, broke at 25), small (12, broke at 12.5)."""
+    return [
+        capacity_run("big", 40.0, 42.0),
+        capacity_run("mid", 24.0, 25.0, ecs=("FARGATE", 12.5, 3.25, "arm64")),
+        capacity_run("small", 12.0, 12.5, throttled_ms=300.0, cpu_wait_ms=400.0),
+    ]
+
+
+def test_three_sides_give_one_report(three, tmp_path):
+    c = compare.compare_many(
+        [(None, p) for p in three],
+        tmp_path / "out",
+        prices={"big": "ec2:c7g.large", "mid": "fargate-arm64:cpu=2,mem=4", "small": "ec2:t4g.medium"},
+    )
+    md, page = c.md_path.read_text(), c.html_path.read_text()
+    assert md.startswith("# Capacity comparison: big vs mid vs small")
+    # A column per platform; each other side against the baseline (the first).
+    assert md_row(md, "metric")[1:6] == ["big", "mid", "small", "mid/big", "mid vs big"]
+    assert md_row(md, "capacity (req/s within the SLO)")[1:4] == [
+        "40.00 (broke at 42.00)",
+        "24.00 (broke at 25.00)",
+        "12.00 (broke at 12.50)",
+    ]
+    assert "## Each side against big (the baseline)" in md
+    # One self-contained page: three capacity charts, nothing loaded from anywhere.
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count('aria-label="Capacity search of ') == 3
+    assert re.search(r"\b(src|href)\s*=|url\(|@import", page) is None
+    assert "(A)" not in md and "(B)" not in md and "(A)" not in page
+
+
+def test_ranking_by_capacity_and_cost(three, tmp_path):
+    c = compare.compare_many(
+        [("small", three[2]), ("big", three[0]), ("mid", three[1])],
+        tmp_path / "out",
+        prices={"big": "0.40/h", "mid": "0.10/h", "small": "0.10/h"},
+    )
+    assert [p.label for p in c.ranking] == ["big", "mid", "small"]
+    assert [p.rank for p in c.ranking] == [1, 2, 3]
+    assert c.ranking[1].vs_best == "beyond noise"
+    # Cost at capacity: 0.10/h at 24 req/s is cheapest, 0.40/h at 40 req/s dearest.
+    assert [p.label for p in c.ranking_cost] == ["mid", "small", "big"]
+    v = verdict(c.md_path.read_text())
+    assert v.startswith("- **Ranking by capacity**: 1. big 40.00 (broke at 42.00) req/s; 2. mid")
+    assert "**Ranking by cost per million requests at capacity**: 1. mid" in v
+
+
+def test_overlapping_brackets_share_a_rank(capacity_run, tmp_path):
+    a, b = capacity_run("a", 24.0, 25.0), capacity_run("b", 24.5, 26.0)
+    c = compare.compare_many([(None, a), (None, b)], tmp_path / "o", write=False)
+    assert [p.rank for p in c.ranking] == [1, 1]
+    assert not c.differs("a", "b")
+
+
+def test_one_noise_rule_for_capacity_and_cost(capacity_run, tmp_path):
+    """Cost at capacity is judged by the capacity bracket like capacity; the cost per million at the
+    step's own rate is not shown beside it (it would be judged by another rule)."""
+    a, b = capacity_run("a", 40.0, 42.0), capacity_run("b", 24.0, 25.0)
+    c = compare.compare_many([(None, a), (None, b)], tmp_path / "o", prices={"a": "0.1/h", "b": "0.1/h"})
+    md = c.md_path.read_text()
+    assert md_row(md, "capacity (req/s within the SLO)")[4] == "beyond noise"
+    assert md_row(md, "cost per million requests at capacity")[4] == "beyond noise"
+    assert "| cost per million requests |" not in md
+    # Rows measured at each side's own rate are never "≈" (equal): they are not compared.
+    assert md_row(md, "throughput (req/s)")[4] == "not compared"
+    assert md_row(md, "p95")[4] == "not compared"
+    # Overlapping brackets: neither capacity nor its cost differs.
+    d = capacity_run("d", 24.5, 26.0)
+    c = compare.compare_many([(None, b), (None, d)], tmp_path / "o2", prices={"b": "0.1/h", "d": "0.1/h"})
+    md = c.md_path.read_text()
+    assert md_row(md, "capacity (req/s within the SLO)")[4] == "≈"
+    assert md_row(md, "cost per million requests at capacity")[4] == "≈"
+
+
+def test_cost_follows_throughput_by_the_same_rule(recorded, tmp_path):
+    c = compare.compare_many(
+        [(None, recorded / "open-fast"), (None, recorded / "open-slow")],
+        tmp_path / "o",
+        prices={0: "0.1/h", 1: "0.1/h"},
+    )
+    md = c.md_path.read_text()
+    assert md_row(md, "cost per million requests")[4] == md_row(md, "throughput (req/s)")[4]
+
+
+def test_labels_from_arguments_meta_and_duplicates(recorded, run_copy, tmp_path):
+    c = compare.compare_many(
+        [("ec2-x86", recorded / "same1"), (None, recorded / "same2"), (None, run_copy("same1", "x"))],
+        tmp_path / "o",
+    )
+    # A label given wins; a plain path takes meta.json's; equal labels are told apart by position.
+    assert c.labels == ["ec2-x86", "same B (same2)", "same C (same1)"]
+    assert "# Comparison: ec2-x86 vs same B (same2) vs same C (same1)" in c.md_path.read_text()
+
+
+def test_cli_takes_labelled_folders_and_prices(recorded, tmp_path, capsys):
+    rc = compare.main(
+        [
+            f"fast={recorded / 'open-fast'}",
+            f"slow={recorded / 'open-slow'}",
+            "--price",
+            "fast=ec2:m6i.large",
+            "--price",
+            "slow=fargate-x86:cpu=2,mem=4",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    md = (tmp_path / "o" / "comparison.md").read_text()
+    assert md_row(md, "price per hour")[1:3] == ["0.0960", "0.0987"]
+    assert "EC2 m6i.large" in md_row(md, "price")[1]
+    rc = compare.main([str(recorded / "open-fast"), str(recorded / "open-slow"), "--price", "nobody=0.1/h"])
+    assert rc == 2
+    assert "unknown side" in capsys.readouterr().err
+
+
+def test_start_up_from_the_ecs_metadata(capacity_run, tmp_path):
+    a = capacity_run("ec2", 24.0, 25.0)
+    b = capacity_run("fargate", 24.0, 25.0, ecs=("FARGATE", 12.5, 3.25, "x86_64"))
+    c = compare.compare_many([(None, a), (None, b)], tmp_path / "o")
+    md = c.md_path.read_text()
+    assert md_row(md, "image pull (s)")[1:] == ["n/a", "12.5", ""]
+    assert md_row(md, "container start (s)")[2] == "0.5"
+    assert md_row(md, "start to ready (s)")[2] == "3.2"
+    assert md_row(md, "launch type")[1:3] == ["n/a", "FARGATE"]
+
+
+def test_a_server_started_outside_the_runner_is_not_said_to_lack_info(recorded, run_copy, tmp_path):
+    """meta.json of a run against a server the runner did not start: local_server false, no local
+    fingerprint, /heavy/info/ in server_info_before — its platform table shows what /heavy/info/
+    said, so no sentence may claim it has none."""
+    b = run_copy("cpu-base", "b")
+    meta = json.loads((b / "meta.json").read_text())
+    meta.update({"local_server": False, "local_server_fingerprint": None, "server_command": None})
+    (b / "meta.json").write_text(json.dumps(meta))
+    c = compare.compare_many([(None, recorded / "cpu-base"), ("outside", b)], tmp_path / "o")
+    md = c.md_path.read_text()
+    assert md_row(md, "source")[1:3] == ["GET /heavy/info/", "GET /heavy/info/"]
+    assert "no /heavy/info/" not in md
+    assert "answered no GET /heavy/info/" not in md
+    assert "outside: its GET /heavy/info/ names no image digest (not on ECS)" in md
+    assert "started outside the runner" in md
+
+
+def test_capacity_steps_table_chart_and_command(capacity_run, tmp_path):
+    opts = {
+        "slo_p99_ms": 2000.0,
+        "start_rate": 6.0,
+        "budget_secs": 120.0,
+        "precision": 0.05,
+        "step_secs": 15.0,
+    }
+    a = capacity_run("a", 24.0, 25.0, options=opts)
+    b = capacity_run("b", 12.0, 20.0, status="budget-spent", options=opts)
+    c = compare.compare_many([(None, a), (None, b)], tmp_path / "o")
+    md, page = c.md_path.read_text(), c.html_path.read_text()
+    assert "## Capacity search" in md
+    steps = [line for line in md.splitlines() if line.startswith("| a | ")]
+    assert len(steps) == 5  # probe, climb, bisect, the broken bisect step, confirm
+    assert steps[3].split(" | ")[1:5] == ["4", "bisect", "25", "100"]
+    assert "| broken | p99 2600 ms >= SLO 2000 ms; k6 dropped 7 requests |" in steps[3]
+    assert "| sustained | within the SLO, steady |" in steps[0]
+    assert "capacity: between 12 and 20 req/s (search budget spent)" in md
+    assert (
+        md_row(md, "capacity (req/s within the SLO)")[2]
+        == "12.00 (between 12.00 and 20.00: search budget spent)"
+    )
+    assert "ceiling: 30 req/s = 2 CPUs (cgroup CPU quota) / 33 ms CPU per request (server-timing)" in md
+    command = md_row(md, "command")[1]
+    assert command.startswith("heavy-lab capacity ")
+    assert "--start-rate 6 --step-secs 15 --budget-secs 120 --precision 0.05" in command
+    # The chart: rate against p50/p99, the SLO line and the bracket, one per side.
+    assert page.count('aria-label="Capacity search of ') == 2
+    assert "SLO p99 2,000 ms" in page
+    assert "bracket 24–25 req/s" in page
+    assert "offered arrival rate (req/s)" in page
+
+
+def test_old_capacity_files_still_read(recorded, tmp_path):
+    c = compare.compare_many(
+        [(None, recorded / "capacity-fast"), (None, recorded / "capacity-slow")], tmp_path / "o"
+    )
+    md = c.md_path.read_text()
+    assert "# Capacity comparison: fast vs slow" in md
+    assert "capacity: 24 req/s (broke at 28 req/s)" in md
+    assert "--start-rate 4" in md_row(md, "command")[1]
+    assert [p.label for p in c.ranking] == ["fast", "slow"]
+
+
+def test_api_names_causes_against_the_best(recorded, tmp_path):
+    c = compare.compare_many(
+        [
+            (None, recorded / "cpu-quota"),
+            (None, recorded / "cpu-steal"),
+            (None, recorded / "cpu-base"),
+            (None, recorded / "cpu-slow"),
+        ],
+        tmp_path / "o",
+    )
+    assert c.ranking[0].label == "base"
+    assert c.causes["quota"] == ["throttling", "waiting for a core"]
+    assert c.causes["steal"] == ["steal"]
+    assert c.causes["slowcpu"] == ["slower CPU"]
+    assert c.causes["base"] == []
+    assert c.differs("base", "quota")
+    assert c.differs("base", "steal", row="p50")
+    assert "**quota against base**" in "\n".join(c.verdict)
+
+
+def test_same_run_twice_differs_in_nothing(run_copy, tmp_path):
+    c = compare.compare_many(
+        [
+            ("one", run_copy("cpu-base", "a")),
+            ("two", run_copy("cpu-base", "b")),
+            ("three", run_copy("cpu-base", "c")),
+        ],
+        tmp_path / "o",
+    )
+    assert [p.rank for p in c.ranking] == [1, 1, 1]
+    assert all(not v for v in c.causes.values())
+    assert not any(
+        c.differs("one", x, row=r) for x in ("two", "three") for r in ("p50", "p95", "throughput (req/s)")
+    )
+
+
+def test_html_escapes_what_it_shows(run_copy, recorded, tmp_path):
+    c = compare.compare_many([("<b>x</b>", recorded / "same1"), ("y&z", recorded / "same2")], tmp_path / "o")
+    page = c.html_path.read_text()
+    assert "<b>x</b>" not in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "y&amp;z" in page
+
+
+def test_price_table_specs():
+    assert prices.parse_price("ec2:c7g.large").hourly == pytest.approx(0.0725)
+    assert prices.parse_price("ec2:m6i.large@us-west-2x3").hourly == pytest.approx(0.288)
+    arm = prices.parse_price("fargate-arm64:cpu=2,mem=4")
+    assert arm.hourly == pytest.approx(2 * 0.03238 + 4 * 0.00356)
+    assert prices.PRICES_TAKEN in arm.description
+    assert prices.parse_price("fargate-x86:cpu=2048,mem=4096").hourly == pytest.approx(0.09874)
+    # Without rates, "fargate:" means the x86 rates of the table.
+    assert prices.parse_price("fargate:cpu=2,mem=4").hourly == pytest.approx(0.09874)
+    for bad in (
+        "ec2:z9.huge",
+        "ec2:m6i.large@mars-1",
+        "fargate-arm64:vcpu=1,gb=1,cpu=1,mem=1",
+        "fargate-sparc:cpu=1,mem=1",
+    ):
+        with pytest.raises(ValueError):
+            prices.parse_price(bad)
+    table = prices.price_table_markdown()
+    assert "`ec2:c7g.large`" in table and "`fargate-arm64:cpu=2,mem=4`" in table
