@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Checks a screenshot of a comparison report (a PNG from headless Chromium): the page is not
-blank and both sides' series colours are drawn in quantity, so a chart that renders nothing (an
+blank and every side's series colour is drawn in quantity, so a chart that renders nothing (an
 SVG error, NaN coordinates, an empty series) fails.
 
-    python3 scripts/report_png.py SHOT.png [--min-pixels 400]
+    heavy-lab report-png SHOT.png [--sides N] [--min-pixels 400]
 
 Standard library only: decodes 8-bit RGB/RGBA PNGs (what Chromium writes). Exit 0 when the page
 passes, 1 when it does not, 2 for a file that is not such a PNG.
@@ -17,8 +17,15 @@ import sys
 import zlib
 from pathlib import Path
 
-# The two sides' colours in scripts/compare.py (SIDE_COLORS).
-COLORS = {"A (blue)": (0x1F, 0x5F, 0xA8), "B (orange)": (0xD9, 0x66, 0x1F)}
+from heavylab.report.charts import SIDE_COLORS
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+# Each side's colour in the report's charts (heavylab.report.charts.SIDE_COLORS), by position.
+COLORS = {f"side {i + 1} ({c})": _rgb(c) for i, c in enumerate(SIDE_COLORS)}
 
 
 def decode_png(data: bytes) -> tuple[int, int, int, bytes]:
@@ -77,15 +84,16 @@ def decode_png(data: bytes) -> tuple[int, int, int, bytes]:
     return width, height, bpp, bytes(out)
 
 
-def count_colors(path: Path, tolerance: int = 40) -> tuple[int, int, dict, int]:
+def count_colors(path: Path, tolerance: int = 40, sides: int = 2) -> tuple[int, int, dict, int]:
     width, height, bpp, px = decode_png(path.read_bytes())
-    counts = {name: 0 for name in COLORS}
+    colors = dict(list(COLORS.items())[:sides])
+    counts = {name: 0 for name in colors}
     non_white = 0
     for i in range(0, len(px), bpp):
         r, g, b = px[i], px[i + 1], px[i + 2]
         if r < 245 or g < 245 or b < 245:
             non_white += 1
-        for name, (cr, cg, cb) in COLORS.items():
+        for name, (cr, cg, cb) in colors.items():
             if abs(r - cr) <= tolerance and abs(g - cg) <= tolerance and abs(b - cb) <= tolerance:
                 counts[name] += 1
     return width, height, counts, non_white
@@ -100,11 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         default=400,
         help="pixels of each side's colour the page must show (default 400)",
     )
+    ap.add_argument("--sides", type=int, default=2, help="how many sides the report compares (default 2)")
     a = ap.parse_args(argv)
+    if not 2 <= a.sides <= len(COLORS):
+        ap.error(f"--sides must be from 2 to {len(COLORS)}")
     try:
-        width, height, counts, non_white = count_colors(a.png)
+        width, height, counts, non_white = count_colors(a.png, sides=a.sides)
     except (OSError, ValueError, zlib.error) as err:
-        print(f"report_png.py: error: {a.png}: {err}", file=sys.stderr)
+        print(f"heavy-lab report-png: error: {a.png}: {err}", file=sys.stderr)
         return 2
     print(
         f"{a.png}: {width}x{height}, {non_white} non-white pixels, "
@@ -112,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     bad = [n for n, c in counts.items() if c < a.min_pixels]
     if non_white < width * height // 100:
-        print("report_png.py: the page is blank", file=sys.stderr)
+        print("heavy-lab report-png: the page is blank", file=sys.stderr)
         return 1
     if bad:
         print(
-            f"report_png.py: too few pixels of {', '.join(bad)} (< {a.min_pixels}): a chart did not render",
+            f"heavy-lab report-png: too few pixels of {', '.join(bad)} (< {a.min_pixels}): a chart did not render",
             file=sys.stderr,
         )
         return 1
