@@ -278,3 +278,21 @@ def test_price_table_specs():
             prices.parse_price(bad)
     table = prices.price_table_markdown()
     assert "`ec2:c7g.large`" in table and "`fargate-arm64:cpu=2,mem=4`" in table
+
+
+def test_an_answer_that_is_not_json_is_no_fingerprint(recorded, run_copy, tmp_path):
+    b = run_copy("same2", "b")
+    meta = json.loads((b / "meta.json").read_text())
+    meta.update(
+        {
+            "local_server": False,
+            "local_server_fingerprint": None,
+            "server_info_before": {"unparsed": "<html>Not Found</html>"},
+            "server_info_after": None,
+        }
+    )
+    (b / "meta.json").write_text(json.dumps(meta))
+    c = compare.compare_many([(None, recorded / "same1"), ("other", b)], tmp_path / "o")
+    md = c.md_path.read_text()
+    assert md_row(md, "source")[1:3] == ["the local host (server started by the runner)", "n/a"]
+    assert "other: its server answered no GET /heavy/info/ and was not started by the runner" in md

@@ -111,6 +111,16 @@ def info_of(meta: dict) -> dict | None:
     return None
 
 
+def raw_info(meta: dict) -> dict | None:
+    """Any JSON the server answered at /heavy/info/ (another server's own shape included); None
+    when it answered nothing or something that was not JSON (meta.json keeps it as "unparsed")."""
+    for key in ("server_info_before", "server_info_after"):
+        info = meta.get(key)
+        if isinstance(info, dict) and info and set(info) != {"unparsed"}:
+            return info
+    return None
+
+
 def fingerprint(side: Side) -> dict:
     """What is known of the platform that served a side: {shown name: value}."""
     m = side.meta
@@ -122,8 +132,8 @@ def fingerprint(side: Side) -> dict:
         if isinstance(local, dict) and local.get("binary_sha256") and not flatten(source).get("image_digest"):
             source["local"] = {"binary_sha256": local["binary_sha256"]}
     else:
-        source, origin = m.get("server_info_before") or m.get("server_info_after"), SOURCE_INFO
-        if not isinstance(source, dict) or not source:
+        source, origin = raw_info(m), SOURCE_INFO
+        if source is None:
             source, origin = local, SOURCE_LOCAL
     if not isinstance(source, dict) or not source:
         return {}
@@ -229,7 +239,7 @@ def pair_flags(a: Side, b: Side) -> dict:
 
 def _why_no_digest(side: Side) -> str:
     """Why a side's image is unknown, worded from what its meta.json really holds."""
-    if info_of(side.meta) is not None:
+    if raw_info(side.meta) is not None:
         where = "its GET /heavy/info/ names no image digest (not on ECS)"
         if not side.meta.get("local_server"):
             where += " and its server was started outside the runner, so its binary is not known"
