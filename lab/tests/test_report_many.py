@@ -181,6 +181,10 @@ def test_capacity_steps_table_chart_and_command(capacity_run, tmp_path):
     }
     a = capacity_run("a", 24.0, 25.0, options=opts)
     b = capacity_run("b", 12.0, 20.0, status="budget-spent", options=opts)
+    cap = json.loads((b / "capacity.json").read_text())
+    cap["contradictions"] = ["16 req/s held on its re-run after breaking: the bracket widened"]
+    cap["transients"] = ["3 req/s broke far below the estimate and held when retried"]
+    (b / "capacity.json").write_text(json.dumps(cap))
     c = compare.compare_many([(None, a), (None, b)], tmp_path / "o")
     md, page = c.md_path.read_text(), c.html_path.read_text()
     assert "## Capacity search" in md
@@ -190,10 +194,10 @@ def test_capacity_steps_table_chart_and_command(capacity_run, tmp_path):
     assert "| broken | p99 2600 ms >= SLO 2000 ms; k6 dropped 7 requests |" in steps[3]
     assert "| sustained | within the SLO, steady |" in steps[0]
     assert "capacity: between 12 and 20 req/s (search budget spent)" in md
-    assert (
-        md_row(md, "capacity (req/s within the SLO)")[2]
-        == "12.00 (between 12.00 and 20.00: search budget spent)"
-    )
+    assert "  - contradiction: 16 req/s held on its re-run after breaking: the bracket widened" in md
+    assert "  - retried: 3 req/s broke far below the estimate and held when retried" in md
+    assert "contradiction: 16 req/s held" in page
+    assert md_row(md, "capacity (req/s within the SLO)")[2] == "between 12.00 and 20.00 (search budget spent)"
     assert "ceiling: 30 req/s = 2 CPUs (cgroup CPU quota) / 33 ms CPU per request (server-timing)" in md
     command = md_row(md, "command")[1]
     assert command.startswith("heavy-lab capacity ")

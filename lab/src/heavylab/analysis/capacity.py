@@ -120,6 +120,7 @@ def summary(side: Side) -> dict:
                 "precise": c.get("precise"),
                 "ceiling": ceiling_text(c),
                 "contradictions": [str(x) for x in c.get("contradictions") or []],
+                "transients": [str(x) for x in c.get("transients") or []],
                 "search_secs": c.get("search_secs"),
                 "budget_secs": c.get("budget_secs"),
                 "slo": c.get("slo") or {},

@@ -51,7 +51,7 @@ class Stat:
                 return f"{v} or more"
             top = fmt_value(self.hi + 1e-9, kind)
             if self.status == "budget-spent":
-                return f"{v} (between {v} and {top}: search budget spent)"
+                return f"between {v} and {top} (search budget spent)"
             return f"{v} (broke at {top})"
         lo, hi = fmt_value(self.lo, kind), fmt_value(self.hi, kind)
         return v if lo == hi == v else f"{v} ({lo}–{hi})"

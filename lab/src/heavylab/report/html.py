@@ -44,6 +44,7 @@ def render_html(c) -> str:
     searches = md.capacity_searches(c)
     context = {
         "title": md.title(c),
+        "capacity_mode": c.capacity_mode,
         "command": c.command,
         "warnings": c.warnings,
         "verdict": c.verdict,

@@ -232,6 +232,8 @@ def render_markdown(c) -> str:
                 out.append(f"  - status: {s['status']}; search time {spent}")
                 for x in s["contradictions"]:
                     out.append(f"  - contradiction: {x}")
+                for x in s["transients"]:
+                    out.append(f"  - retried: {x}")
         out += ["", "Every step of each search (the verdict leaves out each step's warm-up):", ""]
         out += _table(STEP_HEADER, [r for ss in searches for r in step_rows(ss)], right_from=3) + [""]
     for section, rows in table_sections(c):
