@@ -300,3 +300,29 @@ def test_an_answer_that_is_not_json_is_no_fingerprint(recorded, run_copy, tmp_pa
     md = c.md_path.read_text()
     assert md_row(md, "source")[1:3] == ["the local host (server started by the runner)", "n/a"]
     assert "other: its server answered no GET /heavy/info/ and was not started by the runner" in md
+
+
+def test_a_lower_capacity_is_explained_by_the_cpu_split(capacity_run, tmp_path):
+    """Capacity runs each at their own rate: latency is not compared, the CPU split per request is,
+    and names why the throttled side holds less."""
+    dedicated = capacity_run("dedicated", 40.0, 42.0, throttled_ms=0.0, cpu_wait_ms=5.0)
+    quota = capacity_run("quota", 12.0, 12.5, throttled_ms=300.0, cpu_wait_ms=400.0)
+    neighbour = capacity_run("neighbour", 20.0, 21.0, throttled_ms=0.0, cpu_wait_ms=150.0)
+    c = compare.compare_many([(None, quota), (None, dedicated), (None, neighbour)], tmp_path / "o")
+    assert [p.label for p in c.ranking] == ["dedicated", "neighbour", "quota"]
+    assert c.causes == {
+        "quota": ["throttling", "waiting for a core"],
+        "dedicated": [],
+        "neighbour": ["waiting for a core"],
+    }
+    v = "\n".join(c.verdict)
+    assert (
+        "**quota against dedicated**: capacity worse beyond noise; the server's CPU split names throttling, waiting for a core."
+        in v
+    )
+    # Two sides: the pair's own verdict says why the capacity is lower.
+    c2 = compare.compare_many([(None, dedicated), (None, quota)], tmp_path / "o2")
+    assert any(line.startswith("**Why capacity is lower on quota**") for line in c2.verdict), c2.verdict
+    md = c2.md_path.read_text()
+    assert md_row(md, "throttled avg (cgroup CFS throttling)")[4] == "beyond noise"
+    assert md_row(md, "p95")[4] == "not compared"
