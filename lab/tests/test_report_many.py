@@ -72,6 +72,9 @@ def test_ranking_by_capacity_and_cost(three, tmp_path):
     v = verdict(c.md_path.read_text())
     assert v.startswith("- **Ranking by capacity**: 1. big 40.00 (broke at 42.00) req/s; 2. mid")
     assert "**Ranking by cost per million requests at capacity**: 1. mid" in v
+    # big's run has no CPU split: nothing may be claimed about causes.
+    assert "**mid against big**: capacity worse beyond noise; the runs carry no CPU split" in v
+    assert c.causes["mid"] == [] and c.split_measured["mid"] is False
 
 
 def test_overlapping_brackets_share_a_rank(capacity_run, tmp_path):

@@ -335,6 +335,14 @@ def _overall(wins: dict, la: str, lb: str) -> list[str]:
     return [overall]
 
 
+def split_measured(rows: list[dict]) -> bool:
+    """Whether both sides of a pair carry the server's CPU split (any cause row with two values)."""
+    return any(
+        r is not None and r["a"] is not None and r["b"] is not None
+        for r in (find(rows, k) for k in CAUSE_NAMES)
+    )
+
+
 def named_causes(rows: list[dict], slower_is_b: bool = True) -> list[str]:
     """The causes (CAUSE_NAMES) behind the slower side of a pair: each cause row that differs
     beyond noise, higher on the slower side."""

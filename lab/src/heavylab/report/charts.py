@@ -1,6 +1,6 @@
 """Charts for the comparison report: inline SVG line and bar charts with labelled axes, and
 numbers formatted for people (plain digits with units, never 1.23e+03). Pure functions of their
-arguments; `compare.py` decides what to draw."""
+arguments; `figures.py` decides what to draw."""
 
 from __future__ import annotations
 

@@ -56,7 +56,15 @@ from heavylab.analysis.fmt import fmt_num  # noqa: F401  (the tests' and callers
 from heavylab.analysis.prices import Price, cost_per_million, parse_price, price_table_markdown  # noqa: F401
 from heavylab.analysis.runs import Side, exclusion_reason, load_run, load_side, workload_differences  # noqa: F401
 from heavylab.analysis.stats import DEFAULT_MIN_EFFECT, DEFAULT_NOISE, differs
-from heavylab.analysis.verdicts import Place, named_causes, rank, ranking_sentence, spread_note, verdicts
+from heavylab.analysis.verdicts import (
+    Place,
+    named_causes,
+    rank,
+    ranking_sentence,
+    split_measured,
+    spread_note,
+    verdicts,
+)
 
 PROG = "heavy-lab compare"
 
@@ -74,6 +82,7 @@ class Comparison:
     ranking_cost: list[Place] = field(default_factory=list)
     ranking_by: str = ""  # "capacity" or "p95 latency"
     causes: dict = field(default_factory=dict)  # label -> [cause] against the best side
+    split_measured: dict = field(default_factory=dict)  # label -> both carry the CPU split
     verdict: list[str] = field(default_factory=list)
     pair_verdicts: dict = field(default_factory=dict)  # label -> verdict lines against the baseline
     warnings: list[str] = field(default_factory=list)
@@ -163,6 +172,7 @@ def _causes(c: Comparison) -> None:
             continue
         rows = table.pair_rows(c.table, best, j, not c.capacity_mode, c.min_effect)
         c.causes[label] = named_causes(rows, slower_is_b=True)
+        c.split_measured[label] = split_measured(rows)
 
 
 def _verdict(c: Comparison) -> None:
@@ -186,15 +196,16 @@ def _verdict(c: Comparison) -> None:
         if place.vs_best != "beyond noise":
             continue
         named = c.causes.get(place.label) or []
-        lines.append(
-            f"**{place.label} against {best}**: "
-            + (
-                f"{c.ranking_by} worse beyond noise; the server's CPU split names {', '.join(named)}."
-                if named
-                else f"{c.ranking_by} worse beyond noise; no cause in the CPU split (cpu_thread, cpu_wait, "
-                "throttled, steal) differs beyond noise in its direction."
+        if named:
+            why = f"the server's CPU split names {', '.join(named)}."
+        elif c.split_measured.get(place.label):
+            why = (
+                "no cause in the CPU split (cpu_thread, cpu_wait, throttled, steal) differs beyond noise "
+                "in its direction: look at the queue, I/O (fsync) and the network."
             )
-        )
+        else:
+            why = "the runs carry no CPU split (Server-Timing cpu_thread, cpu_wait, throttled, steal) to say why."
+        lines.append(f"**{place.label} against {best}**: {c.ranking_by} worse beyond noise; {why}")
     c.verdict = [x for x in lines if x] + fp.platform_sentences(c.sides) + [spread_note(c.sides)]
 
 
