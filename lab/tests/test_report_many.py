@@ -155,6 +155,10 @@ def test_start_up_from_the_ecs_metadata(capacity_run, tmp_path):
     assert md_row(md, "container start (s)")[2] == "0.5"
     assert md_row(md, "start to ready (s)")[2] == "3.2"
     assert md_row(md, "launch type")[1:3] == ["n/a", "FARGATE"]
+    assert (
+        "Start-up from the ECS task metadata (part of how fast a platform scales out): ec2: n/a; "
+        "fargate: image pull 12.5 s, container start 0.5 s, start to ready 3.2 s." in verdict(md)
+    )
 
 
 def test_a_server_started_outside_the_runner_is_not_said_to_lack_info(recorded, run_copy, tmp_path):

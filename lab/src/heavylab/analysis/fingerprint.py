@@ -288,6 +288,18 @@ def platform_sentences(sides: list[Side]) -> list[str]:
                 )
                 + "."
             )
+    ups = [(s.label, {k: v for k, v in startup(s).items() if v is not None}) for s in sides]
+    if any(up for _, up in ups):
+        parts = [
+            f"{label}: "
+            + (", ".join(f"{k.replace(' (s)', '')} {v} s" for k, v in up.items()) if up else "n/a")
+            for label, up in ups
+        ]
+        notes.append(
+            "Start-up from the ECS task metadata (part of how fast a platform scales out): "
+            + "; ".join(parts)
+            + "."
+        )
     urls = {s.meta.get("base_url") for s in sides}
     if len(urls) == 1 and not any(s.meta.get("local_server") for s in sides):
         notes.append(f"{'Both' if len(sides) == 2 else 'All'} sides tested the same URL ({urls.pop()}).")
