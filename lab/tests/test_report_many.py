@@ -333,3 +333,27 @@ def test_a_lower_capacity_is_explained_by_the_cpu_split(capacity_run, tmp_path):
     md = c2.md_path.read_text()
     assert md_row(md, "throttled avg (cgroup CFS throttling)")[4] == "beyond noise"
     assert md_row(md, "p95")[4] == "not compared"
+
+
+def test_html_tags_are_balanced(three, tmp_path):
+    from html.parser import HTMLParser
+
+    class Balance(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.errors = [], []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("meta", "br"):
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if not self.stack or self.stack[-1] != tag:
+                self.errors.append((tag, self.stack[-3:]))
+            elif self.stack:
+                self.stack.pop()
+
+    c = compare.compare_many([(None, p) for p in three], tmp_path / "o")
+    b = Balance()
+    b.feed(c.html_path.read_text())
+    assert b.errors == [] and b.stack == []
