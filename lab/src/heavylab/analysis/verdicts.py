@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from heavylab.analysis.fingerprint import pair_flags, platform_sentences
 from heavylab.analysis.runs import Side
-from heavylab.analysis.stats import spread_basis
+from heavylab.analysis.stats import differs, spread_basis
 from heavylab.analysis.table import CPU_THREAD, CPU_WAIT, STEAL, THROTTLED, find
 
 # The causes as the public API names them (Comparison.causes), by their row.
@@ -376,8 +376,6 @@ class Place:
 def rank(labels: list[str], stats: list, fmt, lower_is_better: bool, min_effect: float) -> list[Place]:
     """Orders sides by a statistic (sides without it last, unranked); a side shares the rank of the
     one above it unless the two differ beyond noise (the report's rule)."""
-    from heavylab.analysis.stats import differs
-
     known = [(lab, st) for lab, st in zip(labels, stats, strict=True) if st.value is not None]
     known.sort(key=lambda x: x[1].value if lower_is_better else -x[1].value)
     out: list[Place] = []
