@@ -26,10 +26,13 @@ from typing import Optional
 Number = Optional[float]
 
 # AWS on-demand list prices, Linux, shared tenancy, USD per hour. Source: AWS's published price
-# pages (aws.amazon.com/ec2/pricing/on-demand/ and aws.amazon.com/fargate/pricing/), as taken on
-# PRICES_TAKEN for docs/COMPARISON.md; not re-checked against the live Price List API from the
-# machine this was written on (it has no network). us-west-2 lists the same prices as us-east-1
-# for every type here.
+# pages (aws.amazon.com/ec2/pricing/on-demand/ and aws.amazon.com/fargate/pricing/). m6i.large,
+# m7g.large and the Fargate rates are docs/COMPARISON.md's, taken on PRICES_TAKEN (the Fargate
+# us-east-1 rates agree with third-party summaries of the same page in 2026); the other types were
+# added on 2026-12-05 from the same pages' list prices as the author knew them. None were
+# re-checked against the live Price List API from the machine this was written on (it has no
+# network): check with `aws pricing get-products` (docs/COMPARISON.md) and move PRICES_TAKEN when
+# you update the table. us-west-2 lists the same prices as us-east-1 for every type here.
 PRICES_TAKEN = "2026-11-29"
 PRICES_SOURCE = "AWS on-demand list prices (EC2 and Fargate pricing pages), Linux"
 
