@@ -357,3 +357,35 @@ def test_html_tags_are_balanced(three, tmp_path):
     b = Balance()
     b.feed(c.html_path.read_text())
     assert b.errors == [] and b.stack == []
+
+
+def test_comparison_json_for_machines(three, tmp_path):
+    c = compare.compare_many([(None, p) for p in three], tmp_path / "o")
+    data = json.loads((tmp_path / "o" / "comparison.json").read_text())
+    assert data["ranking_by"] == "capacity"
+    assert [p["label"] for p in data["ranking"]] == ["big", "mid", "small"]
+    assert data["ranking"][1]["vs_best"] == "beyond noise"
+    assert data["capacity"]["mid"]["statement"].startswith("capacity: 24 req/s at p99 490 ms")
+    assert data["verdict"] == c.verdict
+
+
+def test_a_side_of_two_capacity_searches(capacity_run, tmp_path):
+    import shutil
+
+    one = capacity_run("a", 24.0, 25.0)
+    side = tmp_path / "side-a"
+    shutil.copytree(one, side / "r1")
+    shutil.copytree(one, side / "r2")
+    cap = json.loads((side / "r2" / "capacity.json").read_text())
+    cap.update(
+        {"capacity_rps": 22.0, "bracket": [22.0, 23.0], "statement": "capacity: 22 req/s at p99 480 ms"}
+    )
+    (side / "r2" / "capacity.json").write_text(json.dumps(cap))
+    b = capacity_run("b", 12.0, 13.0)
+    c = compare.compare_many([(None, side), (None, b)], tmp_path / "o")
+    md = c.md_path.read_text()
+    # The median capacity, and the bracket over both searches: at least 22, broke by 25.
+    assert md_row(md, "capacity (req/s within the SLO)")[1] == "23.00 (broke at 25.00)"
+    assert md_row(md, "runs")[1] == "2 used (medians)"
+    assert "- **a** (r1): capacity: 24 req/s" in md and "- **a** (r2): capacity: 22 req/s at p99 480 ms" in md
+    assert c.html_path.read_text().count('aria-label="Capacity search of a (r') == 2

@@ -32,7 +32,7 @@ API (for the platform lab and other callers):
     result.causes["quota"]    # ["throttling", "waiting for a core"]: why it is slower than the best
     result.differs("a", "b")  # beyond noise? (capacity, or p95 latency; any row label: row=...)
     result.verdict            # the verdict lines, as in comparison.md
-    result.md_path, result.html_path
+    result.md_path, result.html_path  # and OUT/comparison.json: result.to_dict()
 
 Options of compare_many: prices {label or position: spec}, force (compare different workloads, with a
 warning), min_effect (0.05), noise (the ±10 % assumed for a run without samples), command (the
@@ -50,6 +50,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from heavylab.analysis import capacity as capsearch
 from heavylab.analysis import fingerprint as fp
 from heavylab.analysis import series, table
 from heavylab.analysis.fmt import fmt_num  # noqa: F401  (the tests' and callers' formatter)
@@ -103,6 +104,33 @@ class Comparison:
     def rows(self) -> list[dict]:
         """Two sides: the pair rows of B against A (the report of two sides)."""
         return self.pairs[self.sides[1].label]
+
+    def to_dict(self) -> dict:
+        """What comparison.json holds: the rankings, the causes, the verdict, each side's capacity."""
+        from dataclasses import asdict
+
+        return {
+            "labels": self.labels,
+            "baseline": self.baseline.label,
+            "capacity_mode": self.capacity_mode,
+            "ranking_by": self.ranking_by,
+            "ranking": [asdict(p) for p in self.ranking],
+            "ranking_cost": [asdict(p) for p in self.ranking_cost],
+            "causes": self.causes,
+            "verdict": self.verdict,
+            "pair_verdicts": self.pair_verdicts,
+            "warnings": self.warnings,
+            "capacity": {
+                s.label: {
+                    "capacity_rps": (s.merged.capacity or {}).get("capacity_rps"),
+                    "statement": capsearch.statement(s.merged.capacity or {}),
+                }
+                for s in self.sides
+                if s.is_capacity
+            },
+            "min_effect": self.min_effect,
+            "command": self.command,
+        }
 
     def side(self, label: str) -> Side:
         for s in self.sides:
@@ -281,6 +309,7 @@ def compare_many(
         c.md_path, c.html_path = out_dir / "comparison.md", out_dir / "comparison.html"
         c.md_path.write_text(render_markdown(c), encoding="utf-8")
         c.html_path.write_text(render_html(c), encoding="utf-8")
+        (out_dir / "comparison.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n", encoding="utf-8")
     return c
 
 
