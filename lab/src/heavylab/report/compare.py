@@ -214,7 +214,7 @@ def _verdict(c: Comparison) -> None:
         return
     unit = " req/s" if c.capacity_mode else " ms"
     lines = [ranking_sentence(f"Ranking by {c.ranking_by}", c.ranking, unit)]
-    what = "cost per million requests at capacity" if c.capacity_mode else "cost per million requests"
+    what = "cost per million requests at capacity" if c.capacity_mode else "cost per million requests at the load tested"
     if c.ranking_cost:
         lines.append(ranking_sentence(f"Ranking by {what}", c.ranking_cost, ""))
     else:
