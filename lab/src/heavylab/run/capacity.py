@@ -288,7 +288,7 @@ class Steps:
             if n is None:  # not heavy-api: a short pause instead
                 time.sleep(2)
                 return
-            if n <= 0:
+            if n <= 1:  # the scrape itself is a request in flight
                 return
             time.sleep(0.25)
 
