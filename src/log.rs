@@ -180,6 +180,32 @@ pub fn critical(message: &str) {
     log(Level::Critical, message)
 }
 
+/// `time` in UTC as RFC 3339 with milliseconds (2026-12-05T10:00:11.250Z), for JSON.
+pub fn utc_rfc3339(time: SystemTime) -> String {
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() as libc::time_t;
+    // SAFETY: `tm` is fully written by gmtime_r before use.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::gmtime_r(&secs, &mut tm).is_null() {
+            return String::new();
+        }
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        since.subsec_millis()
+    )
+}
+
 /// Formats `time` in local time with `strftime`.
 pub fn local_time(format: &str, time: SystemTime) -> String {
     let secs = time
@@ -604,6 +630,12 @@ mod tests {
     fn malformed_formats_are_rejected() {
         assert!(AccessFormat::parse("%(h").is_err());
         assert!(AccessFormat::parse("plain % text").is_ok());
+    }
+
+    #[test]
+    fn utc_rfc3339_is_utc_with_milliseconds() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_378_411_250);
+        assert_eq!(utc_rfc3339(t), "2026-12-04T10:00:11.250Z");
     }
 
     #[test]

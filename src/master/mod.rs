@@ -173,6 +173,9 @@ impl Master {
                 "threads": config.threads,
                 "timeout_sec": config.timeout.map(|t| t.as_secs()),
                 "keep_alive_sec": config.keep_alive.map(|t| t.as_secs()),
+                // The listeners are bound: from here connections queue for the workers forked
+                // next. With the ECS metadata's container start, the task's start-to-ready.
+                "ready_at": log::utc_rfc3339(std::time::SystemTime::now()),
             },
             "platform": fingerprint,
         });

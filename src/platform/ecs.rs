@@ -30,6 +30,12 @@ pub struct EcsTask {
     /// The container's image and its digest: "same image" is a fact, not an assumption.
     pub image: Option<String>,
     pub image_digest: Option<String>,
+    /// Start-up as ECS timed it (RFC 3339): the task's image pull, and this container's creation
+    /// and start. With the server's own `ready_at`, how fast a platform brings a task up.
+    pub pull_started_at: Option<String>,
+    pub pull_stopped_at: Option<String>,
+    pub container_created_at: Option<String>,
+    pub container_started_at: Option<String>,
 }
 
 /// Reads the metadata if the endpoint's variable is set. `Err` says what went wrong (logged as a
@@ -67,6 +73,10 @@ impl EcsTask {
             platform_version: text(task, "PlatformVersion"),
             image: text(container, "Image"),
             image_digest: text(container, "ImageID"),
+            pull_started_at: text(task, "PullStartedAt"),
+            pull_stopped_at: text(task, "PullStoppedAt"),
+            container_created_at: text(container, "CreatedAt"),
+            container_started_at: text(container, "StartedAt"),
         }
     }
 }
@@ -85,13 +95,31 @@ mod tests {
             "Limits": {"CPU": 2, "Memory": 4096},
             "AvailabilityZone": "us-east-1a", "LaunchType": "FARGATE",
             "PlatformVersion": "1.4.0",
+            "PullStartedAt": "2026-12-05T10:00:01.123456789Z",
+            "PullStoppedAt": "2026-12-05T10:00:09.5Z",
         });
-        let container = json!({"Image": "repo/heavy-api:1", "ImageID": "sha256:abc"});
+        let container = json!({
+            "Image": "repo/heavy-api:1", "ImageID": "sha256:abc",
+            "CreatedAt": "2026-12-05T10:00:10Z", "StartedAt": "2026-12-05T10:00:11.25Z",
+        });
         let t = EcsTask::from_documents(&task, &container);
         assert_eq!(t.launch_type.as_deref(), Some("FARGATE"));
         assert_eq!(t.task_cpu, Some(2.0));
         assert_eq!(t.task_memory_mib, Some(4096.0));
         assert_eq!(t.image_digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(
+            t.pull_started_at.as_deref(),
+            Some("2026-12-05T10:00:01.123456789Z")
+        );
+        assert_eq!(t.pull_stopped_at.as_deref(), Some("2026-12-05T10:00:09.5Z"));
+        assert_eq!(
+            t.container_created_at.as_deref(),
+            Some("2026-12-05T10:00:10Z")
+        );
+        assert_eq!(
+            t.container_started_at.as_deref(),
+            Some("2026-12-05T10:00:11.25Z")
+        );
         assert_eq!(read(&|_| None), Ok(None));
     }
 }
