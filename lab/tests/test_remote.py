@@ -418,3 +418,30 @@ def test_no_region_anywhere_is_named(tmp_path, capsys, monkeypatch):
     rc, _, err = run(tmp_path, capsys, *args)
     assert rc == 1
     assert "no AWS region: give --region" in err
+
+
+def test_ctrl_c_while_waiting_stops_the_tasks(tmp_path, capsys, stubs, monkeypatch):
+    def interrupted(secs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(remote, "sleep", interrupted)
+    stubs.put_archive()
+    stubs.run_tasks(2)
+    stubs.describe("describe-tasks-running.json", 2)
+    for answer in recorded("run-task.json")[:2]:
+        stubs.stop(answer["tasks"][0]["taskArn"])
+
+    rc, _, err = run(tmp_path, capsys, *common(segments=2))
+
+    assert rc == 130
+    assert err.count("stopping arn:aws:ecs:") == 2
+    stubs.ecs.assert_no_pending_responses()
+
+
+def test_clients_are_made_in_one_place_with_one_policy():
+    made = aws.clients("eu-west-1", "ecs", "s3", "cloudwatch")
+    assert {c.meta.region_name for c in made.values()} == {"eu-west-1"}
+    assert made["ecs"].meta.config.retries == {"total_max_attempts": 8, "mode": "standard"}
+    assert made["ecs"].meta.config.read_timeout == 60 and made["ecs"].meta.config.connect_timeout == 10
+    url = made["s3"].generate_presigned_url("get_object", Params={"Bucket": "b-1", "Key": "k"}, ExpiresIn=60)
+    assert url.startswith("https://b-1.s3.") and "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url

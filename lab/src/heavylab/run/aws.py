@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 __all__ = ["AwsError", "clients", "describe_error", "BotoCoreError", "ClientError"]
 
 CONFIG = Config(
-    retries={"max_attempts": 8, "mode": "standard"},
+    retries={"total_max_attempts": 8, "mode": "standard"},
     connect_timeout=10,
     read_timeout=60,
 )
