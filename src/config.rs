@@ -289,9 +289,11 @@ pub struct ServeArgs {
     #[arg(long, help_heading = "Process")]
     pub check_config: bool,
 
-    /// Print every setting as `name = value` and exit.
-    #[arg(long, help_heading = "Process")]
-    pub print_config: bool,
+    /// Print every setting as `name = value` and exit; `--print-config=json`: one JSON object
+    /// (`settings`: name -> value, the same names; `workers_source`; `warnings`) for tools.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true,
+          default_missing_value = "text", value_enum, help_heading = "Process")]
+    pub print_config: Option<PrintFormat>,
 
     /// Robustness tests only: a heavy request with `fault=panic` panics in its handler.
     #[arg(long, hide = true)]
@@ -300,6 +302,13 @@ pub struct ServeArgs {
     /// Robustness tests only: every worker fails its boot, by a panic or a boot error.
     #[arg(long, hide = true, value_parser = ["panic", "error"])]
     pub fault_worker_boot: Option<String>,
+}
+
+/// `--print-config[=FORMAT]`: Gunicorn's aligned `name = value` text, or JSON for tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrintFormat {
+    Text,
+    Json,
 }
 
 /// Most workers `--workers` accepts.
@@ -477,7 +486,7 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     pub proc_name: String,
     pub check_config: bool,
-    pub print_config: bool,
+    pub print_config: Option<PrintFormat>,
     /// Robustness tests only (`--fault-worker-boot`): how every worker fails its boot.
     pub fault_worker_boot: Option<String>,
     /// The worker class as Gunicorn's boot line names what runs: `gthread`, or `sync` for
@@ -523,7 +532,7 @@ fn sort_arguments(args: &[String]) -> Sorted {
                 }
                 None => flag.len() == 2 && a.get_short() == flag.chars().nth(1),
             })
-            .map(|a| a.get_action().takes_values())
+            .map(|a| a.get_action().takes_values() && !a.is_require_equals_set())
     };
     let mut out = Sorted::default();
     let mut i = 0;
@@ -985,6 +994,56 @@ impl Config {
 
     /// Every setting as `name = value`, aligned, in Gunicorn's `--print-config` style.
     pub fn printable(&self) -> String {
+        let rows = self.rows();
+        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(n, v)| format!("{n:<width$} = {v}\n"))
+            .collect()
+    }
+
+    /// `--print-config=json`: the same settings under the same names as
+    /// [`printable`](Self::printable), typed (numbers, booleans, `null` for None, `bind` a
+    /// list), with how `--workers auto` counted (`workers_source`, `null` when the count was
+    /// given) and the boot WARNINGs.
+    pub fn printable_json(&self) -> serde_json::Value {
+        use serde_json::{json, Value};
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        let path = |v: &Option<PathBuf>| {
+            v.as_ref()
+                .map_or(Value::Null, |p| Value::String(p.display().to_string()))
+        };
+        let mut settings = serde_json::Map::new();
+        for (name, printed) in self.rows() {
+            let value = match name {
+                "accesslog" => text(&self.access_logfile),
+                "bind" => json!(self.binds.iter().map(|b| b.to_string()).collect::<Vec<_>>()),
+                "check_config" => json!(self.check_config),
+                "print_config" => json!(self.print_config.is_some()),
+                "config" => text(&self.config_file),
+                "keepalive" => json!(self.keep_alive.map_or(0, |k| k.as_secs())),
+                "metrics_bind" => text(&self.metrics_bind.as_ref().map(|b| b.to_string())),
+                "pidfile" => path(&self.pidfile),
+                "statsd_host" => text(&self.statsd.as_ref().map(|t| t.to_string())),
+                "umask" => self.umask.map_or(Value::Null, |m| json!(m)),
+                "worker_connections" => self.worker_connections.map_or(Value::Null, |n| json!(n)),
+                "access_log_format" | "dogstatsd_tags" | "errorlog" | "io_file" | "loglevel"
+                | "proc_name" | "statsd_prefix" | "worker_class" => Value::String(printed),
+                // Every other row is a number.
+                _ => printed
+                    .parse::<u64>()
+                    .map_or(Value::String(printed), |n| json!(n)),
+            };
+            settings.insert(name.to_string(), value);
+        }
+        json!({
+            "settings": settings,
+            "workers_source": self.workers_source,
+            "warnings": self.warnings,
+        })
+    }
+
+    /// Every setting's name and its `--print-config` text, sorted by name.
+    fn rows(&self) -> Vec<(&'static str, String)> {
         let a = &self.args;
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "None".into());
         let path = |v: &Option<PathBuf>| {
@@ -993,7 +1052,7 @@ impl Config {
                 .unwrap_or_else(|| "None".into())
         };
         let binds: Vec<String> = self.binds.iter().map(|b| format!("'{b}'")).collect();
-        let rows: Vec<(&str, String)> = vec![
+        let rows: Vec<(&'static str, String)> = vec![
             ("access_log_format", self.access_logformat.clone()),
             ("accesslog", opt(&self.access_logfile)),
             ("backlog", self.backlog.to_string()),
@@ -1036,7 +1095,7 @@ impl Config {
                     .map_or("None".into(), |b| format!("'{b}'")),
             ),
             ("pidfile", path(&self.pidfile)),
-            ("print_config", self.print_config.to_string()),
+            ("print_config", self.print_config.is_some().to_string()),
             ("proc_name", self.proc_name.clone()),
             ("threads", self.threads.to_string()),
             ("timeout", a.timeout.to_string()),
@@ -1061,10 +1120,7 @@ impl Config {
         ];
         let mut rows = rows;
         rows.sort_by_key(|(n, _)| *n);
-        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        rows.iter()
-            .map(|(n, v)| format!("{n:<width$} = {v}\n"))
-            .collect()
+        rows
     }
 }
 
@@ -1350,6 +1406,73 @@ mod tests {
             "{text}"
         );
         assert!(text.lines().count() >= 25);
+    }
+
+    #[test]
+    fn print_config_json_has_the_text_forms_names_typed_and_merged() {
+        // GUNICORN_CMD_ARGS sets --workers and --keep-alive; the command line overrides the
+        // keep-alive; PORT gives the bind; WEB_CONCURRENCY loses to the explicit count.
+        let env = [
+            (
+                "GUNICORN_CMD_ARGS",
+                "--workers 6 --keep-alive 5 --umask 022",
+            ),
+            ("PORT", "9000"),
+            ("WEB_CONCURRENCY", "3"),
+        ];
+        let c = serve_with(
+            &["--print-config=json", "--keep-alive", "75", "app:app"],
+            &env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.print_config, Some(PrintFormat::Json));
+        let j = c.printable_json();
+        let s = j["settings"].as_object().unwrap();
+        let text = c.printable();
+        let text_names: Vec<&str> = text
+            .lines()
+            .map(|l| l.split(" = ").next().unwrap().trim_end())
+            .collect();
+        assert_eq!(s.keys().map(|k| k.as_str()).collect::<Vec<_>>(), text_names);
+        assert_eq!(s["workers"], 6);
+        assert_eq!(s["keepalive"], 75);
+        assert_eq!(s["bind"], serde_json::json!(["0.0.0.0:9000"]));
+        assert_eq!(s["umask"], 0o22);
+        assert_eq!(s["pidfile"], serde_json::Value::Null);
+        assert_eq!(s["print_config"], true);
+        assert_eq!(s["graceful_timeout"], 30);
+        assert_eq!(
+            s["io_file"]
+                .as_str()
+                .map(|p| p.ends_with("heavy_api_io.bin")),
+            Some(true)
+        );
+        assert_eq!(j["workers_source"], serde_json::Value::Null);
+        let warnings = j["warnings"].as_array().unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("app:app")),
+            "{warnings:?}"
+        );
+        let auto = serve(&["--workers", "auto"]).printable_json();
+        assert!(auto["workers_source"].is_string(), "{auto}");
+    }
+
+    #[test]
+    fn print_config_takes_its_format_only_after_an_equals_sign() {
+        // Plain --print-config is Gunicorn's flag: the next argument is not its value.
+        let c = serve(&["--print-config", "app:app", "-w", "2"]);
+        assert_eq!(c.print_config, Some(PrintFormat::Text));
+        assert_eq!(c.workers, 2);
+        let c = serve(&["--print-config", "-w", "2"]);
+        assert_eq!(c.print_config, Some(PrintFormat::Text));
+        assert_eq!(
+            serve(&["--print-config=text"]).print_config,
+            Some(PrintFormat::Text)
+        );
+        assert!(serve_with(&["--print-config=yaml"], &[]).is_err());
+        assert_eq!(serve(&[]).print_config, None);
     }
 
     /// Every numeric flag, at every extreme: either a one-line error naming the flag, or a

@@ -1,6 +1,6 @@
 use clap::error::ErrorKind;
 use heavy_api::config::BindSpec;
-use heavy_api::config::{first_line, Config, Invocation};
+use heavy_api::config::{first_line, Config, Invocation, PrintFormat};
 use heavy_api::{app, healthcheck, log, master, proctitle, statsd};
 
 fn main() {
@@ -36,12 +36,20 @@ fn main() {
         }
         Invocation::Serve(config) => *config,
     };
-    if config.print_config {
-        for warning in &config.warnings {
-            log::warning(warning);
+    match config.print_config {
+        Some(PrintFormat::Text) => {
+            for warning in &config.warnings {
+                log::warning(warning);
+            }
+            print!("{}", config.printable());
+            std::process::exit(0);
         }
-        print!("{}", config.printable());
-        std::process::exit(0);
+        // The warnings are in the JSON; stdout is the one object, nothing else.
+        Some(PrintFormat::Json) => {
+            println!("{:#}", config.printable_json());
+            std::process::exit(0);
+        }
+        None => {}
     }
     if config.check_config {
         for warning in &config.warnings {

@@ -689,6 +689,32 @@ fn the_access_log_has_gunicorns_default_format() {
     );
 }
 
+/// `--print-config=json`: one JSON object on stdout (nothing else there), the settings merged
+/// from GUNICORN_CMD_ARGS, WEB_CONCURRENCY, PORT and the command line, exit 0, nothing bound.
+#[test]
+fn print_config_json_is_one_object_of_the_effective_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["--print-config=json", "--threads", "3", "app:app"])
+        .current_dir(dir.path())
+        .env_remove("HEAVY_API_CMD_ARGS")
+        .env("GUNICORN_CMD_ARGS", "--workers 5 --keep-alive 75 --preload")
+        .env("WEB_CONCURRENCY", "9")
+        .env("PORT", "8123")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &j["settings"];
+    assert_eq!(s["workers"], 5);
+    assert_eq!(s["threads"], 3);
+    assert_eq!(s["keepalive"], 75);
+    assert_eq!(s["bind"], serde_json::json!(["0.0.0.0:8123"]));
+    assert_eq!(s["timeout"], 120);
+    assert!(!j["warnings"].as_array().unwrap().is_empty(), "{j}");
+    assert!(!dir.path().join("heavy_api_io.bin").exists());
+}
+
 #[test]
 fn check_config_print_config_and_bad_flags() {
     let out = Command::new(BIN)
