@@ -445,3 +445,41 @@ def test_clients_are_made_in_one_place_with_one_policy():
     assert made["ecs"].meta.config.read_timeout == 60 and made["ecs"].meta.config.connect_timeout == 10
     url = made["s3"].generate_presigned_url("get_object", Params={"Bucket": "b-1", "Key": "k"}, ExpiresIn=60)
     assert url.startswith("https://b-1.s3.") and "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
+
+
+def test_a_listing_in_two_pages_is_downloaded_whole(tmp_path, capsys, stubs):
+    stubs.put_archive()
+    stubs.run_tasks(3)
+    stubs.describe("describe-tasks-stopped.json", 3)
+    listing = recorded("list-objects-v2.json")
+    first, second = copy.deepcopy(listing), copy.deepcopy(listing)
+    first.update(IsTruncated=True, NextContinuationToken="1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=")
+    first["Contents"], second["Contents"] = listing["Contents"][:4], listing["Contents"][4:]
+    first["KeyCount"], second["KeyCount"] = 4, len(listing["Contents"]) - 4
+    second["ContinuationToken"] = first["NextContinuationToken"]
+    stubs.s3.add_response("list_objects_v2", first, {"Bucket": BUCKET, "Prefix": "runs/r1/"})
+    pending = []
+    for obj in listing["Contents"]:
+        rel = obj["Key"].split("/", 2)[2]
+        body = ARCHIVE if rel == "test.tar" else (SEGMENTS / rel).read_bytes()
+        pending.append((obj["Key"], body))
+
+    def get(key, body):
+        answer = {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentLength": len(body)}
+        stubs.s3.add_response("get_object", answer, {"Bucket": BUCKET, "Key": key})
+
+    for key, body in pending[:4]:
+        get(key, body)
+    stubs.s3.add_response(
+        "list_objects_v2",
+        second,
+        {"Bucket": BUCKET, "Prefix": "runs/r1/", "ContinuationToken": first["NextContinuationToken"]},
+    )
+    for key, body in pending[4:]:
+        get(key, body)
+
+    rc, _, err = run(tmp_path, capsys, *common())
+
+    assert rc == 0, err
+    assert f"downloaded {len(pending)} file(s)" in err
+    stubs.s3.assert_no_pending_responses()

@@ -88,21 +88,30 @@ def parser() -> argparse.ArgumentParser:
         "           --security-groups IDS --bucket NAME [OPTIONS] [-e KEY=VAL ...]",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
+            prog, max_help_position=28, width=100
+        ),
     )
     t = ap.add_argument_group("target and test")
     t.add_argument(
-        "--base-url", default="", help="the target as the generators reach it (the ALB's URL inside the VPC)"
+        "--base-url",
+        metavar="URL",
+        default="",
+        help="the target as the generators reach it (the ALB's URL inside the VPC)",
     )
     t.add_argument(
         "--scenario",
+        metavar="NAME",
         default="smoke",
         help="smoke | quick | load | spike | autoscale | constant-rate | ramping-rate (default: smoke)",
     )
     t.add_argument(
-        "--segments", default="2", help="number of generator tasks, one execution segment each (default: 2)"
+        "--segments",
+        metavar="N",
+        default="2",
+        help="number of generator tasks, one execution segment each (default: 2)",
     )
-    t.add_argument("--scale", default="1", help="DURATION_SCALE (default: 1)")
+    t.add_argument("--scale", metavar="F", default="1", help="DURATION_SCALE (default: 1)")
     t.add_argument(
         "-e",
         dest="k6_env",
@@ -112,34 +121,51 @@ def parser() -> argparse.ArgumentParser:
         help="k6 variables, as for heavy-lab run (repeatable)",
     )
     e = ap.add_argument_group("ECS (the outputs of deploy/loadgen-stack.yaml)")
-    e.add_argument("--cluster", default="", help="the generators' cluster (output ClusterName)")
+    e.add_argument(
+        "--cluster", metavar="NAME", default="", help="the generators' cluster (output ClusterName)"
+    )
     e.add_argument(
         "--task-definition",
+        metavar="TD",
         default="heavy-api-loadgen",
         help="family[:revision] or ARN (default: heavy-api-loadgen)",
     )
-    e.add_argument("--subnets", default="", help="comma-separated subnet ids, in the target's VPC")
+    e.add_argument(
+        "--subnets", metavar="IDS", default="", help="comma-separated subnet ids, in the target's VPC"
+    )
     e.add_argument(
         "--security-groups",
+        metavar="IDS",
         default="",
         help="comma-separated security group ids (output GeneratorSecurityGroupId)",
     )
     e.add_argument(
         "--assign-public-ip",
+        metavar="X",
         default="DISABLED",
         help="ENABLED (public subnets without NAT) or DISABLED (default: DISABLED)",
     )
-    e.add_argument("--bucket", default="", help="the results bucket (output ResultsBucketName)")
     e.add_argument(
-        "--region", default="", help="the AWS region of every call (default: boto3's configuration)"
+        "--bucket", metavar="NAME", default="", help="the results bucket (output ResultsBucketName)"
+    )
+    e.add_argument(
+        "--region",
+        metavar="REGION",
+        default="",
+        help="the AWS region of every call (default: boto3's configuration)",
     )
     r = ap.add_argument_group("results")
-    r.add_argument("--run-id", default="", help="default: <scenario>-<UTC timestamp>-remote")
-    r.add_argument("--label", default="remote", help="platform label in meta.json (default: remote)")
-    r.add_argument("--price", default="", help="the target's price, for heavy-lab compare")
-    r.add_argument("--results-dir", default="", help="parent of the run folder (default: results/)")
+    r.add_argument("--run-id", metavar="ID", default="", help="default: <scenario>-<UTC timestamp>-remote")
+    r.add_argument(
+        "--label", metavar="NAME", default="remote", help="platform label in meta.json (default: remote)"
+    )
+    r.add_argument("--price", metavar="SPEC", default="", help="the target's price, for heavy-lab compare")
+    r.add_argument(
+        "--results-dir", metavar="DIR", default="", help="parent of the run folder (default: results/)"
+    )
     r.add_argument(
         "--timeout",
+        metavar="SECS",
         default="",
         help="give up waiting for the tasks after SECS (default: the scenario's length x scale + 900)",
     )
