@@ -12,7 +12,7 @@ setpriv), with the Dockerfile's CMD flags except --bind (127.0.0.1 on a free por
      not hold it up for --keep-alive seconds);
   6. `heavy-api healthcheck` then exits 1.
 
-Usage (as root): pid1-shutdown-check.py BINARY DOCKERFILE [--requests N]
+Usage (as root): heavy-lab pid1 BINARY DOCKERFILE [--requests N]
 Prints what it checked; exits 0 on success, 1 on a failed check, 2 if it cannot run here.
 """
 
@@ -32,7 +32,8 @@ import threading
 import time
 from pathlib import Path
 
-from heavylab.deploy.validate import parse_dockerfile, parse_server_flags
+from heavylab.deploy import dockerfile as dockerfile_mod
+from heavylab.deploy.server import Refused, Server
 
 IMAGE_UID = 65532  # distroless `nonroot`, the Dockerfile's USER
 HEAVY_PATH = "/heavy/cpu-io-no-db/?prime_limit=3000000&hash_rounds=0&io_kb=1"
@@ -104,13 +105,17 @@ def check_cmd(binary: str, cmd_flags: list[str]) -> None:
 
 
 def run(binary: str, dockerfile: Path, n_requests: int) -> None:
-    df = parse_dockerfile(dockerfile.read_text())
+    df = dockerfile_mod.image(dockerfile)
     cmd_flags = df["cmd"]
     if not isinstance(cmd_flags, list):
         raise CheckFailed("the Dockerfile's CMD is not exec form")
     check_cmd(binary, cmd_flags)
-    graceful = int(parse_server_flags(cmd_flags).get("--graceful-timeout", "30"))
-    keep_alive = int(parse_server_flags(cmd_flags).get("--keep-alive", "2"))
+    # The timing the server will use, as the server itself reads the CMD and the image's ENV.
+    try:
+        settings = Server(Path(binary)).settings(cmd_flags, df["env"])
+    except Refused as why:
+        raise CheckFailed(f"the binary refuses the image's CMD: {why}") from None
+    graceful, keep_alive = settings["graceful_timeout"], settings["keepalive"]
 
     work = Path(tempfile.mkdtemp(prefix="heavy-api-pid1-"))
     proc = None

