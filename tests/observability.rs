@@ -212,6 +212,12 @@ fn the_exposition_parses_with_the_reference_parser() {
             "heavy_api_workers",
             "heavy_api_listen_backlog",
             "heavy_api_platform_info",
+            "heavy_api_http_received_bytes",
+            "heavy_api_http_sent_bytes",
+            "heavy_api_network_receive_bytes",
+            "heavy_api_network_transmit_bytes",
+            "heavy_api_cgroup_cpu_usage_seconds",
+            "heavy_api_cgroup_memory_usage_bytes",
         ] {
             assert!(
                 stdout.split_whitespace().any(|n| n == family),
@@ -219,6 +225,134 @@ fn the_exposition_parses_with_the_reference_parser() {
             );
         }
     }
+}
+
+/// The interfaces of /proc/net/dev but lo.
+fn interface_names() -> Vec<String> {
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+    dev.lines()
+        .skip(2)
+        .filter_map(|l| Some(l.split_once(':')?.0.trim().to_string()))
+        .filter(|n| n != "lo")
+        .collect()
+}
+
+/// Issue 24: bytes at the HTTP layer, the cgroup's CPU and memory, the namespace's interfaces.
+#[test]
+fn utilization_counts_http_bytes_and_reads_the_cgroup_and_interfaces() {
+    let at_start = interface_names();
+    let server = Server::start(&["--workers", "2"]);
+    let before = scrape(server.port);
+    // A known pair: a request with a 50 000-byte body (read and discarded) and its answer,
+    // counted on the wire by this client. Connection: close, so the answer ends at EOF.
+    let body = vec![b'x'; 50_000];
+    let mut request = format!(
+        "GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let mut s = connect(server.port);
+    s.write_all(&request).unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let after = scrape(server.port);
+    let delta = |name: &str| after[name] - before[name];
+    let received = delta("heavy_api_http_received_bytes_total");
+    let sent = delta("heavy_api_http_sent_bytes_total");
+    // Besides the pair, only the scrapes moved bytes: the second's request (read before it
+    // rendered) and the first's answer (written before this test went on).
+    assert!(
+        received >= request.len() as f64 && received < request.len() as f64 + 1024.0,
+        "received {received}, the request was {} bytes",
+        request.len()
+    );
+    assert!(
+        sent >= answer.len() as f64 && sent < answer.len() as f64 + 64.0 * 1024.0,
+        "sent {sent}, the answer was {} bytes",
+        answer.len()
+    );
+
+    // The cgroup: present wherever the files are, and sane.
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let v1_cpuacct = ["/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct"]
+        .iter()
+        .any(|d| std::path::Path::new(d).join("cpuacct.usage").exists());
+    let usage = after.get("heavy_api_cgroup_cpu_usage_seconds_total");
+    if v2 || v1_cpuacct {
+        let usage = *usage.expect("the cgroup's CPU usage, its files being there");
+        let processes: f64 = after
+            .iter()
+            .filter(|(k, _)| k.starts_with("heavy_api_process_cpu_seconds_total{"))
+            .map(|(_, v)| v)
+            .sum();
+        assert!(
+            usage >= processes,
+            "the cgroup holds the server: {usage} s >= its processes' {processes} s"
+        );
+        assert!(usage >= before["heavy_api_cgroup_cpu_usage_seconds_total"]);
+    } else {
+        eprintln!("skipped the CPU usage check: no cgroup v2 and no v1 cpuacct.usage here");
+    }
+    match after.get("heavy_api_cgroup_memory_usage_bytes") {
+        Some(&memory) => {
+            assert!(memory > 0.0);
+            if let Some(&limit) = after.get("heavy_api_cgroup_memory_limit_bytes") {
+                assert!(memory <= limit, "{memory} <= {limit}");
+            }
+        }
+        None if v2 => panic!("cgroup v2 without memory.current?"),
+        None => eprintln!("skipped the memory check: no v1 memory controller for this process"),
+    }
+    if let (Some(periods), Some(throttled)) = (
+        after.get("heavy_api_cgroup_cpu_periods_total"),
+        after.get("heavy_api_cgroup_cpu_throttled_periods_total"),
+    ) {
+        assert!(throttled <= periods, "{throttled} <= {periods}");
+        assert!(after.contains_key("heavy_api_cgroup_cpu_throttled_seconds_total"));
+    } else {
+        eprintln!("skipped the CFS period check: the cgroup has no CPU controller's cpu.stat");
+    }
+
+    // The interfaces: those of /proc/net/dev (this test shares the server's namespace). Other
+    // programs on the machine may add or remove interfaces meanwhile: those present both before
+    // the server started and now must be shown, and nothing that was in neither.
+    let now = interface_names();
+    let stable: Vec<&String> = now.iter().filter(|n| at_start.contains(n)).collect();
+    if stable.is_empty() {
+        eprintln!("skipped the interface check: no interface but lo in /proc/net/dev");
+    }
+    let shown: Vec<&str> = after
+        .keys()
+        .filter_map(|k| {
+            k.strip_prefix("heavy_api_network_receive_bytes_total{interface=\"")?
+                .strip_suffix("\"}")
+        })
+        .collect();
+    let info = get(server.port, "/heavy/info/").json();
+    let listed: Vec<&str> = info["platform"]["network_interfaces"]
+        .as_array()
+        .expect("network_interfaces in /heavy/info/")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for (what, names) in [("/metrics", &shown), ("/heavy/info/", &listed)] {
+        for name in &stable {
+            assert!(
+                names.contains(&name.as_str()),
+                "{what}: no {name} in {names:?}"
+            );
+        }
+        for name in names.iter() {
+            assert!(
+                *name != "lo" && (now.iter().chain(&at_start).any(|n| n == name)),
+                "{what}: {name} is not an interface here"
+            );
+        }
+    }
+    assert!(info["platform"].get("instance_type").is_some(), "{info}");
 }
 
 #[test]

@@ -24,6 +24,10 @@ pub struct Scrape {
     pub processes: Vec<(i32, &'static str, f64, u64)>,
     pub version: &'static str,
     pub platform: Vec<(&'static str, String)>,
+    /// The cgroup's CPU, throttling and memory now (each absent where its file is).
+    pub cgroup: crate::platform::cgroup::Usage,
+    /// The network namespace's interfaces (`/proc/net/dev`, loopback left out).
+    pub interfaces: Vec<crate::platform::net::Interface>,
 }
 
 struct Out {
@@ -322,6 +326,7 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
             rss,
         );
     }
+    render_utilization(&mut o, m, scrape);
     o.family(
         "heavy_api_draining",
         "gauge",
@@ -356,6 +361,117 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
         o.text.push_str("# EOF\n");
     }
     o.text
+}
+
+/// What utilization needs: bytes at the HTTP layer, the namespace's interfaces, the cgroup.
+fn render_utilization(o: &mut Out, m: &Metrics, scrape: &Scrape) {
+    o.family(
+        "heavy_api_http_received_bytes_total",
+        "counter",
+        "Bytes read from client sockets (all workers; /metrics scrapes included).",
+    );
+    o.sample(
+        "heavy_api_http_received_bytes_total",
+        &[],
+        m.http_received_bytes.load(Ordering::Relaxed),
+    );
+    o.family(
+        "heavy_api_http_sent_bytes_total",
+        "counter",
+        "Bytes written to client sockets (all workers; /metrics scrapes included).",
+    );
+    o.sample(
+        "heavy_api_http_sent_bytes_total",
+        &[],
+        m.http_sent_bytes.load(Ordering::Relaxed),
+    );
+
+    type Field = fn(&crate::platform::net::Interface) -> u64;
+    let interface_families: [(&str, &str, Field); 4] = [
+        (
+            "heavy_api_network_receive_bytes_total",
+            "Bytes received by a network interface of the server's namespace (/proc/net/dev).",
+            |i| i.receive_bytes,
+        ),
+        (
+            "heavy_api_network_transmit_bytes_total",
+            "Bytes sent by a network interface of the server's namespace (/proc/net/dev).",
+            |i| i.transmit_bytes,
+        ),
+        (
+            "heavy_api_network_receive_packets_total",
+            "Packets received by a network interface of the server's namespace.",
+            |i| i.receive_packets,
+        ),
+        (
+            "heavy_api_network_transmit_packets_total",
+            "Packets sent by a network interface of the server's namespace.",
+            |i| i.transmit_packets,
+        ),
+    ];
+    for (name, help, field) in interface_families {
+        o.family(name, "counter", help);
+        for i in &scrape.interfaces {
+            o.sample(name, &[("interface", &i.name)], field(i));
+        }
+    }
+
+    let cg = &scrape.cgroup;
+    let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
+    let counters: [(&str, &str, Option<f64>); 4] = [
+        (
+            "heavy_api_cgroup_cpu_usage_seconds_total",
+            "CPU time used by every process of the server's cgroup (cpu.stat usage_usec; v1 \
+             cpuacct.usage).",
+            secs(cg.cpu_usage),
+        ),
+        (
+            "heavy_api_cgroup_cpu_periods_total",
+            "CFS enforcement periods elapsed while the cgroup had runnable tasks (nr_periods).",
+            cg.periods.map(|n| n as f64),
+        ),
+        (
+            "heavy_api_cgroup_cpu_throttled_periods_total",
+            "CFS periods in which the cgroup used up its CPU quota and was throttled \
+             (nr_throttled).",
+            cg.throttled_periods.map(|n| n as f64),
+        ),
+        (
+            "heavy_api_cgroup_cpu_throttled_seconds_total",
+            "Time the cgroup's tasks were throttled for exceeding the CPU quota.",
+            secs(cg.throttled_time),
+        ),
+    ];
+    for (name, help, value) in counters {
+        o.family(name, "counter", help);
+        if let Some(v) = value {
+            o.sample(name, &[], v);
+        }
+    }
+    let gauges: [(&str, &str, Option<f64>); 3] = [
+        (
+            "heavy_api_cgroup_cpu_limit_cpus",
+            "The cgroup's CPU quota in CPUs (absent: no quota).",
+            cg.cpu_quota,
+        ),
+        (
+            "heavy_api_cgroup_memory_usage_bytes",
+            "Memory charged to the server's cgroup, page cache included (memory.current; v1 \
+             memory.usage_in_bytes).",
+            cg.memory_usage.map(|b| b as f64),
+        ),
+        (
+            "heavy_api_cgroup_memory_limit_bytes",
+            "The cgroup's memory limit (memory.max; absent: no limit).",
+            cg.memory_limit.map(|b| b as f64),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        o.family(name, "gauge", help);
+        if let Some(v) = value {
+            o.sample(name, &[], v);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -393,6 +509,55 @@ mod tests {
         assert!(text.contains("heavy_api_request_queue_seconds_count 1\n"));
         assert!(text.contains("cpu_model=\"AMD \\\"EPYC\\\"\""));
         assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn utilization_families_show_what_was_read_and_leave_out_what_was_not() {
+        let m = sample_metrics();
+        m.http_received_bytes.store(1234, Ordering::Relaxed);
+        m.http_sent_bytes.store(5678, Ordering::Relaxed);
+        let scrape = Scrape {
+            cgroup: crate::platform::cgroup::Usage {
+                cpu_usage: Some(Duration::from_micros(2_500_000)),
+                periods: Some(40),
+                throttled_periods: Some(3),
+                throttled_time: Some(Duration::from_millis(250)),
+                memory_usage: Some(64 << 20),
+                memory_limit: None,
+                cpu_quota: Some(1.5),
+            },
+            interfaces: vec![crate::platform::net::Interface {
+                name: "eth1".into(),
+                receive_bytes: 10,
+                receive_packets: 1,
+                transmit_bytes: 20,
+                transmit_packets: 2,
+            }],
+            ..Scrape::default()
+        };
+        let text = render(&m, &scrape, false);
+        for line in [
+            "heavy_api_http_received_bytes_total 1234\n",
+            "heavy_api_http_sent_bytes_total 5678\n",
+            "heavy_api_network_receive_bytes_total{interface=\"eth1\"} 10\n",
+            "heavy_api_network_transmit_packets_total{interface=\"eth1\"} 2\n",
+            "heavy_api_cgroup_cpu_usage_seconds_total 2.5\n",
+            "heavy_api_cgroup_cpu_periods_total 40\n",
+            "heavy_api_cgroup_cpu_throttled_periods_total 3\n",
+            "heavy_api_cgroup_cpu_throttled_seconds_total 0.25\n",
+            "heavy_api_cgroup_memory_usage_bytes 67108864\n",
+            "heavy_api_cgroup_cpu_limit_cpus 1.5\n",
+            "# TYPE heavy_api_cgroup_memory_limit_bytes gauge\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("\nheavy_api_cgroup_memory_limit_bytes "),
+            "no limit: no sample"
+        );
+        let om = render(&m, &scrape, true);
+        assert!(om.contains("# TYPE heavy_api_http_sent_bytes counter\n"));
+        assert!(om.contains("heavy_api_http_sent_bytes_total 5678\n"));
     }
 
     #[test]

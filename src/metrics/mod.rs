@@ -180,6 +180,10 @@ pub struct Metrics {
     pub worker_exits: [AtomicU64; ExitCause::ALL.len()],
     /// Connections not accepted because a worker was at its connection limit.
     pub connections_refused: AtomicU64,
+    /// Bytes read from and written to client sockets by the event loops (HTTP heads, bodies,
+    /// pipelined bytes; `/metrics` scrapes included): one add per read or write call.
+    pub http_received_bytes: AtomicU64,
+    pub http_sent_bytes: AtomicU64,
     /// The server has begun to stop (or drain): readiness is 503.
     pub draining: AtomicBool,
     pub workers: [WorkerGauges; SLOTS],
@@ -210,6 +214,23 @@ pub fn record_response(path: &str, method: &str, status: u16, duration: Duration
         m.requests[route][method_index(method)][status_index(status)]
             .fetch_add(1, Ordering::Relaxed);
         m.duration[route].observe(duration);
+    }
+}
+
+/// Counts bytes read from a client socket.
+#[inline]
+pub fn add_received(bytes: usize) {
+    if let Some(m) = get() {
+        m.http_received_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Counts bytes written to a client socket.
+#[inline]
+pub fn add_sent(bytes: usize) {
+    if let Some(m) = get() {
+        m.http_sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
 

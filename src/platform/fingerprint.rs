@@ -26,6 +26,15 @@ pub struct Fingerprint {
     /// DMI vendor and product (`Amazon EC2 c7g.large`), where readable.
     pub machine: Option<String>,
     pub ecs: Option<EcsTask>,
+    /// The network namespace's interfaces except `lo` (/proc/net/dev): with awsvpc (Fargate)
+    /// the task's own ENI; with host networking the instance's.
+    pub network_interfaces: Vec<String>,
+    /// The EC2 instance type (`t3.medium`) from the DMI product name Nitro instances carry;
+    /// absent off EC2, on Xen-based instances (`HVM domU`), and on Fargate, whose DMI would
+    /// name the host rather than anything the task rents.
+    pub instance_type: Option<String>,
+    /// Whether that instance type is burstable (the T family: CPU credits decide its speed).
+    pub burstable: Option<bool>,
 }
 
 impl Fingerprint {
@@ -37,6 +46,15 @@ impl Fingerprint {
         let (ecs, warning) = match ecs::read(env) {
             Ok(task) => (task, None),
             Err(why) => (None, Some(format!("ECS task metadata unavailable: {why}"))),
+        };
+        let (vendor, product) = (dmi("sys_vendor"), dmi("product_name"));
+        let on_fargate = ecs
+            .as_ref()
+            .is_some_and(|t| t.launch_type.as_deref() == Some("FARGATE"));
+        let instance_type = if on_fargate {
+            None
+        } else {
+            ec2_instance_type(vendor.as_deref(), product.as_deref())
         };
         let fingerprint = Fingerprint {
             cpu_model: cpu_model(&cpuinfo),
@@ -50,8 +68,17 @@ impl Fingerprint {
                 .unwrap_or_default(),
             sha_extensions: sha_extensions(),
             hypervisor: hypervisor(&cpuinfo),
-            machine: machine(),
+            machine: match (vendor, product) {
+                (Some(v), Some(p)) => Some(format!("{v} {p}")),
+                (v, p) => v.or(p),
+            },
             ecs,
+            network_interfaces: super::net::interfaces()
+                .into_iter()
+                .map(|i| i.name)
+                .collect(),
+            burstable: instance_type.as_deref().map(is_burstable),
+            instance_type,
         };
         (fingerprint, warning)
     }
@@ -85,6 +112,12 @@ impl Fingerprint {
         if let Some(m) = &self.machine {
             parts.push(m.clone());
         }
+        if self.burstable == Some(true) {
+            parts.push(format!(
+                "burstable instance {} (CPU credits decide its speed)",
+                self.instance_type.as_deref().unwrap_or("?")
+            ));
+        }
         if let Some(task) = &self.ecs {
             parts.push(format!(
                 "ECS {} {}",
@@ -113,6 +146,14 @@ impl Fingerprint {
             (
                 "availability_zone",
                 ecs.availability_zone.unwrap_or_default(),
+            ),
+            (
+                "instance_type",
+                self.instance_type.clone().unwrap_or_default(),
+            ),
+            (
+                "burstable",
+                self.burstable.map(|b| b.to_string()).unwrap_or_default(),
             ),
         ]
     }
@@ -173,17 +214,36 @@ fn hypervisor(cpuinfo: &str) -> Option<String> {
     flagged.then(|| "unknown".to_string())
 }
 
-fn machine() -> Option<String> {
-    let read = |f: &str| {
-        std::fs::read_to_string(format!("/sys/class/dmi/id/{f}"))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
-    match (read("sys_vendor"), read("product_name")) {
-        (Some(v), Some(p)) => Some(format!("{v} {p}")),
-        (v, p) => v.or(p),
+fn dmi(file: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/class/dmi/id/{file}"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The instance type a Nitro EC2 instance writes in its DMI product name (vendor `Amazon
+/// EC2`), if it looks like one: `family.size`.
+fn ec2_instance_type(vendor: Option<&str>, product: Option<&str>) -> Option<String> {
+    if vendor? != "Amazon EC2" {
+        return None;
     }
+    let product = product?;
+    let (family, size) = product.split_once('.')?;
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    (word(family) && word(size) && family.as_bytes()[0].is_ascii_lowercase())
+        .then(|| product.to_string())
+}
+
+/// The T family (t2, t3, t3a, t4g, ...): burstable instances that run on CPU credits.
+fn is_burstable(instance_type: &str) -> bool {
+    let family = instance_type.split('.').next().unwrap_or_default();
+    family
+        .strip_prefix('t')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -201,6 +261,27 @@ mod tests {
             "ARM Neoverse-V1 (Graviton3)"
         );
         assert_eq!(cpu_model(""), "unknown");
+    }
+
+    #[test]
+    fn instance_types_from_dmi_and_the_t_family() {
+        let it = |v, p| ec2_instance_type(Some(v), Some(p));
+        assert_eq!(it("Amazon EC2", "t3.medium").as_deref(), Some("t3.medium"));
+        assert_eq!(it("Amazon EC2", "c7g.large").as_deref(), Some("c7g.large"));
+        assert_eq!(
+            it("Amazon EC2", "u-6tb1.metal").as_deref(),
+            Some("u-6tb1.metal")
+        );
+        assert_eq!(it("Xen", "HVM domU"), None, "Xen instances do not say");
+        assert_eq!(it("QEMU", "Standard PC (i440FX + PIIX, 1996)"), None);
+        assert_eq!(it("Amazon EC2", "Not Specified"), None);
+        assert_eq!(ec2_instance_type(None, Some("t3.micro")), None);
+        for t in ["t2.micro", "t3.medium", "t3a.large", "t4g.small"] {
+            assert!(is_burstable(t), "{t}");
+        }
+        for t in ["c7g.large", "trn1.2xlarge", "m5.xlarge", "x2iedn.xlarge"] {
+            assert!(!is_burstable(t), "{t}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod cgroup;
 pub mod ecs;
 pub mod fingerprint;
+pub mod net;
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! `/metrics`, answered by the event loop like health: the shared counters plus what this
 //! worker reads at scrape time — its listeners' accept queues (`TCP_INFO`), the CPU and memory
-//! of the master and every live worker (/proc), and the platform fingerprint.
+//! of the master and every live worker (/proc), the cgroup's CPU and memory, the network
+//! namespace's interface counters (/proc/net/dev), and the platform fingerprint.
 
 use super::event_loop::EventLoop;
 use crate::app::Response;
@@ -33,6 +34,8 @@ impl EventLoop {
             processes,
             version: env!("CARGO_PKG_VERSION"),
             platform: self.platform_labels.clone(),
+            cgroup: crate::platform::cgroup::usage(),
+            interfaces: crate::platform::net::interfaces(),
         };
         let openmetrics = exposition::wants_openmetrics(accept);
         let content_type = if openmetrics {

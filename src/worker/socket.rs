@@ -16,7 +16,10 @@ pub fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> ReadOutcome {
     loop {
         match nix::unistd::read(fd, buf) {
             Ok(0) => return ReadOutcome::Closed,
-            Ok(n) => return ReadOutcome::Data(n),
+            Ok(n) => {
+                crate::metrics::add_received(n);
+                return ReadOutcome::Data(n);
+            }
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return ReadOutcome::WouldBlock,
             Err(_) => return ReadOutcome::Closed,
@@ -36,8 +39,14 @@ pub fn write_nonblocking(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno
             Ok(n) => written += n,
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => break,
-            Err(e) => return Err(e),
+            Err(e) => {
+                crate::metrics::add_sent(written);
+                return Err(e);
+            }
         }
+    }
+    if written > 0 {
+        crate::metrics::add_sent(written);
     }
     Ok(written)
 }
