@@ -27,7 +27,9 @@ pub fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> ReadOutcome {
     }
 }
 
-/// Writes as much as the socket takes now. `Err` means the peer is gone.
+/// Writes as much as the socket takes now. `Err` means the peer is gone. What went out is
+/// counted in `heavy_api_http_sent_bytes_total` (one add per call), as reads are in
+/// `heavy_api_http_received_bytes_total`.
 pub fn write_nonblocking(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno> {
     let mut written = 0;
     while written < data.len() {
@@ -40,7 +42,9 @@ pub fn write_nonblocking(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => break,
             Err(e) => {
-                crate::metrics::add_sent(written);
+                if written > 0 {
+                    crate::metrics::add_sent(written);
+                }
                 return Err(e);
             }
         }
