@@ -44,9 +44,8 @@ run "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D
 run "cargo test (unit + integration)" cargo test --no-fail-fast
 run "cargo build --release" cargo build --release
 run "ruff (format + lint, lab/)" sh -c 'cd lab && ruff format --check . && ruff check .'
-run "platform lab (heavy-lab platforms --short)" heavy-lab platforms --short --out "results/platforms-ci"
+run "platform lab (heavy-lab platforms --short)" heavy-lab platforms --short
 run "pytest (lab/tests: the instrument)" sh -c 'cd lab && pytest -q'
-run "k6 load tests (scripts/check-k6.sh)" scripts/check-k6.sh
 run "deployment artifacts (scripts/check-deploy.sh)" scripts/check-deploy.sh
 
 failed=0
