@@ -15,7 +15,7 @@ if [ ! -f "$original/loadtest_project/wsgi.py" ]; then
 fi
 original="$(cd "$original" && pwd)"
 venv="$here/.venv-original"
-if [ ! -x "$venv/bin/gunicorn" ] || ! "$venv/bin/python" -c 'import django' 2>/dev/null; then
+if [ ! -x "$venv/bin/gunicorn" ] || [ ! -x "$venv/bin/django-admin" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$original/requirements.txt"
 fi
