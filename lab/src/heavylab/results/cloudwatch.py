@@ -313,10 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not qs:
         ap.error("nothing to fetch: give --cluster/--service, --load-balancer or --instance")
-    import boto3  # only here: the rest of the instrument runs without AWS
+    from heavylab.run import aws  # the one place AWS clients are made (region, retries, timeouts)
 
-    client = boto3.client("cloudwatch", region_name=a.region)
-    data = fetch(client, qs, start, end, a.period)
+    try:
+        client = aws.clients(a.region, "cloudwatch")["cloudwatch"]
+        data = fetch(client, qs, start, end, a.period)
+    except Exception as err:  # botocore's errors: no credentials, access denied, throttled
+        print(f"heavy-lab cloudwatch: error: {aws.describe_error(err)}", file=sys.stderr)
+        return 1
     data["region"] = a.region
     (a.run_dir / FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     got = sum(1 for s in data["series"].values() if s["values"])
