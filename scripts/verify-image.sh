@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Verifies a built heavy-api image for one platform, on a machine with Docker: the image has that
 # architecture, `heavy-api --version` runs in it, and the server in it answers every test vector
-# (prime counts and SHA-256 digests, scripts/check-test-vectors.py) exactly as on x86_64.
+# (prime counts and SHA-256 digests, `heavy-lab vectors`) exactly as on x86_64.
 #
 #   scripts/verify-image.sh IMAGE [PLATFORM]        PLATFORM: linux/arm64 (default) or linux/amd64
 #
@@ -50,17 +50,8 @@ fi
 port="$(docker port "$cid" 8000/tcp | head -n 1)"
 port="${port##*:}"
 base="http://127.0.0.1:$port"
-echo "==> waiting for $base/heavy/health/ (60 s at most)"
-for _ in $(seq 1 120); do
-    if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-        "$base/heavy/health/" 2>/dev/null; then
-        break
-    fi
-    sleep 0.5
-done
-
-echo "==> test vectors against the $platform container"
-"$(scripts/setup.sh)/bin/heavy-lab" vectors "$base"
+echo "==> test vectors against the $platform container (once $base/heavy/health/ answers; 60 s at most)"
+"$(scripts/setup.sh)/bin/heavy-lab" vectors --wait 60 "$base"
 echo "==> the server's boot log (worker count)"
 docker logs "$cid" 2>&1 | head -n 8
 echo "verify-image: $image on $platform: OK"

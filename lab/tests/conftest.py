@@ -191,3 +191,49 @@ def capacity_run(tmp_path):
         return d
 
     return make
+
+
+# --- a running heavy-api (target/release/heavy-api; the test command builds it first) --------
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """The release binary serving on a free loopback port: its base URL. Stopped after the module."""
+    import re
+    import subprocess
+    import time
+    import urllib.request
+
+    from heavylab import paths
+
+    if not paths.HEAVY_BIN.is_file():
+        pytest.fail(f"{paths.HEAVY_BIN} is missing: run `cargo build --release` first")
+    d = tmp_path_factory.mktemp("live-server")
+    log = d / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(paths.HEAVY_BIN), "--bind", "127.0.0.1:0", "--workers", "1", "--threads", "2"]
+            + ["--io-file", str(d / "io.bin")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=d,
+        )
+    try:
+        deadline = time.monotonic() + 10
+        base = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            m = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
+            if m:
+                try:
+                    urllib.request.urlopen(f"{m.group(1)}/heavy/health/", timeout=2).read()
+                    base = m.group(1)
+                    break
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        if base is None:
+            pytest.fail("heavy-api did not answer within 10 s:\n" + log.read_text(errors="replace"))
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

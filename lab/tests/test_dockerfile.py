@@ -14,8 +14,8 @@ cargo "builds" a copy of /bin/true with the ELF machine of the --target it was g
 - the binary check rejects a binary of the wrong architecture or with a dynamic interpreter, and
   runs `--version` only when the build machine can execute it.
 
+The Dockerfile is read by heavylab.deploy.dockerfile (dockerfile-parse), as the validator reads it.
 The full build runs on a machine with Docker (docs/DEPLOY_ECS.md, "Architectures").
-Run: .venv-tools/bin/python -m unittest discover -s deploy -p 'test_*.py'
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import platform
 import shlex
 import shutil
 import subprocess
-import tempfile
-import unittest
 from pathlib import Path
 
+import pytest
+
 from heavylab import paths
+from heavylab.deploy import dockerfile
 
 ROOT = paths.ROOT
 DOCKERFILE = ROOT / "Dockerfile"
@@ -40,32 +41,9 @@ ELF_MACHINE = {"x86_64-unknown-linux-gnu": 0x3E, "aarch64-unknown-linux-gnu": 0x
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
 
 
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs: continuation lines joined, comment lines dropped (Docker
-    drops them inside a continued instruction too)."""
-    out, pending = [], ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if stripped.startswith("#") or (not stripped and not pending):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1].rstrip() + " "
-            continue
-        line = pending + stripped
-        pending = ""
-        instr, _, rest = line.partition(" ")
-        out.append((instr.upper(), rest.strip()))
-    return out
-
-
 def stages(text: str) -> list[list[tuple[str, str]]]:
-    result: list[list[tuple[str, str]]] = []
-    for instr, rest in instructions(text):
-        if instr == "FROM":
-            result.append([])
-        if result:
-            result[-1].append((instr, rest))
-    return result
+    """Each stage's (INSTRUCTION, arguments), FROM first, as deploy/dockerfile.py reads them."""
+    return [stage.instructions for stage in dockerfile.read(text)]
 
 
 STUBS = {
@@ -120,10 +98,9 @@ done
 class Simulation:
     """The build stage's RUN/COPY steps for one (BUILDARCH, TARGETARCH)."""
 
-    def __init__(self, test: unittest.TestCase, buildarch: str | None, targetarch: str | None):
-        self.test = test
-        self.tmp = Path(tempfile.mkdtemp(prefix="heavy-api-dockerfile-"))
-        test.addCleanup(shutil.rmtree, self.tmp, True)
+    def __init__(self, tmp: Path, buildarch: str | None, targetarch: str | None):
+        self.tmp = tmp
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.work = self.tmp / "build"
         self.work.mkdir()
         bindir = self.tmp / "bin"
@@ -200,171 +177,176 @@ class Simulation:
         return [line for line in self.log.read_text().splitlines() if line.startswith(prefix)]
 
 
-class DockerfileStructure(unittest.TestCase):
-    def setUp(self):
-        self.stages = stages(DOCKERFILE.read_text())
-
-    def test_build_stage_runs_on_the_build_platform(self):
-        instr, rest = self.stages[0][0]
-        self.assertEqual(instr, "FROM")
-        self.assertIn("--platform=$BUILDPLATFORM", rest.split())
-        self.assertTrue(rest.endswith("AS builder"), rest)
-
-    def test_final_stage_is_per_target_and_copies_the_built_binary(self):
-        instr, rest = self.stages[-1][0]
-        self.assertEqual(instr, "FROM")
-        self.assertNotIn("--platform", rest, "the final stage must follow the target platform")
-        copies = [r for i, r in self.stages[-1] if i == "COPY"]
-        self.assertEqual(copies, ["--from=builder /build/heavy-api /usr/local/bin/heavy-api"])
-
-    def test_builder_declares_the_platform_args(self):
-        args = {r.split("=")[0] for i, r in self.stages[0] if i == "ARG"}
-        self.assertTrue({"BUILDARCH", "TARGETARCH"} <= args, args)
-
-    def test_image_defaults_to_workers_auto(self):
-        final = dict((i, r) for i, r in self.stages[-1] if i in ("CMD", "ENV"))
-        cmd = json.loads(final["CMD"])
-        self.assertEqual(cmd[cmd.index("--workers") + 1], "auto")
-        self.assertIn("WEB_CONCURRENCY=auto", shlex.split(final["ENV"]))
-
-    def test_instruction_parser(self):
-        parsed = instructions('FROM a AS b\nRUN x \\\n    # note\n    && y\n# c\nCMD ["z"]\n')
-        self.assertEqual(parsed, [("FROM", "a AS b"), ("RUN", "x && y"), ("CMD", '["z"]')])
+STAGES = stages(DOCKERFILE.read_text())
+NEEDS_HOST = pytest.mark.skipif(
+    HOST_ARCH is None, reason=f"host architecture {platform.machine()} is neither x86_64 nor aarch64"
+)
 
 
-class TargetMapping(unittest.TestCase):
-    """Step 1: TARGETARCH -> build-target.env."""
-
-    def mapping(self, targetarch):
-        sim = Simulation(self, "amd64", targetarch)
-        failed = sim.run(upto=1)
-        env_file = sim.work / "build-target.env"
-        values = {}
-        if failed is None:
-            for line in env_file.read_text().splitlines():
-                key, _, value = line.partition("=")
-                values[key] = value
-        return failed, values
-
-    def test_amd64_and_arm64(self):
-        for arch in ("amd64", "arm64"):
-            with self.subTest(arch=arch):
-                failed, values = self.mapping(arch)
-                self.assertIsNone(failed, failed and failed.stderr)
-                self.assertEqual(values["RUST_TARGET"], RUST_TARGET[arch])
-                gnu = GNU_TRIPLET[arch]
-                self.assertEqual(values["CROSS_GCC"], "gcc-" + gnu.replace("_", "-"))
-                self.assertEqual(values["CROSS_LIBC"], f"libc6-dev-{arch}-cross")
-                self.assertEqual(int(values["ELF_MACHINE"][:2], 16), ELF_MACHINE[RUST_TARGET[arch]])
-
-    def test_other_architectures_stop_the_build(self):
-        for arch in ("s390x", "arm", "386", "riscv64"):
-            with self.subTest(arch=arch):
-                failed, _ = self.mapping(arch)
-                self.assertIsNotNone(failed)
-                self.assertIn("unsupported TARGETARCH", failed.stderr)
-
-    def test_without_buildkit_args_the_build_stops(self):
-        failed, _ = self.mapping(None)
-        self.assertIsNotNone(failed)
-        self.assertIn("TARGETARCH is set by BuildKit", failed.stderr)
+@pytest.fixture
+def sim(tmp_path):
+    """sim(buildarch, targetarch) -> a Simulation in its own folder under tmp_path."""
+    count = iter(range(1000))
+    return lambda build, target: Simulation(tmp_path / f"sim{next(count)}", build, target)
 
 
-class Toolchain(unittest.TestCase):
-    """Steps 1-2 for every (build, target) pair: packages only for a cross build."""
-
-    def test_cross_and_native(self):
-        for build in ("amd64", "arm64"):
-            for target in ("amd64", "arm64"):
-                with self.subTest(build=build, target=target):
-                    sim = Simulation(self, build, target)
-                    failed = sim.run(upto=2)
-                    self.assertIsNone(failed, failed and failed.stderr)
-                    installs = [c for c in sim.calls("apt-get") if " install " in c]
-                    if build == target:
-                        self.assertEqual(sim.calls("apt-get"), [])
-                    else:
-                        gnu = GNU_TRIPLET[target]
-                        self.assertEqual(len(installs), 1, sim.calls("apt-get"))
-                        self.assertIn(f"gcc-{gnu.replace('_', '-')} libc6-dev-{target}-cross", installs[0])
-                    self.assertEqual(sim.calls("rustup"), [f"rustup target add {RUST_TARGET[target]}"])
-                    # Only apt's lists are removed outside the build directory, and only when
-                    # apt-get ran (the stub rm keeps this machine's files).
-                    outside = sim.calls("rm /")
-                    self.assertEqual(bool(outside), build != target, outside)
-                    self.assertTrue(all(c.startswith("rm /var/lib/apt/lists/") for c in outside), outside)
+# --- the structure
 
 
-class FullBuildStage(unittest.TestCase):
-    """Every RUN of the build stage: cargo's arguments and linker, and the binary checks."""
-
-    def combos(self):
-        for build in ("amd64", "arm64"):
-            for target in ("amd64", "arm64"):
-                # A native build runs the binary; here that works for the host's architecture.
-                if build == target and build != HOST_ARCH:
-                    continue
-                yield build, target
-
-    def test_builds_and_checks_the_binary_for_each_target(self):
-        if HOST_ARCH is None:
-            self.skipTest(f"host architecture {platform.machine()} is neither x86_64 nor aarch64")
-        for build, target in self.combos():
-            with self.subTest(build=build, target=target):
-                sim = Simulation(self, build, target)
-                failed = sim.run()
-                self.assertIsNone(failed, failed and (failed.stdout + failed.stderr))
-                rust = RUST_TARGET[target]
-                cargo = sim.calls("cargo")
-                self.assertEqual(len(cargo), 2, cargo)  # dependencies layer, then the crate
-                for call in cargo:
-                    args, _, extra = call.partition(" | ")
-                    self.assertEqual(args, f"cargo build --release --locked --target {rust}")
-                    self.assertIn(f"linker={GNU_TRIPLET[target]}-gcc ", extra)
-                    self.assertIn("+crt-static", extra)
-                binary = (sim.work / "heavy-api").read_bytes()
-                self.assertEqual(binary[18], ELF_MACHINE[rust])
-                self.assertTrue(sim.calls("readelf"))
-
-    def test_wrong_architecture_is_rejected(self):
-        if HOST_ARCH is None:
-            self.skipTest("unknown host architecture")
-        other = {"amd64": "arm64", "arm64": "amd64"}[HOST_ARCH]
-        sim = Simulation(self, HOST_ARCH, other)
-        host_machine = f"\\{ELF_MACHINE[RUST_TARGET[HOST_ARCH]]:03o}"
-        failed = sim.run(STUB_WRONG_MACHINE=host_machine)
-        self.assertIsNotNone(failed)
-        self.assertIn("not " + f"{ELF_MACHINE[RUST_TARGET[other]]:02x}00", failed.stderr)
-
-    def test_dynamic_binary_is_rejected(self):
-        if HOST_ARCH is None:
-            self.skipTest("unknown host architecture")
-        sim = Simulation(self, HOST_ARCH, HOST_ARCH)
-        failed = sim.run(STUB_DYNAMIC="1")
-        self.assertIsNotNone(failed)
-        self.assertIn("not statically linked", failed.stderr)
-
-    def test_version_runs_only_on_a_native_build(self):
-        if HOST_ARCH is None:
-            self.skipTest("unknown host architecture")
-        other = {"amd64": "arm64", "arm64": "amd64"}[HOST_ARCH]
-        # A cross build: the binary cannot run here and the build must not try (it would fail
-        # with an exec format error). A wrapper records whether ./heavy-api was executed.
-        for build, target, runs in ((HOST_ARCH, other, False), (HOST_ARCH, HOST_ARCH, True)):
-            with self.subTest(build=build, target=target):
-                sim = Simulation(self, build, target)
-                marker = sim.tmp / "ran"
-                shell = sim.shell
-                # Replace `./heavy-api --version` by a recorder, keeping everything else.
-                sim.steps = [(i, r.replace("./heavy-api --version", f"touch {marker}")) for i, r in sim.steps]
-                sim.shell = shell
-                failed = sim.run()
-                self.assertIsNone(failed, failed and failed.stderr)
-                self.assertEqual(marker.exists(), runs)
-                self.assertTrue(
-                    any("./heavy-api --version" in r for _, r in Simulation(self, build, target).steps)
-                )
+def test_build_stage_runs_on_the_build_platform():
+    instr, rest = STAGES[0][0]
+    assert instr == "FROM"
+    assert "--platform=$BUILDPLATFORM" in rest.split()
+    assert rest.endswith("AS builder"), rest
 
 
-if __name__ == "__main__":
-    unittest.main()
+def test_final_stage_is_per_target_and_copies_the_built_binary():
+    instr, rest = STAGES[-1][0]
+    assert instr == "FROM"
+    assert "--platform" not in rest, "the final stage must follow the target platform"
+    copies = [r for i, r in STAGES[-1] if i == "COPY"]
+    assert copies == ["--from=builder /build/heavy-api /usr/local/bin/heavy-api"]
+
+
+def test_builder_declares_the_platform_args():
+    args = {r.split("=")[0] for i, r in STAGES[0] if i == "ARG"}
+    assert {"BUILDARCH", "TARGETARCH"} <= args, args
+
+
+def test_image_defaults_to_workers_auto():
+    final = dict((i, r) for i, r in STAGES[-1] if i in ("CMD", "ENV"))
+    cmd = json.loads(final["CMD"])
+    assert cmd[cmd.index("--workers") + 1] == "auto"
+    assert "WEB_CONCURRENCY=auto" in shlex.split(final["ENV"])
+
+
+def test_instruction_parser():
+    parsed = stages('FROM a AS b\nRUN x \\\n    # note\n    && y\n# c\nCMD ["z"]\n')
+    assert parsed == [[("FROM", "a AS b"), ("RUN", "x && y"), ("CMD", '["z"]')]]
+
+
+# --- step 1: TARGETARCH -> build-target.env
+
+
+def mapping(sim, targetarch):
+    s = sim("amd64", targetarch)
+    failed = s.run(upto=1)
+    values = {}
+    if failed is None:
+        for line in (s.work / "build-target.env").read_text().splitlines():
+            key, _, value = line.partition("=")
+            values[key] = value
+    return failed, values
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_amd64_and_arm64(sim, arch):
+    failed, values = mapping(sim, arch)
+    assert failed is None, failed and failed.stderr
+    assert values["RUST_TARGET"] == RUST_TARGET[arch]
+    gnu = GNU_TRIPLET[arch]
+    assert values["CROSS_GCC"] == "gcc-" + gnu.replace("_", "-")
+    assert values["CROSS_LIBC"] == f"libc6-dev-{arch}-cross"
+    assert int(values["ELF_MACHINE"][:2], 16) == ELF_MACHINE[RUST_TARGET[arch]]
+
+
+@pytest.mark.parametrize("arch", ["s390x", "arm", "386", "riscv64"])
+def test_other_architectures_stop_the_build(sim, arch):
+    failed, _ = mapping(sim, arch)
+    assert failed is not None
+    assert "unsupported TARGETARCH" in failed.stderr
+
+
+def test_without_buildkit_args_the_build_stops(sim):
+    failed, _ = mapping(sim, None)
+    assert failed is not None
+    assert "TARGETARCH is set by BuildKit" in failed.stderr
+
+
+# --- steps 1-2 for every (build, target) pair: packages only for a cross build
+
+
+@pytest.mark.parametrize("build", ["amd64", "arm64"])
+@pytest.mark.parametrize("target", ["amd64", "arm64"])
+def test_cross_and_native_toolchain(sim, build, target):
+    s = sim(build, target)
+    failed = s.run(upto=2)
+    assert failed is None, failed and failed.stderr
+    installs = [c for c in s.calls("apt-get") if " install " in c]
+    if build == target:
+        assert s.calls("apt-get") == []
+    else:
+        gnu = GNU_TRIPLET[target]
+        assert len(installs) == 1, s.calls("apt-get")
+        assert f"gcc-{gnu.replace('_', '-')} libc6-dev-{target}-cross" in installs[0]
+    assert s.calls("rustup") == [f"rustup target add {RUST_TARGET[target]}"]
+    # Only apt's lists are removed outside the build directory, and only when apt-get ran (the
+    # stub rm keeps this machine's files).
+    outside = s.calls("rm /")
+    assert bool(outside) == (build != target), outside
+    assert all(c.startswith("rm /var/lib/apt/lists/") for c in outside), outside
+
+
+# --- every RUN of the build stage: cargo's arguments and linker, and the binary checks
+
+
+def combos():
+    for build in ("amd64", "arm64"):
+        for target in ("amd64", "arm64"):
+            # A native build runs the binary; here that works for the host's architecture.
+            if build == target and build != HOST_ARCH:
+                continue
+            yield build, target
+
+
+@NEEDS_HOST
+@pytest.mark.parametrize(("build", "target"), list(combos()))
+def test_builds_and_checks_the_binary_for_each_target(sim, build, target):
+    s = sim(build, target)
+    failed = s.run()
+    assert failed is None, failed and (failed.stdout + failed.stderr)
+    rust = RUST_TARGET[target]
+    cargo = s.calls("cargo")
+    assert len(cargo) == 2, cargo  # dependencies layer, then the crate
+    for call in cargo:
+        args, _, extra = call.partition(" | ")
+        assert args == f"cargo build --release --locked --target {rust}"
+        assert f"linker={GNU_TRIPLET[target]}-gcc " in extra
+        assert "+crt-static" in extra
+    binary = (s.work / "heavy-api").read_bytes()
+    assert binary[18] == ELF_MACHINE[rust]
+    assert s.calls("readelf")
+
+
+@NEEDS_HOST
+def test_wrong_architecture_is_rejected(sim):
+    other = {"amd64": "arm64", "arm64": "amd64"}[HOST_ARCH]
+    s = sim(HOST_ARCH, other)
+    host_machine = f"\\{ELF_MACHINE[RUST_TARGET[HOST_ARCH]]:03o}"
+    failed = s.run(STUB_WRONG_MACHINE=host_machine)
+    assert failed is not None
+    assert "not " + f"{ELF_MACHINE[RUST_TARGET[other]]:02x}00" in failed.stderr
+
+
+@NEEDS_HOST
+def test_dynamic_binary_is_rejected(sim):
+    s = sim(HOST_ARCH, HOST_ARCH)
+    failed = s.run(STUB_DYNAMIC="1")
+    assert failed is not None
+    assert "not statically linked" in failed.stderr
+
+
+@NEEDS_HOST
+@pytest.mark.parametrize("native", [False, True])
+def test_version_runs_only_on_a_native_build(sim, native):
+    # A cross build: the binary cannot run here and the build must not try (it would fail with
+    # an exec format error). A recorder replaces `./heavy-api --version`.
+    other = {"amd64": "arm64", "arm64": "amd64"}[HOST_ARCH]
+    target = HOST_ARCH if native else other
+    s = sim(HOST_ARCH, target)
+    assert any("./heavy-api --version" in r for _, r in s.steps)
+    marker = s.tmp / "ran"
+    s.steps = [(i, r.replace("./heavy-api --version", f"touch {marker}")) for i, r in s.steps]
+    failed = s.run()
+    assert failed is None, failed and failed.stderr
+    assert marker.exists() == native

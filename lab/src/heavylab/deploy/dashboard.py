@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Checks deploy/grafana-dashboard.json against the metric families a real heavy-api exposes.
 
-    python3 deploy/check_dashboard.py --metrics metrics.prom [--dashboard deploy/grafana-dashboard.json]
+    heavy-lab dashboard --url http://127.0.0.1:8000 | --metrics metrics.prom [--dashboard FILE]
 
-metrics.prom is a scrape of GET /metrics (Prometheus text format 0.0.4) from the built binary;
-scripts/check-deploy.sh makes one. The rules, each printed with its id on failure:
+The families come from a running server (--url: scripts/check-deploy.sh asks the static binary)
+or from a saved scrape of GET /metrics (Prometheus text format 0.0.4). The rules, each printed with its id on failure:
   json          the file is a JSON object with panels and a title
   datasource    a templated Prometheus datasource variable, used by every panel and query
   platform      a `platform` variable, and every metric selector filters on platform=~"$platform"
@@ -13,7 +13,7 @@ scripts/check-deploy.sh makes one. The rules, each printed with its id on failur
   family        every metric a query names is a series of a family in the scrape (a histogram
                 family X gives X_bucket, X_sum and X_count)
   ids           panel ids are unique
-Exit status 0 when every rule holds, 1 otherwise. Python 3 standard library only.
+Exit status 0 when every rule holds, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import json
 import re
 import sys
+import urllib.request
 from pathlib import Path
 
 from heavylab import paths
@@ -180,14 +181,36 @@ def check(dashboard: dict, fams: dict) -> list[str]:
     return errors
 
 
+def scrape(base: str) -> str:
+    """GET /metrics of a running server, after one light heavy request."""
+    base = base.rstrip("/")
+    light = f"{base}/heavy/cpu-io-no-db/?prime_limit=1000&hash_rounds=10&io_kb=1"
+    with urllib.request.urlopen(light, timeout=30) as resp:  # noqa: S310 (http to our server)
+        resp.read()
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:  # noqa: S310
+        return resp.read().decode("utf-8")
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--metrics", required=True, help="a scrape of GET /metrics (text format)")
+    ap = argparse.ArgumentParser(prog="heavy-lab dashboard", description=__doc__.split("\n\n")[0])
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--metrics", help="a scrape of GET /metrics (text format) in a file")
+    source.add_argument(
+        "--url",
+        help="a running heavy-api (e.g. http://127.0.0.1:8000): one light heavy request first, so "
+        "every histogram has a sample, then GET /metrics",
+    )
     ap.add_argument("--dashboard", default=str(paths.DEPLOY / "grafana-dashboard.json"))
     args = ap.parse_args(argv)
-    fams = families(Path(args.metrics).read_text(encoding="utf-8"))
+    where = args.metrics or f"{args.url}/metrics"
+    try:
+        text = scrape(args.url) if args.url else Path(args.metrics).read_text(encoding="utf-8")
+    except OSError as err:
+        print(f"check_dashboard: cannot read {where}: {err}", file=sys.stderr)
+        return 1
+    fams = families(text)
     if not fams:
-        print(f"check_dashboard: {args.metrics} has no # TYPE lines (not a /metrics scrape)", file=sys.stderr)
+        print(f"check_dashboard: {where} has no # TYPE lines (not a /metrics scrape)", file=sys.stderr)
         return 1
     try:
         dashboard = json.loads(Path(args.dashboard).read_text(encoding="utf-8"))

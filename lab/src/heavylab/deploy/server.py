@@ -78,7 +78,7 @@ class Server:
     """Asks one heavy-api binary for effective settings."""
 
     def __init__(self, binary: Path):
-        self.binary = Path(binary)
+        self.binary = Path(binary).resolve()
         self._cache: dict = {}
         self._cwd = tempfile.mkdtemp(prefix="heavy-api-print-config-")
 

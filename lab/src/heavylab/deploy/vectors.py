@@ -4,13 +4,13 @@ digests must be identical on every architecture (x86_64 with or without SHA-NI, 
 without the ARMv8 SHA2 extension), so a Graviton image is checked with the same numbers as an x86
 one.
 
-    scripts/check-test-vectors.py http://127.0.0.1:8000 [--vectors tests/data/test-vectors.json]
+    heavy-lab vectors http://127.0.0.1:8000 [--vectors tests/data/test-vectors.json] [--wait SECS]
 
 For each `primes_below` entry N it requests /heavy/cpu-io-no-db/?prime_limit=N&hash_rounds=0&io_kb=0
 and compares `primes_found`; for each `sha256_chain` entry R it requests prime_limit=0&hash_rounds=R
 and compares `digest`. Prints one line per vector; exits 0 when all match, 1 on any mismatch or
-error. Standard library only (runs on any machine with Python 3). scripts/verify-image.sh runs it
-against a container of a built image; scripts/check-deploy.sh against the local static binary.
+error. scripts/verify-image.sh runs it against a container of a built image (--wait: until the
+container answers /heavy/health/); scripts/check-deploy.sh against the local static binary.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -37,8 +38,22 @@ def query(base: str, prime_limit: int, hash_rounds: int, timeout: float) -> dict
         return json.loads(resp.read())
 
 
+def wait_healthy(base: str, secs: float) -> bool:
+    deadline = time.monotonic() + secs
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base.rstrip('/')}/heavy/health/", timeout=2) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="heavy-lab vectors", description=__doc__.split("\n\n")[0])
     ap.add_argument("base_url", help="e.g. http://127.0.0.1:8000")
     ap.add_argument("--vectors", type=Path, default=DEFAULT_VECTORS)
     ap.add_argument(
@@ -47,7 +62,17 @@ def main(argv=None) -> int:
         default=300.0,
         help="seconds per request (generous: an emulated arm64 image is slow)",
     )
+    ap.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECS",
+        help="first wait up to SECS for /heavy/health/ to answer 200 (a container starting)",
+    )
     args = ap.parse_args(argv)
+    if args.wait and not wait_healthy(args.base_url, args.wait):
+        print(f"test vectors: {args.base_url}/heavy/health/ did not answer within {args.wait:g} s")
+        return 1
 
     vectors = json.loads(args.vectors.read_text())
     cases = [("primes_found", int(n), 0, want) for n, want in vectors["primes_below"].items()]
