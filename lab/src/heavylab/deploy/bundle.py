@@ -20,7 +20,6 @@ ARCHITECTURES = {"X86_64": "x86_64", "ARM64": "arm64"}
 # pass the number explicitly, the same one auto would pick for their task size.
 WORKERS_PER_VCPU = 2
 CONTAINER = "heavy-api"
-HEALTH_PROBE_DEFAULT_TIMEOUT = 3.0  # `heavy-api healthcheck --timeout` default, in seconds
 # The probes: the ALB asks readiness (503 from the first moment of a drain), the container health
 # check liveness (`heavy-api healthcheck`: /heavy/health/, 200 until the process is gone).
 READINESS_PATH = "/heavy/ready/"

@@ -15,7 +15,6 @@ from heavylab.deploy.bundle import (
     FARGATE_MAX_STOP_TIMEOUT,
     FARGATE_SIZES,
     HEALTH_CHECK_RANGES,
-    HEALTH_PROBE_DEFAULT_TIMEOUT,
     KINDS,
     WORKERS_PER_VCPU,
     cfn_resources,
@@ -158,7 +157,7 @@ class TaskRules:
                 where,
                 f"healthCheck.command must run [{binary!r}, 'healthcheck'], got {cmd[1:]!r}",
             )
-        probe_timeout = HEALTH_PROBE_DEFAULT_TIMEOUT
+        probe_timeout = self.server.probe_timeout()  # `heavy-api healthcheck --timeout`'s default
         if "--timeout" in cmd:
             try:
                 probe_timeout = float(cmd[cmd.index("--timeout") + 1])

@@ -82,6 +82,24 @@ class Server:
         self._cache: dict = {}
         self._cwd = tempfile.mkdtemp(prefix="heavy-api-print-config-")
 
+    def probe_timeout(self) -> float:
+        """The default of `heavy-api healthcheck --timeout`, in seconds, from the binary's --help."""
+        if "probe_timeout" not in self._cache:
+            import re
+
+            text = subprocess.run(
+                [str(self.binary), "healthcheck", "--help"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout
+            m = re.search(r"--timeout\b.*?\[default: ([0-9.]+)\]", text, re.DOTALL)
+            if not m:
+                raise Refused(f"{self.binary} healthcheck --help names no --timeout default")
+            self._cache["probe_timeout"] = float(m.group(1))
+        return self._cache["probe_timeout"]
+
     def settings(self, args: list, env: dict | None = None) -> Effective:
         """The effective settings of `heavy-api ARGS...` in a container with environment `env`
         (only that: the caller's own GUNICORN_CMD_ARGS and PORT do not leak in)."""
