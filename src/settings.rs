@@ -85,7 +85,7 @@ pub const SETTINGS: &[Setting] = &[
     s!("reload_extra_files", ["--reload-extra-file"], Value, Ignored("there is no Python code to watch")),
     s!("spew", ["--spew"], Flag, Ignored("it traces Python statements; heavy-api runs no Python")),
     s!("check_config", ["--check-config"], Flag, Implemented("also checks the log file paths, the io file and that bind hosts resolve")),
-    s!("print_config", ["--print-config"], Flag, Implemented("shows what actually runs")),
+    s!("print_config", ["--print-config"], Flag, Implemented("shows what actually runs; `--print-config=json`: the same settings as one JSON object, with the warnings, for tools")),
     s!("preload_app", ["--preload"], Flag, Ignored("there is no application to preload: heavy-api's is compiled in")),
     s!("sendfile", ["--no-sendfile"], Flag, Ignored("heavy-api serves no files")),
     s!("reuse_port", ["--reuse-port"], Flag, Ignored("the master binds each listener once and the workers share it")),
