@@ -1004,7 +1004,8 @@ impl Config {
     /// `--print-config=json`: the same settings under the same names as
     /// [`printable`](Self::printable), typed (numbers, booleans, `null` for None, `bind` a
     /// list), with how `--workers auto` counted (`workers_source`, `null` when the count was
-    /// given) and the boot WARNINGs.
+    /// given), how many workers `auto` runs per usable CPU (`workers_per_cpu`) and the boot
+    /// WARNINGs.
     pub fn printable_json(&self) -> serde_json::Value {
         use serde_json::{json, Value};
         let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
@@ -1038,6 +1039,7 @@ impl Config {
         json!({
             "settings": settings,
             "workers_source": self.workers_source,
+            "workers_per_cpu": WORKERS_PER_CPU,
             "warnings": self.warnings,
         })
     }
@@ -1448,6 +1450,7 @@ mod tests {
             Some(true)
         );
         assert_eq!(j["workers_source"], serde_json::Value::Null);
+        assert_eq!(j["workers_per_cpu"], WORKERS_PER_CPU);
         let warnings = j["warnings"].as_array().unwrap();
         assert!(
             warnings

@@ -593,6 +593,7 @@ def test_validator_and_server_agree_on_every_task_definition():
         )
         assert seen.settings == json.loads(out.stdout)["settings"], where
         assert seen["workers"] == 4 and not seen.workers_auto, where
+        assert seen.workers_per_cpu == 2, where  # 2 x a 2-vCPU task = 4
         assert seen["keepalive"] == 75 and seen["graceful_timeout"] == 25 and seen["drain_delay"] == 20
     assert checker.failures == []
 

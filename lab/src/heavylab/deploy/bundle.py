@@ -16,9 +16,8 @@ from heavylab.deploy import dockerfile
 KINDS = ("EC2", "FARGATE")
 # ECS runtimePlatform.cpuArchitecture -> the container instance attribute ecs.cpu-architecture.
 ARCHITECTURES = {"X86_64": "x86_64", "ARM64": "arm64"}
-# The image's CMD runs `--workers auto`: 2 workers per usable CPU (issue #14); task definitions
-# pass the number explicitly, the same one auto would pick for their task size.
-WORKERS_PER_VCPU = 2
+# The image's CMD runs `--workers auto` (the server's workers_per_cpu per usable CPU); task
+# definitions pass the number explicitly, the same one auto would pick for their task size.
 CONTAINER = "heavy-api"
 # The probes: the ALB asks readiness (503 from the first moment of a drain), the container health
 # check liveness (`heavy-api healthcheck`: /heavy/health/, 200 until the process is gone).

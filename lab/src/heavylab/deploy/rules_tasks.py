@@ -16,7 +16,6 @@ from heavylab.deploy.bundle import (
     FARGATE_SIZES,
     HEALTH_CHECK_RANGES,
     KINDS,
-    WORKERS_PER_VCPU,
     cfn_resources,
     container_of,
     env_map,
@@ -179,7 +178,8 @@ class TaskRules:
             return
         workers = run["workers"]
         cpu = task_size(td.get("cpu"))
-        want = WORKERS_PER_VCPU * math.ceil(cpu / 1024) if cpu else None
+        per_cpu = run.workers_per_cpu  # the server's own factor for `--workers auto`
+        want = per_cpu * math.ceil(cpu / 1024) if cpu and per_cpu else None
         if run.workers_auto:
             self.fail(
                 "workers-explicit",
@@ -193,7 +193,7 @@ class TaskRules:
             self.fail(
                 "workers-explicit",
                 where,
-                f"--workers {workers} for a {cpu}-unit task: {WORKERS_PER_VCPU} per vCPU "
+                f"--workers {workers} for a {cpu}-unit task: {per_cpu} per vCPU "
                 f"is {want} (what --workers auto picks under the task's CPU quota)",
             )
 

@@ -7,8 +7,8 @@ CMD/command) and the container's environment (the image's ENV under the task def
     heavy-api --print-config=json ARGS...
 
 with exactly that environment, in an empty directory (no ./gunicorn.conf.py), and read its
-`settings` (the names of `--print-config`), `workers_source` (set when `--workers auto` counted)
-and `warnings`. The binary binds nothing and exits at once; answers are cached per command.
+`settings` (the names of `--print-config`), `workers_source` (set when `--workers auto` counted),
+`workers_per_cpu` (what `auto` runs per usable CPU) and `warnings`. The binary binds nothing and exits at once; answers are cached per command.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Effective:
     settings: dict
     workers_source: str | None = None  # how `--workers auto` counted; None for a given count
     warnings: list = field(default_factory=list)
+    workers_per_cpu: int | None = None  # how many workers `--workers auto` runs per usable CPU
 
     def __getitem__(self, name: str):
         return self.settings[name]
@@ -128,7 +129,12 @@ class Server:
             why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
             return Refused(why[0].removeprefix("Error: ") if why else f"exit {proc.returncode}")
         answer = json.loads(proc.stdout)
-        return Effective(answer["settings"], answer.get("workers_source"), answer.get("warnings") or [])
+        return Effective(
+            answer["settings"],
+            answer.get("workers_source"),
+            answer.get("warnings") or [],
+            answer.get("workers_per_cpu"),
+        )
 
 
 _default: Server | None = None
