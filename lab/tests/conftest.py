@@ -237,3 +237,152 @@ def live_server(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --- run folders with the server's /metrics sampled during the run (issue 24) ----------------
+
+
+def write_metrics_samples(
+    path: Path, scrapes: list[dict], *, start_ms: float = 1_764_390_784_000.0, every_s=5.0
+):
+    """metrics-samples.csv.gz in the scraper's format (heavylab.run.scraper: gzipped CSV
+    timestamp_ms,metric,labels,value), one scrape per dict {metric or (metric, labels): value}."""
+    import csv
+    import gzip
+
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp_ms", "metric", "labels", "value"])
+        for i, scrape in enumerate(scrapes):
+            t = round(start_ms + i * every_s * 1000)
+            for key, value in scrape.items():
+                metric, labels = key if isinstance(key, tuple) else (key, "")
+                w.writerow([t, metric, labels, repr(float(value))])
+
+
+def steady_scrapes(
+    n: int = 13,
+    every_s: float = 5.0,
+    *,
+    cpus: float | list = 0.5,
+    memory: float = 60 << 20,
+    rx_per_s: float = 20_000.0,
+    tx_per_s: float = 80_000.0,
+    heavy_per_s: float = 10.0,
+    cgroup: bool = True,
+) -> list[dict]:
+    """n scrapes every every_s seconds of a server using `cpus` CPUs (a list: per interval),
+    answering heavy_per_s heavy requests per second and moving rx/tx bytes per second."""
+    out, cpu = [], 100.0
+    for i in range(n):
+        if i:
+            cpu += (cpus[i - 1] if isinstance(cpus, list) else cpus) * every_s
+        heavy = 1000 + heavy_per_s * every_s * i
+        s = {
+            ("heavy_api_process_cpu_seconds_total", 'pid="1",role="master"'): 1.0,
+            ("heavy_api_process_cpu_seconds_total", 'pid="2",role="worker"'): cpu - 1.0,
+            ("heavy_api_process_resident_memory_bytes", 'pid="2",role="worker"'): memory / 2,
+            ("heavy_api_requests_total", 'route="/heavy/cpu-io-no-db/",method="GET",status="200"'): heavy,
+            ("heavy_api_requests_total", 'route="/heavy/health/",method="GET",status="200"'): 3.0,
+            "heavy_api_http_received_bytes_total": 5e6 + rx_per_s * every_s * i,
+            "heavy_api_http_sent_bytes_total": 9e6 + tx_per_s * every_s * i,
+        }
+        if cgroup:
+            s["heavy_api_cgroup_cpu_usage_seconds_total"] = cpu
+            s["heavy_api_cgroup_memory_usage_bytes"] = memory * (0.9 + 0.1 * i / max(1, n - 1))
+        out.append(s)
+    return out
+
+
+def platform_info(
+    *, usable: float = 2, quota: float | None = 0.5, memory_limit: float | None = 256 << 20, **extra
+) -> dict:
+    """A GET /heavy/info/ answer with the limits utilization is measured against."""
+    return {
+        "server": {"name": "heavy-api", "version": "0.1.0", "workers": 1, "threads": 2},
+        "platform": {
+            "cpu_model": "Test CPU",
+            "architecture": "x86_64",
+            "logical_cpus": 2,
+            "affinity_cpus": usable,
+            "cpu_quota": quota,
+            "memory_limit_bytes": memory_limit,
+            "kernel": "6.1.0",
+            **extra,
+        },
+    }
+
+
+@pytest.fixture
+def sampled_run(tmp_path):
+    """sampled_run(label, scrapes=..., info=..., price=..., cloudwatch=..., summary_extra=...,
+    into=...) -> a copy of the recorded smoke run `same1` with metrics-samples.csv.gz (None: without
+    it), /heavy/info/ in meta.json, and optionally a cloudwatch.json and Server-Timing averages."""
+
+    def make(
+        label: str,
+        *,
+        scrapes: list[dict] | None = None,
+        info: dict | None = None,
+        price: str | None = None,
+        cloudwatch: dict | None = None,
+        summary_extra: dict | None = None,
+        into: str = "sampled",
+        meta_extra: dict | None = None,
+    ) -> Path:
+        d = tmp_path / into / label
+        shutil.copytree(RECORDED_RUNS / "same1", d)
+        meta = json.loads((d / "meta.json").read_text())
+        meta.update({"label": label, "price": price, "server_info_before": info, "server_info_after": info})
+        meta.update(meta_extra or {})
+        (d / "meta.json").write_text(json.dumps(meta))
+        if scrapes is not None:
+            write_metrics_samples(d / "metrics-samples.csv.gz", scrapes)
+        if cloudwatch is not None:
+            (d / "cloudwatch.json").write_text(json.dumps(cloudwatch))
+        if summary_extra:
+            summary = json.loads((d / "summary.json").read_text())
+            for name, avg in summary_extra.items():
+                summary["metrics"][name] = {
+                    "type": "trend",
+                    "contains": "time",
+                    "values": {"avg": avg, "p(50)": avg, "p(95)": avg, "max": avg, "min": avg},
+                }
+            (d / "summary.json").write_text(json.dumps(summary))
+        return d
+
+    return make
+
+
+@pytest.fixture
+def recorded_cloudwatch(monkeypatch) -> dict:
+    """cloudwatch.json as `heavy-lab cloudwatch` stores it, made by fetch() from the recorded
+    GetMetricData answers of a throttled Fargate service (tests/data/aws, botocore's Stubber)."""
+    import datetime as dt
+
+    import boto3
+    from botocore.stub import Stubber
+
+    from heavylab.results import cloudwatch as cw
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client("cloudwatch", region_name="us-east-1")
+    pages = json.loads((Path(__file__).parent / "data" / "aws" / "get-metric-data-fargate.json").read_text())
+    qs = cw.queries(
+        cluster="heavy-api",
+        service="heavy-api-fargate",
+        load_balancer="app/heavy-api/50dc6c495c0c9188",
+        target_group="targetgroup/heavy-api/73e2d6bc24d8a067",
+    )
+    start = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)
+    with Stubber(client) as stub:
+        for p in pages["pages"]:
+            for r in p["MetricDataResults"]:
+                r["Timestamps"] = [
+                    dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in r["Timestamps"]
+                ]
+            stub.add_response("get_metric_data", p)
+        data = cw.fetch(client, qs, start, start + dt.timedelta(minutes=3))
+    data["region"] = "us-east-1"
+    return data

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from heavylab.analysis import prices
 from heavylab.report import compare
 
 RECORDED = Path(__file__).resolve().parent / "data" / "runs"
@@ -529,7 +530,15 @@ def test_capacity_order_and_cost_at_capacity(rec):
     assert "not read as findings" in v
     md = (rec.root / "cmp-capacity-fast-capacity-slow" / "comparison.md").read_text()
     row = md_row(md, "cost per million requests at capacity")
-    assert row[1] == f"{0.0971 / (cap_a['capacity_rps'] * 3600) * 1e6:.4f}"
+    # The platform's price at capacity plus the data transfer of k6's bytes per request (ALB
+    # processed bytes and the default cross-AZ share: heavylab.analysis.prices).
+    m = json.loads((RECORDED / "capacity-fast" / "summary.json").read_text())["metrics"]
+    requests = m["custom_requests_total"]["values"]["count"]
+    per_request = (m["data_sent"]["values"]["count"] + m["data_received"]["values"]["count"]) / requests
+    transfer = prices.transfer_per_million(per_request, None, prices.TransferAssumptions())
+    assert md_row(md, "bytes per request (in + out)")[1] == f"{per_request:.0f}"
+    assert md_row(md, "data transfer per million requests")[1] == f"{transfer:.4f}"
+    assert row[1] == f"{0.0971 / (cap_a['capacity_rps'] * 3600) * 1e6 + transfer:.4f}"
 
 
 def test_different_workloads_are_refused_unless_forced(rec):

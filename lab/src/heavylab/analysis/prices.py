@@ -64,6 +64,76 @@ DEFAULT_REGION = "us-east-1"
 _ARCH = {"x86": "x86_64", "x86_64": "x86_64", "amd64": "x86_64", "arm": "arm64", "arm64": "arm64"}
 
 
+# Data transfer, USD (issue 24 item 5), us-east-1 list prices as the author knew them on
+# TRANSFER_TAKEN, not re-checked from this machine (no network): check them on
+# aws.amazon.com/elasticloadbalancing/pricing/ and aws.amazon.com/ec2/pricing/on-demand/ (data
+# transfer) before a decision rests on them. A GB is 2^30 bytes, as AWS bills it.
+# - ALB: 0.008 per LCU-hour; its processed-bytes dimension is 1 GB per LCU-hour for EC2 instance
+#   and IP targets (Fargate's awsvpc tasks are IP targets; 0.4 GB for Lambda). Only that dimension
+#   is priced (a heavy request moves few bytes; new connections, active connections and rule
+#   evaluations are assumed not to be the largest dimension), and not the ALB's fixed hourly
+#   charge, which every side behind an ALB pays alike.
+# - inter-AZ: 0.01 per GB in each direction (the sender's AZ charges out, the receiver's in).
+# - internet egress: 0.09 per GB, the first tier (up to 10 TB a month, after the free 100 GB).
+TRANSFER_TAKEN = "2026-12-05"
+TRANSFER_PRICES = {
+    "alb_lcu_hour": 0.008,
+    "alb_gb_per_lcu_hour": 1.0,
+    "inter_az_per_gb_each_way": 0.01,
+    "egress_per_gb_first_tier": 0.09,
+}
+GB = float(1 << 30)
+
+
+@dataclass
+class TransferAssumptions:
+    """Where a run's bytes would be billed on AWS. The default: the load generator in the same
+    VPC as the target, through an ALB (every byte in and out is ALB-processed), a cross-AZ share
+    of them crossing zones, no internet egress (--egress prices the answers' bytes as egress)."""
+
+    alb: bool = True
+    cross_az_share: float = 0.5
+    egress: bool = False
+
+    def sentences(self) -> list[str]:
+        t = TRANSFER_PRICES
+        out = []
+        if self.alb:
+            per_gb = t["alb_lcu_hour"] / t["alb_gb_per_lcu_hour"]
+            out.append(
+                f"ALB processed bytes (requests and answers): {t['alb_lcu_hour']:g} per LCU-hour at "
+                f"{t['alb_gb_per_lcu_hour']:g} GB per LCU-hour (EC2 and IP targets) = {per_gb:g} per GB; "
+                "only the processed-bytes dimension, not the ALB's fixed hourly charge"
+            )
+        if self.cross_az_share:
+            out.append(
+                f"inter-AZ: {self.cross_az_share:.0%} of the bytes cross zones, "
+                f"{t['inter_az_per_gb_each_way']:g} per GB in each direction (paid on both sides)"
+            )
+        out.append(
+            f"internet egress of the answers at {t['egress_per_gb_first_tier']:g} per GB (first tier)"
+            if self.egress
+            else "no internet egress (the generator is in the same VPC; --egress to add it)"
+        )
+        return out
+
+
+def transfer_per_million(bytes_total: Number, bytes_out: Number, a: TransferAssumptions) -> Number:
+    """Data-transfer cost of a million requests of bytes_total each (bytes_out of them answers)."""
+    if bytes_total is None:
+        return None
+    t = TRANSFER_PRICES
+    gb = bytes_total * 1e6 / GB
+    cost = 0.0
+    if a.alb:
+        cost += gb * t["alb_lcu_hour"] / t["alb_gb_per_lcu_hour"]
+    cost += gb * a.cross_az_share * 2 * t["inter_az_per_gb_each_way"]
+    if a.egress:
+        out = bytes_out if bytes_out is not None else bytes_total
+        cost += out * 1e6 / GB * t["egress_per_gb_first_tier"]
+    return cost
+
+
 @dataclass
 class Price:
     hourly: float
@@ -204,4 +274,18 @@ def price_table_markdown(region: str = DEFAULT_REGION) -> str:
             f"| Fargate {arch} | {vcpu:g} per vCPU-hour, {gb:g} per GB-hour | {task:.4f} for 2 vCPU + 4 GB "
             f"| `fargate-{short}:cpu=2,mem=4` |"
         )
+    t = TRANSFER_PRICES
+    lines += [
+        "",
+        f"Data transfer in {DEFAULT_REGION}, taken {TRANSFER_TAKEN} (a GB is 2^30 bytes):",
+        "",
+        "| what | price | when the report counts it |",
+        "| --- | ---: | --- |",
+        f"| ALB LCU-hour (processed bytes: {t['alb_gb_per_lcu_hour']:g} GB per LCU-hour, EC2/IP targets) "
+        f"| {t['alb_lcu_hour']:g} | every byte in and out (default) |",
+        f"| inter-AZ, per GB each direction | {t['inter_az_per_gb_each_way']:g} | the cross-AZ share "
+        "(`--cross-az`, default 0.5) |",
+        f"| internet egress, per GB (first tier) | {t['egress_per_gb_first_tier']:g} | the answers' bytes, "
+        "with `--egress` |",
+    ]
     return "\n".join(lines)

@@ -35,6 +35,7 @@ class Run:
     price: Price | None = None
     metrics: dict = field(default_factory=dict)
     capacity: dict | None = None
+    transfer: object = None  # heavylab.analysis.resources.Transfer: the bytes per request, priced
 
     def values(self, name: str) -> dict:
         """A metric's values, from handleSummary() data ({"values": {...}}) or the flat
@@ -333,8 +334,39 @@ def outside_server(r: Run) -> Number:
     return max(0.0, d - inside)
 
 
-def cost(r: Run) -> Number:
+def transfer_per_million(r: Run) -> Number:
+    t = r.transfer
+    return t.per_million if t is not None else None  # type: ignore[attr-defined]
+
+
+def _with_transfer(compute: Number, r: Run) -> Number:
+    """Compute cost per million plus the data transfer's, when the run's bytes are known."""
+    if compute is None:
+        return None
+    return compute + (transfer_per_million(r) or 0.0)
+
+
+def compute_cost(r: Run) -> Number:
     return cost_per_million(r.price.hourly if r.price else None, r.stat("http_reqs", "rate"))
+
+
+def cost(r: Run) -> Number:
+    """Cost per million requests at the load tested: the platform's price plus data transfer."""
+    return _with_transfer(compute_cost(r), r)
+
+
+def transfer_share(r: Run) -> Number:
+    total, t = cost(r), transfer_per_million(r)
+    return t / total if total and t is not None else None
+
+
+def transfer_share_at_capacity(r: Run) -> Number:
+    total, t = cost_at_capacity(r), transfer_per_million(r)
+    return t / total if total and t is not None else None
+
+
+def bytes_per_request(r: Run) -> Number:
+    return r.transfer.bytes_per_request if r.transfer is not None else None  # type: ignore[attr-defined]
 
 
 def capacity_of(r: Run) -> Number:
@@ -352,7 +384,7 @@ def broken_of(capacity: dict) -> Number:
 
 
 def cost_at_capacity(r: Run) -> Number:
-    return cost_per_million(r.price.hourly if r.price else None, capacity_of(r))
+    return _with_transfer(cost_per_million(r.price.hourly if r.price else None, capacity_of(r)), r)
 
 
 def cpu_per_request(r: Run) -> Number:

@@ -71,7 +71,7 @@ def side_stat(side: Side, get: Callable[[Run], Number], noise: float = DEFAULT_N
     if side._slices is None:
         sl = slices(side.runs[0])
         for r in sl or []:
-            r.price = side.price
+            r.price, r.transfer = side.price, side.merged.transfer
         side._slices = sl or []
     if side._slices:
         vals = [v for v in (get(r) for r in side._slices) if v is not None]
@@ -110,9 +110,12 @@ def cost_at_capacity_stat(side: Side) -> Stat:
     price = side.price.hourly if side.price else None
     if c.value is None or price is None:
         return NONE
-    hi_cost = cost_per_million(price, c.lo)
-    lo_cost = cost_per_million(price, c.hi) if c.hi not in (None, math.inf) else 0.0
-    return Stat(cost_per_million(price, c.value), lo_cost, hi_cost, "bracket")
+    # Data transfer is per request: the same at every rate of the bracket.
+    t = side.merged.transfer
+    extra = t.per_million if t is not None else 0.0  # type: ignore[attr-defined]
+    hi_cost = cost_per_million(price, c.lo) + extra  # type: ignore[operator]
+    lo_cost = (cost_per_million(price, c.hi) if c.hi not in (None, math.inf) else 0.0) + extra  # type: ignore[operator]
+    return Stat(cost_per_million(price, c.value) + extra, lo_cost, hi_cost, "bracket")  # type: ignore[operator]
 
 
 def spread_basis(side: Side) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
+from heavylab.analysis import resources as RS
 from heavylab.analysis import runs as R
 from heavylab.analysis.fmt import fmt_ratio, fmt_value, ratio
 from heavylab.analysis.runs import Run, Side
@@ -27,6 +28,28 @@ class Row:
     get: Callable[[Run], Number]
     fmt: str  # "ms", "int", "rate", "pct", "money", "num"
     lower_is_better: bool | None = True  # None: shown, never compared (duration, VUs, price)
+    # A statistic of its own (side, noise) -> Stat, for numbers not in k6's summary.
+    stat: Callable[[Side, float], Stat] | None = None
+    missing: str = "n/a"  # a side without the number
+
+
+def _u(key: str, scale: float = 1.0) -> dict:
+    """A utilization row's getter and statistic (heavylab.analysis.resources)."""
+    get = RS.util_value(key, scale)
+
+    def on_run(r: Run) -> Number:
+        u = RS.util_of(r)
+        return get(u) if u is not None else None
+
+    return {
+        "get": on_run,
+        "stat": lambda side, noise: RS.util_stat(side, get, noise),
+        "missing": RS.NOT_MEASURED,
+    }
+
+
+def _cw(get: Callable[[Run], Number]) -> dict:
+    return {"get": get, "stat": lambda side, noise: RS.run_stat(side, get, noise), "missing": RS.NOT_MEASURED}
 
 
 def _s(name: str, key: str) -> Callable[[Run], Number]:
@@ -41,6 +64,12 @@ STEAL = "steal avg (host steal time)"
 CAPACITY = "capacity (req/s within the SLO)"
 COST_AT_CAPACITY = "cost per million requests at capacity"
 COST = "cost per million requests"
+UTILIZATION = "Utilization (the server's /metrics during the run)"
+CLOUDWATCH = "CloudWatch (the run's window)"
+REQ_PER_CPU = "requests per CPU-second"
+BYTES_PER_REQUEST = "bytes per request (in + out)"
+TRANSFER = "data transfer per million requests"
+MB = 1e-6
 
 ROWS: list[Row] = [
     Row("Capacity", CAPACITY, R.capacity_of, "rate", False),
@@ -78,12 +107,132 @@ ROWS: list[Row] = [
     Row("CPU truth (ms per request)", "cpu_wait p95", _s("server_cpu_wait_ms", "p(95)"), "ms"),
     Row("CPU truth (ms per request)", THROTTLED, _s("server_throttled_ms", "avg"), "ms"),
     Row("CPU truth (ms per request)", STEAL, _s("server_steal_ms", "avg"), "ms"),
+    Row(UTILIZATION, "CPU used (CPUs, avg)", fmt="num", **_u("cpu_used_cpus_avg")),
+    Row(UTILIZATION, "CPU used, share of the usable CPUs (avg)", fmt="pct", **_u("cpu_share_of_usable_avg")),
+    Row(UTILIZATION, "CPU used, share of the usable CPUs (peak)", fmt="pct", **_u("cpu_share_of_usable_max")),
+    Row(UTILIZATION, "CPU used, share of the CPU quota (avg)", fmt="pct", **_u("cpu_share_of_quota_avg")),
+    Row(UTILIZATION, "memory peak (MiB)", fmt="num", **_u("memory_bytes_max", 1 / (1 << 20))),
+    Row(UTILIZATION, "memory peak, share of the limit", fmt="pct", **_u("memory_share_of_limit_max")),
+    Row(UTILIZATION, "HTTP bytes received (MB)", fmt="num", lower_is_better=None, **_u("http_in_bytes", MB)),
+    Row(UTILIZATION, "HTTP bytes sent (MB)", fmt="num", lower_is_better=None, **_u("http_out_bytes", MB)),
+    Row(
+        UTILIZATION,
+        "HTTP receive rate (MB/s avg)",
+        fmt="num",
+        lower_is_better=None,
+        **_u("http_in_bytes_per_sec_avg", MB),
+    ),
+    Row(
+        UTILIZATION,
+        "HTTP send rate (MB/s avg)",
+        fmt="num",
+        lower_is_better=None,
+        **_u("http_out_bytes_per_sec_avg", MB),
+    ),
+    Row(UTILIZATION, "interface bytes in (MB)", fmt="num", lower_is_better=None, **_u("net_in_bytes", MB)),
+    Row(UTILIZATION, "interface bytes out (MB)", fmt="num", lower_is_better=None, **_u("net_out_bytes", MB)),
+    Row(
+        UTILIZATION,
+        "interface in rate (MB/s avg)",
+        fmt="num",
+        lower_is_better=None,
+        **_u("net_in_bytes_per_sec_avg", MB),
+    ),
+    Row(
+        UTILIZATION,
+        "interface out rate (MB/s avg)",
+        fmt="num",
+        lower_is_better=None,
+        **_u("net_out_bytes_per_sec_avg", MB),
+    ),
+    Row(UTILIZATION, REQ_PER_CPU, fmt="num", lower_is_better=False, **_u("requests_per_cpu_second")),
+    Row(
+        CLOUDWATCH, "service CPU utilization (avg)", fmt="pct", **_cw(RS.cw_value("ecs_cpu_avg", "avg", 0.01))
+    ),
+    Row(
+        CLOUDWATCH, "service CPU utilization (max)", fmt="pct", **_cw(RS.cw_value("ecs_cpu_max", "max", 0.01))
+    ),
+    Row(
+        CLOUDWATCH,
+        "service memory utilization (avg)",
+        fmt="pct",
+        **_cw(RS.cw_value("ecs_mem_avg", "avg", 0.01)),
+    ),
+    Row(CLOUDWATCH, "Container Insights CPU used / reserved (avg)", fmt="pct", **_cw(RS.ci_cpu_share)),
+    Row(
+        CLOUDWATCH,
+        "Container Insights memory used (MiB avg)",
+        fmt="num",
+        **_cw(RS.cw_value("ci_mem_used", "avg")),
+    ),
+    Row(
+        CLOUDWATCH,
+        "Container Insights network in (MB/s avg)",
+        fmt="num",
+        lower_is_better=None,
+        **_cw(RS.cw_value("ci_net_rx", "avg", MB)),
+    ),
+    Row(
+        CLOUDWATCH,
+        "Container Insights network out (MB/s avg)",
+        fmt="num",
+        lower_is_better=None,
+        **_cw(RS.cw_value("ci_net_tx", "avg", MB)),
+    ),
+    Row(
+        CLOUDWATCH,
+        "ALB target response time p99 (ms, worst period)",
+        fmt="ms",
+        **_cw(RS.cw_value("alb_latency_p99", "max", 1000)),
+    ),
+    Row(
+        CLOUDWATCH,
+        "ALB target response time avg (ms)",
+        fmt="ms",
+        **_cw(RS.cw_value("alb_latency_avg", "avg", 1000)),
+    ),
+    Row(
+        CLOUDWATCH, "ALB requests", fmt="int", lower_is_better=None, **_cw(RS.cw_value("alb_requests", "sum"))
+    ),
+    Row(CLOUDWATCH, "ALB target 5xx answers", fmt="int", **_cw(RS.cw_value("alb_5xx", "sum"))),
+    Row(
+        CLOUDWATCH,
+        "ALB processed bytes (MB)",
+        fmt="num",
+        lower_is_better=None,
+        **_cw(RS.cw_value("alb_bytes", "sum", MB)),
+    ),
+    Row(CLOUDWATCH, "EC2 CPU utilization (max)", fmt="pct", **_cw(RS.cw_value("ec2_cpu", "max", 0.01))),
+    Row(
+        CLOUDWATCH,
+        "EC2 CPU credit balance at the start",
+        fmt="num",
+        lower_is_better=None,
+        **_cw(RS.cw_value("ec2_credits", "first")),
+    ),
+    Row(
+        CLOUDWATCH,
+        "EC2 CPU credit balance at the end",
+        fmt="num",
+        lower_is_better=None,
+        **_cw(RS.cw_value("ec2_credits", "last")),
+    ),
     Row("Cost", "price per hour", lambda r: r.price.hourly if r.price else None, "money", None),
+    Row("Cost", BYTES_PER_REQUEST, R.bytes_per_request, "int"),
+    Row("Cost", TRANSFER, R.transfer_per_million, "money"),
     Row("Cost", COST, R.cost, "money"),
+    Row("Cost", "transfer share of the cost", R.transfer_share, "pct", None),
+    Row("Cost", "transfer share of the cost at capacity", R.transfer_share_at_capacity, "pct", None),
 ]
 # Rows left out when no side has them (runs of servers or scripts without these numbers).
-OPTIONAL = {r.label for r in ROWS if r.section in ("Capacity", "CPU truth (ms per request)")} | {
-    "fsync avg (inside io)"
+OPTIONAL = {
+    r.label for r in ROWS if r.section in ("Capacity", "CPU truth (ms per request)", UTILIZATION, CLOUDWATCH)
+} | {
+    "fsync avg (inside io)",
+    BYTES_PER_REQUEST,
+    TRANSFER,
+    "transfer share of the cost",
+    "transfer share of the cost at capacity",
 }
 
 
@@ -92,6 +241,8 @@ def row_stat(side: Side, row: Row, noise: float) -> Stat:
         return capacity_stat(side)
     if row.label == COST_AT_CAPACITY:
         return cost_at_capacity_stat(side)
+    if row.stat is not None:
+        return row.stat(side, noise)
     return side_stat(side, row.get, noise)
 
 
@@ -104,7 +255,9 @@ def side_stats(sides: list[Side], noise: float) -> list[tuple[Row, list[Stat]]]:
     cap = capacity_mode(sides)
     out = []
     for row in ROWS:
-        if cap and row.label == COST:
+        if cap and row.label in (COST, "transfer share of the cost"):
+            continue
+        if not cap and row.label == "transfer share of the cost at capacity":
             continue  # the cost at capacity says it, by the capacity bracket's rule
         stats = [row_stat(s, row, noise) for s in sides]
         if row.label in OPTIONAL and all(st.value is None for st in stats):
@@ -115,12 +268,16 @@ def side_stats(sides: list[Side], noise: float) -> list[tuple[Row, list[Stat]]]:
 
 def cell_text(row: Row, st: Stat) -> str:
     """Rows that are not compared (duration, VUs, request count) show the value alone."""
+    if st.value is None:
+        return row.missing
     return st.text(row.fmt) if row.lower_is_better is not None else fmt_value(st.value, row.fmt)
 
 
 # What stays comparable between two sides at different arrival rates (each at its own capacity):
 # the capacity itself and the CPU split per request, which says why one capacity is lower.
 PER_RATE_FREE = ("Capacity", "CPU truth (ms per request)")
+# Rows of other sections that are per request, so comparable at different rates too.
+PER_RATE_FREE_ROWS = (REQ_PER_CPU, BYTES_PER_REQUEST, TRANSFER)
 
 
 def pair_rows(table: list[tuple[Row, list[Stat]]], i: int, j: int, compared_all: bool, min_effect: float):
@@ -129,7 +286,9 @@ def pair_rows(table: list[tuple[Row, list[Stat]]], i: int, j: int, compared_all:
     rows = []
     for row, stats in table:
         sa, sb = stats[i], stats[j]
-        compared = row.lower_is_better is not None and (compared_all or row.section in PER_RATE_FREE)
+        compared = row.lower_is_better is not None and (
+            compared_all or row.section in PER_RATE_FREE or row.label in PER_RATE_FREE_ROWS
+        )
         rows.append(
             {
                 "section": row.section,

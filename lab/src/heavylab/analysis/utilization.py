@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from heavylab.run.scraper import METRICS_FILE, read
 
 # The families read (heavy-api's names, docs/METRICS.md).
 PROCESS_CPU = "heavy_api_process_cpu_seconds_total"
@@ -23,6 +26,7 @@ PROCESS_RSS = "heavy_api_process_resident_memory_bytes"
 CGROUP_CPU = "heavy_api_cgroup_cpu_usage_seconds_total"
 CGROUP_MEM = "heavy_api_cgroup_memory_usage_bytes"
 CGROUP_MEM_LIMIT = "heavy_api_cgroup_memory_limit_bytes"
+CGROUP_CPU_LIMIT = "heavy_api_cgroup_cpu_limit_cpus"
 HTTP_IN = "heavy_api_http_received_bytes_total"
 HTTP_OUT = "heavy_api_http_sent_bytes_total"
 NET_IN = "heavy_api_network_receive_bytes_total"
@@ -104,6 +108,9 @@ def utilization(rows, info: dict | None) -> Utilization | None:
     if mem_limit is None:
         lim = [s.get(CGROUP_MEM_LIMIT) for _, s, _ in scrapes if s.get(CGROUP_MEM_LIMIT)]
         mem_limit = lim[-1] if lim else None
+    if quota is None:  # an older /heavy/info/ (or none): the quota gauge of /metrics
+        q = [s.get(CGROUP_CPU_LIMIT) for _, s, _ in scrapes if s.get(CGROUP_CPU_LIMIT)]
+        quota = q[-1] if q else None
     u = Utilization(
         usable,
         quota,
@@ -157,4 +164,39 @@ def utilization(rows, info: dict | None) -> Utilization | None:
         "net_in_bytes": delta(NET_IN),
         "net_out_bytes": delta(NET_OUT),
     }
+    http = [u.totals[k] for k in ("http_in_bytes", "http_out_bytes")]
+    u.totals["http_bytes_per_request"] = sum(http) / heavy if heavy and None not in http else None  # type: ignore[arg-type]
     return u
+
+
+SLICES = 5
+_CACHE: dict = {}
+
+
+def load(run_dir: Path, info: dict | None) -> tuple[list, Utilization | None]:
+    """A run folder's samples (METRICS_FILE) and their utilization; ([], None) without the file
+    (an older runner, a server without /metrics): the report says "not measured", never 0."""
+    f = Path(run_dir) / METRICS_FILE
+    key = str(f)
+    if key not in _CACHE:
+        if not f.is_file():
+            _CACHE[key] = ([], None)
+        else:
+            rows = read(f)
+            _CACHE[key] = (rows, utilization(rows, info))
+    return _CACHE[key]
+
+
+def slices(rows, info: dict | None, n: int = SLICES) -> list[Utilization]:
+    """The run cut into n consecutive windows of scrapes (each sharing its edge scrape with the
+    next, so no interval is lost): the time-to-time spread of one run."""
+    times = sorted({r[0] for r in rows})
+    if len(times) < n + 1:
+        return []
+    edges = [times[round(i * (len(times) - 1) / n)] for i in range(n + 1)]
+    out = []
+    for a, b in zip(edges, edges[1:], strict=False):
+        u = utilization([r for r in rows if a <= r[0] <= b], info)
+        if u is not None:
+            out.append(u)
+    return out

@@ -34,7 +34,9 @@ API (for the platform lab and other callers):
     result.verdict            # the verdict lines, as in comparison.md
     result.md_path, result.html_path  # and OUT/comparison.json: result.to_dict()
 
-Options of compare_many: prices {label or position: spec}, force (compare different workloads, with a
+Options of compare_many: prices {label or position: spec}, transfer (a
+heavylab.analysis.prices.TransferAssumptions: ALB processed bytes, the cross-AZ share, egress;
+the CLI's --no-alb, --cross-az, --egress), force (compare different workloads, with a
 warning), min_effect (0.05), noise (the ±10 % assumed for a run without samples), command (the
 command line written in the report). Errors are ValueError with the reason (a bad folder, no valid
 run, different workloads without force, a bad price).
@@ -52,9 +54,15 @@ from pathlib import Path
 
 from heavylab.analysis import capacity as capsearch
 from heavylab.analysis import fingerprint as fp
-from heavylab.analysis import series, table
+from heavylab.analysis import resources, series, table
 from heavylab.analysis.fmt import fmt_num  # noqa: F401  (the tests' and callers' formatter)
-from heavylab.analysis.prices import Price, cost_per_million, parse_price, price_table_markdown  # noqa: F401
+from heavylab.analysis.prices import (  # noqa: F401
+    Price,
+    TransferAssumptions,
+    cost_per_million,
+    parse_price,
+    price_table_markdown,
+)
 from heavylab.analysis.runs import Side, exclusion_reason, load_run, load_side, workload_differences  # noqa: F401
 from heavylab.analysis.stats import DEFAULT_MIN_EFFECT, DEFAULT_NOISE, differs
 from heavylab.analysis.verdicts import (
@@ -91,6 +99,8 @@ class Comparison:
     stages: dict = field(default_factory=dict)  # label -> per-stage rows
     md_path: Path | None = None
     html_path: Path | None = None
+    transfer: TransferAssumptions = field(default_factory=TransferAssumptions)
+    cloudwatch: list[str] = field(default_factory=list)  # CloudWatch's disagreements, in words
 
     @property
     def labels(self) -> list[str]:
@@ -128,6 +138,22 @@ class Comparison:
                 for s in self.sides
                 if s.is_capacity
             },
+            "transfer": {
+                "assumptions": self.transfer.sentences(),
+                "sides": {
+                    s.label: (
+                        {
+                            "bytes_per_request": s.merged.transfer.bytes_per_request,
+                            "source": s.merged.transfer.source,
+                            "per_million": s.merged.transfer.per_million,
+                        }
+                        if s.merged.transfer is not None
+                        else None
+                    )
+                    for s in self.sides
+                },
+            },
+            "cloudwatch_findings": self.cloudwatch,
             "min_effect": self.min_effect,
             "command": self.command,
         }
@@ -214,7 +240,11 @@ def _verdict(c: Comparison) -> None:
         return
     unit = " req/s" if c.capacity_mode else " ms"
     lines = [ranking_sentence(f"Ranking by {c.ranking_by}", c.ranking, unit)]
-    what = "cost per million requests at capacity" if c.capacity_mode else "cost per million requests at the load tested"
+    what = (
+        "cost per million requests at capacity"
+        if c.capacity_mode
+        else "cost per million requests at the load tested"
+    )
     if c.ranking_cost:
         lines.append(ranking_sentence(f"Ranking by {what}", c.ranking_cost, ""))
     else:
@@ -237,6 +267,16 @@ def _verdict(c: Comparison) -> None:
     c.verdict = [x for x in lines if x] + fp.platform_sentences(c.sides) + [spread_note(c.sides)]
 
 
+def _cloudwatch(c: Comparison) -> None:
+    """CloudWatch's disagreements with k6 and the server, after the verdict's own lines."""
+    c.cloudwatch = [x for s in c.sides for x in resources.cloudwatch_findings(s)]
+    if c.cloudwatch:
+        at = len(c.verdict) - 1 if c.verdict and c.verdict[-1].startswith("Spread:") else len(c.verdict)
+        c.verdict[at:at] = c.cloudwatch
+        if len(c.sides) == 2:
+            c.pair_verdicts[c.sides[1].label] = c.verdict
+
+
 def compare_many(
     sides: list[tuple[str | None, str | Path]],
     out: Path | str | None = None,
@@ -247,6 +287,7 @@ def compare_many(
     noise: float = DEFAULT_NOISE,
     command: str | None = None,
     write: bool = True,
+    transfer: TransferAssumptions | None = None,
 ) -> Comparison:
     """Loads the sides, judges them, writes OUT/comparison.md and OUT/comparison.html (OUT
     defaults to the first side's parent / compare-A-vs-B-...). See the module docstring."""
@@ -269,6 +310,9 @@ def compare_many(
         side.price = _price(spec, side)
         for r in side.runs + [side.merged]:
             r.label, r.price = side.label, side.price
+    transfer = transfer or TransferAssumptions()
+    for side in loaded:
+        resources.attach_transfer(side, transfer)
     warnings = []
     base = loaded[0]
     for other in loaded[1:]:
@@ -285,16 +329,21 @@ def compare_many(
     for side in loaded:
         warnings += [f"{side.label}: excluded run {name}: {why}." for name, why in side.excluded]
         warnings += fp.fingerprint_changes(side)
+        burst = resources.burstable_warning(side)
+        if burst:
+            warnings.append(burst)
     cap = table.capacity_mode(loaded)
     c = Comparison(
         sides=loaded, min_effect=min_effect, table=table.side_stats(loaded, noise), capacity_mode=cap
     )
     c.warnings = warnings
+    c.transfer = transfer
     for j, other in enumerate(loaded[1:], 1):
         c.pairs[other.label] = table.pair_rows(c.table, 0, j, not cap, min_effect)
     _rankings(c)
     _causes(c)
     _verdict(c)
+    _cloudwatch(c)
     c.stages = {s.label: series.stage_table(s) for s in loaded}
     c.command = command or f"{PROG} " + " ".join(
         shlex.quote(f"{label}={path}" if label else str(path)) for label, path in sides
@@ -333,7 +382,7 @@ def compare(
 
 
 def _two(
-    run_a, run_b, label_a, label_b, price_a, price_b, out, force, min_effect, noise, command
+    run_a, run_b, label_a, label_b, price_a, price_b, out, force, min_effect, noise, command, transfer=None
 ) -> Comparison:
     """--price-a/--price-b name a side by position (its label is only known once it is loaded)."""
     prices: dict = {}
@@ -346,7 +395,14 @@ def _two(
             prices[i] = spec
     sides = [(label_a, run_a), (label_b, run_b)]
     return compare_many(
-        sides, out, prices=prices, force=force, min_effect=min_effect, noise=noise, command=command
+        sides,
+        out,
+        prices=prices,
+        force=force,
+        min_effect=min_effect,
+        noise=noise,
+        command=command,
+        transfer=transfer,
     )
 
 
@@ -383,6 +439,19 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_MIN_EFFECT,
         help="smallest relative difference reported as a finding (default 0.05)",
     )
+    ap.add_argument(
+        "--cross-az",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="share of the bytes that cross availability zones (0 to 1, default 0.5), priced as inter-AZ",
+    )
+    ap.add_argument(
+        "--no-alb", action="store_true", help="the target is not behind an ALB: no processed-bytes charge"
+    )
+    ap.add_argument(
+        "--egress", action="store_true", help="price the answers' bytes as internet egress (first tier)"
+    )
     ap.add_argument("--prices", action="store_true", help="print the price table and exit")
     args = ap.parse_args(argv)
     if args.prices:
@@ -392,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give two or more run folders ([LABEL=]RUN ...)")
     if not 0 <= args.min_effect < 1:
         ap.error("--min-effect must be from 0 to 1")
+    if not 0 <= args.cross_az <= 1:
+        ap.error("--cross-az must be from 0 to 1")
+    transfer = TransferAssumptions(alb=not args.no_alb, cross_az_share=args.cross_az, egress=args.egress)
     given = argv if argv is not None else sys.argv[1:]
     command = f"{PROG} " + " ".join(shlex.quote(str(x)) for x in given)
     sides = [_side_arg(x) for x in args.runs]
@@ -413,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.min_effect,
                 DEFAULT_NOISE,
                 command,
+                transfer,
             )
         else:
             prices = {}
@@ -422,7 +495,13 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError(f"--price {item!r}: want LABEL=SPEC, e.g. ec2=ec2:m6i.large")
                 prices[label] = spec
             c = compare_many(
-                sides, args.out, prices=prices, force=args.force, min_effect=args.min_effect, command=command
+                sides,
+                args.out,
+                prices=prices,
+                force=args.force,
+                min_effect=args.min_effect,
+                command=command,
+                transfer=transfer,
             )
     except (ValueError, OSError, json.JSONDecodeError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -5,7 +5,7 @@ SLO line and the bracket). The drawing itself is heavylab.report.charts."""
 from __future__ import annotations
 
 from heavylab.analysis import capacity as capsearch
-from heavylab.analysis import series
+from heavylab.analysis import resources, series
 from heavylab.analysis.fmt import fmt_num
 from heavylab.analysis.runs import capacity_of, cost, cost_at_capacity, cpu_per_request
 from heavylab.report.charts import DASHES, SIDE_COLORS, svg_bars, svg_lines
@@ -175,4 +175,132 @@ def capacity_charts(c) -> list[str]:
                     points=points,
                 )
             )
+    return charts
+
+
+def utilization_charts(c) -> list[str]:
+    """Per side over time (its first run with /metrics samples): CPU used as a share of the usable
+    CPUs (and of the quota, dashed), memory, and the HTTP bytes rate in and out."""
+    data = []
+    for i, side in enumerate(c.sides):
+        got = resources.side_util(side)
+        if got is not None:
+            data.append((side.label, _color(i), got[1]))
+    if not data:
+        return []
+    span = max((pts[-1][0] for _, _, u in data for pts in u.series.values() if pts), default=0.0)
+    pct = lambda pts: [(x, 100 * y) for x, y in pts]  # noqa: E731
+    cpu, mem, net = [], [], []
+    # As a share when every side knows its usable CPUs, else in CPUs (one unit per chart).
+    shares = all("cpu_share_of_usable" in u.series for _, _, u in data)
+    for label, color, u in data:
+        if not shares and "cpu_used_cpus" in u.series:
+            cpu.append((label, color, "", u.series["cpu_used_cpus"]))
+        if shares and "cpu_share_of_usable" in u.series:
+            cpu.append((f"{label} of the usable CPUs", color, "", pct(u.series["cpu_share_of_usable"])))
+        if shares and "cpu_share_of_quota" in u.series:
+            cpu.append((f"{label} of the quota", color, DASHES["p95"], pct(u.series["cpu_share_of_quota"])))
+        if "memory_bytes" in u.series:
+            mem.append((label, color, "", [(x, y / (1 << 20)) for x, y in u.series["memory_bytes"]]))
+        for key, name, dash in (("http_in", "in", DASHES["p95"]), ("http_out", "out", "")):
+            pts = u.series.get(f"{key}_bytes_per_sec") or []
+            if pts:
+                net.append((f"{label} {name}", color, dash, [(x, y / 1e6) for x, y in pts]))
+    x_label = "time since the first /metrics scrape (s)"
+    charts = []
+    if cpu:
+        y = "CPU used (% of the usable CPUs, dashed: of the quota)" if shares else "CPU used (CPUs)"
+        charts.append(svg_lines("CPU used over time", y, cpu, span, [], x_label=x_label))
+    if mem:
+        charts.append(svg_lines("Memory over time", "memory (MiB)", mem, span, [], x_label=x_label))
+    if net:
+        charts.append(svg_lines("HTTP bytes over time", "MB per second", net, span, [], x_label=x_label))
+    return charts
+
+
+def _cw_points(cw: dict, sid: str, t0: float, scale: float = 1.0) -> list:
+    s = (cw.get("series") or {}).get(sid) or {}
+    out = []
+    for t, v in zip(s.get("timestamps") or [], s.get("values") or [], strict=False):
+        when = _epoch(t)
+        if when is not None:
+            out.append((max(0.0, when - t0), v * scale))
+    return out
+
+
+def _epoch(text) -> float | None:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def cloudwatch_charts(c) -> list[str]:
+    """Per side with cloudwatch.json (its first run): CloudWatch's CPU beside the server's own CPU
+    share, the ALB's p99 beside k6's, and the CPU credit balance of a T instance."""
+    cpu, lat, credits, k6_p99 = [], [], [], []
+    for i, side in enumerate(c.sides):
+        run = next((r for r in side.runs if resources.cloudwatch_of(r)), None)
+        if run is None:
+            continue
+        cw = resources.cloudwatch_of(run) or {}
+        color = _color(i)
+        t0 = _epoch((cw.get("window") or {}).get("start")) or 0.0
+        for sid, name, dash in (
+            ("ecs_cpu_max", "CloudWatch CPU max", ""),
+            ("ecs_cpu_avg", "CloudWatch CPU avg", "2,3"),
+        ):
+            pts = _cw_points(cw, sid, t0)
+            if pts:
+                cpu.append((f"{side.label} {name}", color, dash, pts))
+        for sid in sorted(cw.get("series") or {}):
+            if sid.startswith("ec2_cpu_"):
+                cpu.append((f"{side.label} EC2 CPU", color, "", _cw_points(cw, sid, t0)))
+            if sid.startswith("ec2_credits_") and _cw_points(cw, sid, t0):
+                credits.append((f"{side.label} CPUCreditBalance", color, "", _cw_points(cw, sid, t0)))
+        u = resources.util_of(run)
+        if u is not None:
+            rows = resources.util_rows(run)
+            first = min(r[0] for r in rows) / 1000.0
+            key = "cpu_share_of_quota" if "cpu_share_of_quota" in u.series else "cpu_share_of_usable"
+            pts = [(first - t0 + x, 100 * y) for x, y in u.series.get(key) or []]
+            if pts:
+                what = "quota" if key == "cpu_share_of_quota" else "usable CPUs"
+                cpu.append((f"{side.label} server CPU (share of {what})", color, DASHES["p95"], pts))
+        pts = _cw_points(cw, "alb_latency_p99", t0, 1000.0)
+        if pts:
+            lat.append((f"{side.label} ALB p99", color, "", pts))
+            p99 = run.stat("http_req_duration", "p(99)")
+            if p99 is not None:
+                k6_p99.append((p99, f"{side.label} k6 p99 {fmt_num(p99)} ms"))
+    all_pts = [x for _, _, _, pts in cpu + lat + credits for x, _ in pts]
+    if not all_pts:
+        return []
+    span = max(all_pts) + 60.0
+    x_label = "time since the start of the CloudWatch window (s)"
+    charts = []
+    if cpu:
+        charts.append(
+            svg_lines("CPU: CloudWatch beside the server's own", "CPU (%)", cpu, span, [], x_label=x_label)
+        )
+    if lat:
+        charts.append(
+            svg_lines(
+                "Latency: the ALB's p99 per period beside k6's run p99",
+                "ms",
+                lat,
+                span,
+                [],
+                x_label=x_label,
+                hlines=k6_p99,
+            )
+        )
+    if credits:
+        charts.append(
+            svg_lines(
+                "CPU credit balance (burstable instances)", "credits", credits, span, [], x_label=x_label
+            )
+        )
     return charts

@@ -62,6 +62,12 @@ def render_html(c) -> str:
         "capacity_charts": [Markup(x) for x in figures.capacity_charts(c)],
         "series_charts": [Markup(x) for x in figures.series_charts(c)],
         "bar_charts": [Markup(x) for x in figures.bar_charts(c)],
+        "utilization_charts": [Markup(x) for x in figures.utilization_charts(c)],
+        "utilization_notes": md.utilization_notes(c)
+        if any(r.section.startswith("Utilization") for r, _ in c.table)
+        else [],
+        "cloudwatch_charts": [Markup(x) for x in figures.cloudwatch_charts(c)],
+        "transfer": md.transfer_lines(c),
         "pair_columns": md.pair_columns(c),
         "sections": md.table_sections(c),
         "stage_header": md.STAGE_HEADER,

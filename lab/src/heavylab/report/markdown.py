@@ -8,6 +8,7 @@ import shlex
 
 from heavylab.analysis import capacity as capsearch
 from heavylab.analysis import fingerprint as fp
+from heavylab.analysis import resources
 from heavylab.analysis.fmt import fmt_num, fmt_value
 from heavylab.analysis.runs import Side
 from heavylab.analysis.table import mark
@@ -187,6 +188,59 @@ def step_rows(search_side: dict) -> list[list[str]]:
     return out
 
 
+def utilization_notes(c) -> list[str]:
+    """Per side: where its utilization comes from, or that it was not measured."""
+    out = []
+    for side in c.sides:
+        got = resources.side_util(side)
+        if got is None:
+            out.append(
+                f"{side.label}: not measured (no metrics-samples.csv.gz: a runner before issue 24, or a "
+                "server without /metrics)."
+            )
+            continue
+        run, u = got
+        s = u.summary()
+        lim = [
+            f"usable CPUs {u.usable_cpus:g}" if u.usable_cpus else "usable CPUs unknown",
+            f"CPU quota {u.quota_cpus:g}" if u.quota_cpus else "no CPU quota",
+            f"memory limit {u.memory_limit_bytes / (1 << 20):.0f} MiB"
+            if u.memory_limit_bytes
+            else "no memory limit",
+        ]
+        secs = s.get("window_secs") or 0
+        out.append(
+            f"{side.label}: CPU from {u.cpu_source}; {', '.join(lim)}; {secs:.0f} s of scrapes"
+            + (f" (charts: run {run.path.name})" if len(side.runs) > 1 else "")
+            + "."
+        )
+    return out
+
+
+def transfer_lines(c) -> list[str]:
+    """The bytes each side moved per request, where they were counted, and the assumptions priced."""
+    out = []
+    for side in c.sides:
+        t = side.merged.transfer
+        if t is None:
+            out.append(
+                f"{side.label}: bytes not measured (no k6 data_sent/data_received, samples or CloudWatch)."
+            )
+            continue
+        text = f"{side.label}: {fmt_num(t.bytes_per_request)} bytes per request (in + out), from {t.source}"
+        if t.bytes_out_per_request is not None:
+            text += f", {fmt_num(t.bytes_out_per_request)} of them answers"
+        text += f"; {t.per_million:.4f} per million requests."
+        out.append(text)
+    out.append("Priced as: " + "; ".join(c.transfer.sentences()) + ".")
+    out.append(
+        "Cost per million requests (and at capacity) = the platform's price per hour / (throughput x 3600) "
+        "x 1e6 + the data transfer per million. The bytes are HTTP bytes (k6 and the server count no TCP/IP "
+        "or TLS headers; the ALB's ProcessedBytes do count TLS)."
+    )
+    return out
+
+
 def _e(text: str) -> str:
     return str(text).replace("|", "\\|")
 
@@ -240,6 +294,10 @@ def render_markdown(c) -> str:
         header = ["metric", *labels] + [h for pair in pair_columns(c) for h in pair]
         body = [[metric, *cells] + [x for p in pairs for x in p[:2]] for metric, cells, pairs in rows]
         out += ["", f"## {section}", ""] + _table(header, body)
+    if any(r.section == "Cost" for r, _ in c.table) or any(s.merged.transfer for s in c.sides):
+        out += ["", "## Data transfer", ""] + [f"- {x}" for x in transfer_lines(c)]
+    if any(r.section.startswith("Utilization") for r, _ in c.table):
+        out += ["", "## Utilization sources", ""] + [f"- {x}" for x in utilization_notes(c)]
     stages = stage_rows(c)
     if stages:
         out += ["", "## Per stage (medians over the runs; from the raw samples)", ""]
