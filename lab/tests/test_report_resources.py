@@ -195,3 +195,5 @@ def test_burstable_instance_warning(tmp_path, sampled_run):
     assert "m6i" not in " ".join(warn)
     assert 'aria-label="CPU credit balance (burstable instances)"' in html
     assert "its capacity depends on its CPU credit balance" in md
+    assert md_row(md, "EC2 instance type")[1:4] == ["n/a", "n/a", "t4g.medium"]
+    assert md_row(md, "burstable (CPU credits)")[3] == "yes"

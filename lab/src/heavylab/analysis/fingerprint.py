@@ -25,6 +25,8 @@ FINGERPRINT_KEYS = [  # (shown as, key names to look for in the flattened finger
     ("SHA extensions", ("sha_extensions", "sha_ni")),
     ("hypervisor", ("hypervisor", "dmi_product_name", "product_name")),
     ("machine (DMI)", ("machine",)),
+    ("EC2 instance type", ("instance_type",)),
+    ("burstable (CPU credits)", ("burstable",)),
     ("ECS", ("ecs",)),
     ("launch type", ("launch_type", "launchtype")),
     ("availability zone", ("availability_zone", "availabilityzone", "az")),
@@ -87,8 +89,9 @@ def info_view(info: dict) -> dict:
         plat["cpu_quota"] = f"{quota:g} CPUs"
     if isinstance(plat.get("memory_limit_bytes"), (int, float)):
         plat["memory_limit_bytes"] = _fmt_bytes(plat["memory_limit_bytes"])
-    if isinstance(plat.get("sha_extensions"), bool):
-        plat["sha_extensions"] = "yes" if plat["sha_extensions"] else "no"
+    for key in ("sha_extensions", "burstable"):
+        if isinstance(plat.get(key), bool):
+            plat[key] = "yes" if plat[key] else "no"
     ecs = plat.get("ecs")
     if isinstance(ecs, dict):
         ecs = dict(ecs)

@@ -130,10 +130,13 @@ def run_stat(side: Side, get: Callable[[Run], Number], noise: float) -> Stat:
 def run_facts(run: Run) -> cwa.RunFacts:
     """What k6 and the server measured in a run, for the CloudWatch disagreement sentences."""
     req = run.stat("http_reqs", "count")
+    # A capacity run's summary is its step at capacity, CloudWatch's window the whole search:
+    # their counts and p99 are not the same requests' (the CPU facts still compare).
+    search = run.capacity is not None
     return cwa.RunFacts(
-        requests=int(req) if req is not None else None,
+        requests=int(req) if req is not None and not search else None,
         error_rate=run.stat("http_req_failed", "rate"),
-        p99_ms=run.stat("http_req_duration", "p(99)"),
+        p99_ms=None if search else run.stat("http_req_duration", "p(99)"),
         throttled_ms=run.stat("server_throttled_ms", "avg"),
         cpu_wait_ms=run.stat("server_cpu_wait_ms", "avg"),
     )
@@ -171,27 +174,27 @@ def bytes_of(run: Run) -> tuple[Number, Number, str]:
     /metrics was sampled, else k6's data_sent + data_received per request."""
     k6_in, k6_out = run.stat("data_sent", "count"), run.stat("data_received", "count")
     k6_req = run.stat("http_reqs", "count")
-    out_per = k6_out / k6_req if k6_out is not None and k6_req else None
+    k6_total = (k6_in + k6_out) / k6_req if k6_in is not None and k6_out is not None and k6_req else None
     u = util_of(run)
-    if (
-        u is not None
-        and u.totals.get("http_bytes_per_request") is not None
-        and u.totals.get("heavy_requests")
-    ):
-        out_per = u.totals["http_out_bytes"] / u.totals["heavy_requests"]
+    server_total = u.totals.get("http_bytes_per_request") if u is not None else None
+    # The answers' share of the bytes (egress prices only them): the server's count, else k6's.
+    if server_total and u is not None:
+        out_share = u.totals["http_out_bytes"] / (u.totals["http_in_bytes"] + u.totals["http_out_bytes"])
+    elif k6_total:
+        out_share = k6_out / (k6_in + k6_out)  # type: ignore[operator]
+    else:
+        out_share = None
     s = cw_summary(run)
     alb_bytes, alb_req = (s.get("alb_bytes") or {}).get("sum"), (s.get("alb_requests") or {}).get("sum")
     if alb_bytes and alb_req:
-        return alb_bytes / alb_req, out_per, "the ALB's ProcessedBytes per ALB request (CloudWatch)"
-    if u is not None and u.totals.get("http_bytes_per_request") is not None:
-        return (
-            u.totals["http_bytes_per_request"],
-            out_per,
-            "the server's HTTP bytes per heavy request (/metrics)",
-        )
-    if k6_in is not None and k6_out is not None and k6_req:
-        return (k6_in + k6_out) / k6_req, out_per, "k6's data_sent + data_received per request"
-    return None, None, ""
+        total, source = alb_bytes / alb_req, "the ALB's ProcessedBytes per ALB request (CloudWatch)"
+    elif server_total is not None:
+        total, source = server_total, "the server's HTTP bytes per heavy request (/metrics)"
+    elif k6_total is not None:
+        total, source = k6_total, "k6's data_sent + data_received per request"
+    else:
+        return None, None, ""
+    return total, (total * out_share if out_share is not None else None), source
 
 
 def transfer_of(run: Run, a: TransferAssumptions) -> Transfer | None:

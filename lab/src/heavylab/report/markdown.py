@@ -17,7 +17,10 @@ FOOTNOTE = (
     'Values are medians with their min–max; "beyond noise" marks a difference larger than both '
     'sides\' spread and than the minimum effect, the one rule of every row; "not compared": each '
     "side's number comes from its own step at capacity, at a different rate. Cost per million "
-    "requests = price per hour / (throughput x 3600) x 1e6. Queue = waiting for a handler thread, "
+    "requests = price per hour / (throughput x 3600) x 1e6 + data transfer per million (bytes per "
+    "request priced as the Data transfer section says). Utilization and CloudWatch rows: "
+    '"not measured" where a side has no metrics-samples.csv.gz or cloudwatch.json. Queue = waiting for a '
+    "handler thread, "
     "service = cpu + io (both from the `Server-Timing` header); see docs/COMPARISON.md."
 )
 
