@@ -270,6 +270,7 @@ def steady_scrapes(
     tx_per_s: float = 80_000.0,
     heavy_per_s: float = 10.0,
     cgroup: bool = True,
+    cgroup_extra_cpus: float = 0.0,
 ) -> list[dict]:
     """n scrapes every every_s seconds of a server using `cpus` CPUs (a list: per interval),
     answering heavy_per_s heavy requests per second and moving rx/tx bytes per second."""
@@ -288,7 +289,7 @@ def steady_scrapes(
             "heavy_api_http_sent_bytes_total": 9e6 + tx_per_s * every_s * i,
         }
         if cgroup:
-            s["heavy_api_cgroup_cpu_usage_seconds_total"] = cpu
+            s["heavy_api_cgroup_cpu_usage_seconds_total"] = cpu + cgroup_extra_cpus * every_s * i
             s["heavy_api_cgroup_memory_usage_bytes"] = memory * (0.9 + 0.1 * i / max(1, n - 1))
         out.append(s)
     return out
@@ -334,6 +335,8 @@ def sampled_run(tmp_path):
         shutil.copytree(RECORDED_RUNS / "same1", d)
         meta = json.loads((d / "meta.json").read_text())
         meta.update({"label": label, "price": price, "server_info_before": info, "server_info_after": info})
+        if info is not None:  # a server in its own container or task, not started by the runner
+            meta.update({"local_server": False, "local_server_fingerprint": None})
         meta.update(meta_extra or {})
         (d / "meta.json").write_text(json.dumps(meta))
         if scrapes is not None:

@@ -197,3 +197,16 @@ def test_burstable_instance_warning(tmp_path, sampled_run):
     assert "its capacity depends on its CPU credit balance" in md
     assert md_row(md, "EC2 instance type")[1:4] == ["n/a", "n/a", "t4g.medium"]
     assert md_row(md, "burstable (CPU credits)")[3] == "yes"
+
+
+def test_a_server_started_beside_k6_is_measured_by_its_processes_not_the_shared_cgroup(tmp_path, sampled_run):
+    # The runner's own server shares the machine's cgroup with k6: the cgroup saw 1.5 CPUs, the
+    # server's processes 0.5. The report takes the processes'.
+    scrapes = steady_scrapes(cpus=0.5, cgroup_extra_cpus=1.0, memory=80 << 20)
+    local = sampled_run("local", scrapes=scrapes)  # the recorded run's meta: local_server true
+    other = sampled_run("task", scrapes=scrapes, info=platform_info(quota=None))
+    c, md, _ = report(tmp_path, [(None, local), (None, other)])
+    assert md_row(md, "CPU used (CPUs, avg)")[1:3] == ["0.50", "1.50"]
+    # Memory: the processes' resident memory (half of it here), not the cgroup's.
+    assert md_row(md, "memory peak (MiB)")[1] == "40.00"
+    assert "local: CPU from the server's processes' CPU (the runner started the server beside k6" in md

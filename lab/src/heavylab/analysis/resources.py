@@ -33,12 +33,18 @@ _CW_CACHE: dict = {}
 # --- utilization ----------------------------------------------------------------------------
 
 
+def processes_only(run: Run) -> bool:
+    """A server the runner started on this machine shares its cgroup with k6 (and whatever else
+    runs there): its CPU and memory are its processes', not the cgroup's."""
+    return bool(run.meta.get("local_server"))
+
+
 def util_rows(run: Run) -> list:
-    return ut.load(run.path, info_of(run.meta))[0]
+    return ut.load(run.path, info_of(run.meta), processes_only(run))[0]
 
 
 def util_of(run: Run) -> ut.Utilization | None:
-    return ut.load(run.path, info_of(run.meta))[1]
+    return ut.load(run.path, info_of(run.meta), processes_only(run))[1]
 
 
 def util_value(key: str, scale: float = 1.0) -> Callable[[ut.Utilization], Number]:
@@ -60,7 +66,7 @@ def util_stat(side: Side, get: Callable[[ut.Utilization], Number], noise: float)
     if len(vals) >= 2:
         return Stat(value, min(vals), max(vals), "runs")
     run = next(r for r, u in per_run if u is not None and get(u) is not None)
-    parts = [get(u) for u in ut.slices(util_rows(run), info_of(run.meta))]
+    parts = [get(u) for u in ut.slices(util_rows(run), info_of(run.meta), processes_only=processes_only(run))]
     parts = [v for v in parts if v is not None]
     if len(parts) >= 2:
         return Stat(value, min(parts + [value]), max(parts + [value]), "slices")

@@ -96,19 +96,22 @@ def limits(info: dict | None) -> tuple[float | None, float | None, float | None]
     )
 
 
-def utilization(rows, info: dict | None) -> Utilization | None:
-    """None when fewer than two scrapes were taken (nothing over time to say)."""
+def utilization(rows, info: dict | None, processes_only: bool = False) -> Utilization | None:
+    """None when fewer than two scrapes were taken (nothing over time to say). processes_only:
+    the cgroup is not the server's own (a server the runner started beside k6 on this machine:
+    their cgroup holds k6 and everything else), so CPU and memory are the server's processes'."""
     scrapes = _scrapes(rows)
     if len(scrapes) < 2:
         return None
     usable, quota, mem_limit = limits(info)
-    has_cgroup_cpu = all(CGROUP_CPU in s for _, s, _ in scrapes)
+    has_cgroup_cpu = not processes_only and all(CGROUP_CPU in s for _, s, _ in scrapes)
     cpu_key = CGROUP_CPU if has_cgroup_cpu else PROCESS_CPU
-    mem_key = CGROUP_MEM if all(CGROUP_MEM in s for _, s, _ in scrapes) else PROCESS_RSS
-    if mem_limit is None:
+    cgroup_mem = not processes_only and all(CGROUP_MEM in s for _, s, _ in scrapes)
+    mem_key = CGROUP_MEM if cgroup_mem else PROCESS_RSS
+    if mem_limit is None and not processes_only:
         lim = [s.get(CGROUP_MEM_LIMIT) for _, s, _ in scrapes if s.get(CGROUP_MEM_LIMIT)]
         mem_limit = lim[-1] if lim else None
-    if quota is None:  # an older /heavy/info/ (or none): the quota gauge of /metrics
+    if quota is None and not processes_only:  # an older /heavy/info/ (or none): the quota gauge of /metrics
         q = [s.get(CGROUP_CPU_LIMIT) for _, s, _ in scrapes if s.get(CGROUP_CPU_LIMIT)]
         quota = q[-1] if q else None
     u = Utilization(
@@ -173,21 +176,21 @@ SLICES = 5
 _CACHE: dict = {}
 
 
-def load(run_dir: Path, info: dict | None) -> tuple[list, Utilization | None]:
+def load(run_dir: Path, info: dict | None, processes_only: bool = False) -> tuple[list, Utilization | None]:
     """A run folder's samples (METRICS_FILE) and their utilization; ([], None) without the file
     (an older runner, a server without /metrics): the report says "not measured", never 0."""
     f = Path(run_dir) / METRICS_FILE
-    key = str(f)
+    key = (str(f), processes_only)
     if key not in _CACHE:
         if not f.is_file():
             _CACHE[key] = ([], None)
         else:
             rows = read(f)
-            _CACHE[key] = (rows, utilization(rows, info))
+            _CACHE[key] = (rows, utilization(rows, info, processes_only))
     return _CACHE[key]
 
 
-def slices(rows, info: dict | None, n: int = SLICES) -> list[Utilization]:
+def slices(rows, info: dict | None, n: int = SLICES, processes_only: bool = False) -> list[Utilization]:
     """The run cut into n consecutive windows of scrapes (each sharing its edge scrape with the
     next, so no interval is lost): the time-to-time spread of one run."""
     times = sorted({r[0] for r in rows})
@@ -196,7 +199,7 @@ def slices(rows, info: dict | None, n: int = SLICES) -> list[Utilization]:
     edges = [times[round(i * (len(times) - 1) / n)] for i in range(n + 1)]
     out = []
     for a, b in zip(edges, edges[1:], strict=False):
-        u = utilization([r for r in rows if a <= r[0] <= b], info)
+        u = utilization([r for r in rows if a <= r[0] <= b], info, processes_only)
         if u is not None:
             out.append(u)
     return out

@@ -212,8 +212,14 @@ def utilization_notes(c) -> list[str]:
             else "no memory limit",
         ]
         secs = s.get("window_secs") or 0
+        local = (
+            " (the runner started the server beside k6: their cgroup is not the server's own, so CPU "
+            "and memory are its processes')"
+            if resources.processes_only(run)
+            else ""
+        )
         out.append(
-            f"{side.label}: CPU from {u.cpu_source}; {', '.join(lim)}; {secs:.0f} s of scrapes"
+            f"{side.label}: CPU from {u.cpu_source}{local}; {', '.join(lim)}; {secs:.0f} s of scrapes"
             + (f" (charts: run {run.path.name})" if len(side.runs) > 1 else "")
             + "."
         )
