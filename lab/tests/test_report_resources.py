@@ -42,11 +42,11 @@ def test_utilization_rows_have_the_measured_numbers_and_a_side_without_samples_i
     # The cgroup's memory grows to 60 MiB: the windows' peaks (their spread) end there.
     assert md_row(md, "memory peak (MiB)")[1] == "60.00 (55.00–60.00)"
     assert md_row(md, "memory peak, share of the limit")[1].startswith(f"{100 * 60 / 256:.2f}% (")
-    assert md_row(md, "HTTP receive rate (MB/s avg)")[1] == "0.02"
-    assert md_row(md, "HTTP send rate (MB/s avg)")[1] == "0.08"
+    assert md_row(md, "HTTP receive rate (avg)")[1] == "20 kB/s"
+    assert md_row(md, "HTTP send rate (avg)")[1] == "80 kB/s"
     # 12 intervals of 5 s: 60 s, 1.2 MB in, 4.8 MB out.
-    assert md_row(md, "HTTP bytes received (MB)")[1] == "1.20"
-    assert md_row(md, "HTTP bytes sent (MB)")[1] == "4.80"
+    assert md_row(md, "HTTP bytes received")[1] == "1.2 MB"
+    assert md_row(md, "HTTP bytes sent")[1] == "4.8 MB"
     # 10 heavy requests per second on 0.5 CPUs: 20 per CPU-second.
     assert md_row(md, "requests per CPU-second")[1] == "20.00"
     # A side without samples: "not measured" everywhere, never a 0, and no difference judged.
@@ -97,7 +97,7 @@ def test_cloudwatch_rows_charts_and_the_quota_sentence(tmp_path, sampled_run, re
     assert md_row(md, "service CPU utilization (avg)")[1] == f"{(97.8 + 99.6 + 99.9) / 3:.2f}%"
     assert md_row(md, "ALB target response time p99 (ms, worst period)")[1] == "840.00"
     assert md_row(md, "ALB requests")[1] == "4500"
-    assert md_row(md, "ALB processed bytes (MB)")[1] == f"{(1260301 + 1257034) / 1e6:.2f}"
+    assert md_row(md, "ALB processed bytes")[1] == "2.52 MB"  # 1,260,301 + 1,257,034 bytes
     line = next(v for v in c.verdict if "CloudWatch, fargate" in v)
     assert (
         "CloudWatch CPU 100 % while the server saw 41 ms of throttling per request: the task is at its CPU quota"

@@ -26,7 +26,8 @@ def fmt_num(v: Number) -> str:
 
 
 def fmt_value(v: Number, kind: str) -> str:
-    """A table cell: kind is "int", "pct" (a fraction shown in %), "money", or else 2 decimals."""
+    """A table cell: kind is "int", "pct" (a fraction shown in %), "money", "bytes", "bytes/s",
+    or else 2 decimals."""
     if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
         return "n/a"
     if kind == "int":
@@ -35,7 +36,17 @@ def fmt_value(v: Number, kind: str) -> str:
         return f"{v * 100:.2f}%"
     if kind == "money":
         return f"{v:.4f}"
+    if kind in ("bytes", "bytes/s"):
+        return fmt_bytes(v) + ("/s" if kind == "bytes/s" else "")
     return f"{v:.2f}"
+
+
+def fmt_bytes(v: float) -> str:
+    """Bytes in SI units (kB = 1000 bytes, as network rates are told): 0 B, 950 B, 12.3 kB, 4.80 MB."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(v) >= size:
+            return f"{fmt_num(v / size)} {unit}"
+    return f"{v:.0f} B"
 
 
 def ratio(a: Number, b: Number) -> Number:

@@ -69,7 +69,6 @@ CLOUDWATCH = "CloudWatch (the run's window)"
 REQ_PER_CPU = "requests per CPU-second"
 BYTES_PER_REQUEST = "bytes per request (in + out)"
 TRANSFER = "data transfer per million requests"
-MB = 1e-6
 
 ROWS: list[Row] = [
     Row("Capacity", CAPACITY, R.capacity_of, "rate", False),
@@ -113,37 +112,37 @@ ROWS: list[Row] = [
     Row(UTILIZATION, "CPU used, share of the CPU quota (avg)", fmt="pct", **_u("cpu_share_of_quota_avg")),
     Row(UTILIZATION, "memory peak (MiB)", fmt="num", **_u("memory_bytes_max", 1 / (1 << 20))),
     Row(UTILIZATION, "memory peak, share of the limit", fmt="pct", **_u("memory_share_of_limit_max")),
-    Row(UTILIZATION, "HTTP bytes received (MB)", fmt="num", lower_is_better=None, **_u("http_in_bytes", MB)),
-    Row(UTILIZATION, "HTTP bytes sent (MB)", fmt="num", lower_is_better=None, **_u("http_out_bytes", MB)),
+    Row(UTILIZATION, "HTTP bytes received", fmt="bytes", lower_is_better=None, **_u("http_in_bytes")),
+    Row(UTILIZATION, "HTTP bytes sent", fmt="bytes", lower_is_better=None, **_u("http_out_bytes")),
     Row(
         UTILIZATION,
-        "HTTP receive rate (MB/s avg)",
-        fmt="num",
+        "HTTP receive rate (avg)",
+        fmt="bytes/s",
         lower_is_better=None,
-        **_u("http_in_bytes_per_sec_avg", MB),
+        **_u("http_in_bytes_per_sec_avg"),
     ),
     Row(
         UTILIZATION,
-        "HTTP send rate (MB/s avg)",
-        fmt="num",
+        "HTTP send rate (avg)",
+        fmt="bytes/s",
         lower_is_better=None,
-        **_u("http_out_bytes_per_sec_avg", MB),
+        **_u("http_out_bytes_per_sec_avg"),
     ),
-    Row(UTILIZATION, "interface bytes in (MB)", fmt="num", lower_is_better=None, **_u("net_in_bytes", MB)),
-    Row(UTILIZATION, "interface bytes out (MB)", fmt="num", lower_is_better=None, **_u("net_out_bytes", MB)),
+    Row(UTILIZATION, "interface bytes in", fmt="bytes", lower_is_better=None, **_u("net_in_bytes")),
+    Row(UTILIZATION, "interface bytes out", fmt="bytes", lower_is_better=None, **_u("net_out_bytes")),
     Row(
         UTILIZATION,
-        "interface in rate (MB/s avg)",
-        fmt="num",
+        "interface in rate (avg)",
+        fmt="bytes/s",
         lower_is_better=None,
-        **_u("net_in_bytes_per_sec_avg", MB),
+        **_u("net_in_bytes_per_sec_avg"),
     ),
     Row(
         UTILIZATION,
-        "interface out rate (MB/s avg)",
-        fmt="num",
+        "interface out rate (avg)",
+        fmt="bytes/s",
         lower_is_better=None,
-        **_u("net_out_bytes_per_sec_avg", MB),
+        **_u("net_out_bytes_per_sec_avg"),
     ),
     Row(UTILIZATION, REQ_PER_CPU, fmt="num", lower_is_better=False, **_u("requests_per_cpu_second")),
     Row(
@@ -167,17 +166,17 @@ ROWS: list[Row] = [
     ),
     Row(
         CLOUDWATCH,
-        "Container Insights network in (MB/s avg)",
-        fmt="num",
+        "Container Insights network in (avg)",
+        fmt="bytes/s",
         lower_is_better=None,
-        **_cw(RS.cw_value("ci_net_rx", "avg", MB)),
+        **_cw(RS.cw_value("ci_net_rx", "avg")),
     ),
     Row(
         CLOUDWATCH,
-        "Container Insights network out (MB/s avg)",
-        fmt="num",
+        "Container Insights network out (avg)",
+        fmt="bytes/s",
         lower_is_better=None,
-        **_cw(RS.cw_value("ci_net_tx", "avg", MB)),
+        **_cw(RS.cw_value("ci_net_tx", "avg")),
     ),
     Row(
         CLOUDWATCH,
@@ -197,10 +196,10 @@ ROWS: list[Row] = [
     Row(CLOUDWATCH, "ALB target 5xx answers", fmt="int", **_cw(RS.cw_value("alb_5xx", "sum"))),
     Row(
         CLOUDWATCH,
-        "ALB processed bytes (MB)",
-        fmt="num",
+        "ALB processed bytes",
+        fmt="bytes",
         lower_is_better=None,
-        **_cw(RS.cw_value("alb_bytes", "sum", MB)),
+        **_cw(RS.cw_value("alb_bytes", "sum")),
     ),
     Row(CLOUDWATCH, "EC2 CPU utilization (max)", fmt="pct", **_cw(RS.cw_value("ec2_cpu", "max", 0.01))),
     Row(
