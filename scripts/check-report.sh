@@ -7,7 +7,7 @@
 #   2. a full-page screenshot (PNG) must show both sides' series colours in quantity
 #      (heavy-lab report-png), so an SVG that renders nothing fails;
 #   3. the page must not hold scientific notation or NaN.
-# Usage: scripts/check-report.sh REPORT.html [SCREENSHOT.png]
+# Usage: scripts/check-report.sh REPORT.html [SCREENSHOT.png [SIDES]]   (SIDES: 2)
 # A machine without Chromium that cannot install it fails loudly: this check never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +17,8 @@ fail() {
   exit 1
 }
 
-[ "$#" -ge 1 ] && [ "$#" -le 2 ] || {
-  echo "Usage: scripts/check-report.sh REPORT.html [SCREENSHOT.png]" >&2
+[ "$#" -ge 1 ] && [ "$#" -le 3 ] || {
+  echo "Usage: scripts/check-report.sh REPORT.html [SCREENSHOT.png [SIDES]]" >&2
   exit 2
 }
 page="$1"
@@ -68,5 +68,5 @@ rm -f "$shot"
 timeout 120 "$chromium" "${flags[@]}" --window-size=1100,4200 "--screenshot=$shot" "file://$page" \
   >"$profile/shot.log" 2>&1 || fail "chromium --screenshot failed: $(tail -n 5 "$profile/shot.log")"
 [ -s "$shot" ] || fail "chromium wrote no screenshot"
-"$(scripts/setup.sh)/bin/heavy-lab" report-png "$shot" || fail "the screenshot $shot does not show both sides' charts"
+"$(scripts/setup.sh)/bin/heavy-lab" report-png --sides "${3:-2}" "$shot" || fail "the screenshot $shot does not show both sides' charts"
 echo "check-report: $page renders (screenshot: $shot)"

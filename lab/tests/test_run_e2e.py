@@ -297,3 +297,27 @@ def test_segments_send_what_one_process_sends_and_merge_exactly(binary, tmp_path
     got = s3["metrics"]["latency_total_ms"]["values"]
     for p in (0.5, 0.95, 0.99):
         assert abs(got[f"p({int(p * 100)})"] - pct(p)) < 1e-9
+
+
+def test_four_recorded_platforms_give_one_report_that_renders(recorded, tmp_path):
+    sides = [f"{name}={recorded / run}" for name, run in (("base", "cpu-base"), ("quota", "cpu-quota"))]
+    sides += [f"{name}={recorded / run}" for name, run in (("slow", "cpu-slow"), ("steal", "cpu-steal"))]
+    out = tmp_path / "four"
+    r = subprocess.run([LAB, "compare", *sides, "--out", str(out), "--force"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    md = (out / "comparison.md").read_text()
+    assert md.count("| base |") + md.count("base |") >= 1 and "steal" in md
+    r = subprocess.run(
+        [
+            "bash",
+            str(paths.ROOT / "scripts" / "check-report.sh"),
+            str(out / "comparison.html"),
+            str(out / "shot.png"),
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "side 4" in r.stdout
