@@ -330,6 +330,7 @@ def sampled_run(tmp_path):
         summary_extra: dict | None = None,
         into: str = "sampled",
         meta_extra: dict | None = None,
+        start_ms: float = 1_764_390_784_000.0,
     ) -> Path:
         d = tmp_path / into / label
         shutil.copytree(RECORDED_RUNS / "same1", d)
@@ -340,7 +341,7 @@ def sampled_run(tmp_path):
         meta.update(meta_extra or {})
         (d / "meta.json").write_text(json.dumps(meta))
         if scrapes is not None:
-            write_metrics_samples(d / "metrics-samples.csv.gz", scrapes)
+            write_metrics_samples(d / "metrics-samples.csv.gz", scrapes, start_ms=start_ms)
         if cloudwatch is not None:
             (d / "cloudwatch.json").write_text(json.dumps(cloudwatch))
         if summary_extra:

@@ -54,7 +54,8 @@ def test_utilization_rows_have_the_measured_numbers_and_a_side_without_samples_i
     assert row[2] == "not measured" and row[4] == ""
     assert "plain: not measured (no metrics-samples.csv.gz" in md
     assert "quota: CPU from the cgroup's CPU usage; usable CPUs 2, CPU quota 0.5" in md
-    for title in ("CPU used over time", "Memory over time", "HTTP bytes over time"):
+    titles = ("CPU used over time: share of the usable CPUs (dashed: of the CPU quota)", "Memory over time")
+    for title in titles + ("HTTP bytes over time",):
         assert f'aria-label="{title}"' in html
     assert "Utilization over time" in html and "not measured" in html
 
@@ -90,6 +91,7 @@ def test_cloudwatch_rows_charts_and_the_quota_sentence(tmp_path, sampled_run, re
         info=platform_info(quota=0.5),
         cloudwatch=recorded_cloudwatch,
         summary_extra={"server_throttled_ms": 41.2, "server_cpu_wait_ms": 0.3},
+        start_ms=1_796_464_805_000.0,  # 2026-12-05T10:00:05Z, in the CloudWatch window
     )
     b = sampled_run("local", scrapes=steady_scrapes(cpus=0.5), info=platform_info(quota=None))
     c, md, html = report(tmp_path, [(None, a), (None, b)])
@@ -164,7 +166,7 @@ def test_three_sides_render_every_part(tmp_path, sampled_run, recorded_cloudwatc
     assert md_row(md, "service CPU utilization (max)")[1:4] == ["not measured", "not measured", "100.00%"]
     header = next(line for line in md.splitlines() if line.startswith("| metric |"))
     assert "two vs one" in header and "three vs one" in header
-    assert len(re.findall(r'aria-label="CPU used over time"', html)) == 1
+    assert len(re.findall(r'aria-label="CPU used over time \(CPUs\)"', html)) == 1
     assert "three: 559 bytes per request" in md
     assert json.loads((tmp_path / "report" / "comparison.json").read_text())["transfer"]["sides"]["one"]
 

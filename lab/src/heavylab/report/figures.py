@@ -197,9 +197,9 @@ def utilization_charts(c) -> list[str]:
         if not shares and "cpu_used_cpus" in u.series:
             cpu.append((label, color, "", u.series["cpu_used_cpus"]))
         if shares and "cpu_share_of_usable" in u.series:
-            cpu.append((f"{label} of the usable CPUs", color, "", pct(u.series["cpu_share_of_usable"])))
+            cpu.append((label, color, "", pct(u.series["cpu_share_of_usable"])))
         if shares and "cpu_share_of_quota" in u.series:
-            cpu.append((f"{label} of the quota", color, DASHES["p95"], pct(u.series["cpu_share_of_quota"])))
+            cpu.append((f"{label}, of its quota", color, DASHES["p95"], pct(u.series["cpu_share_of_quota"])))
         if "memory_bytes" in u.series:
             mem.append((label, color, "", [(x, y / (1 << 20)) for x, y in u.series["memory_bytes"]]))
         for key, name, dash in (("http_in", "in", DASHES["p95"]), ("http_out", "out", "")):
@@ -209,8 +209,11 @@ def utilization_charts(c) -> list[str]:
     x_label = "time since the first /metrics scrape (s)"
     charts = []
     if cpu:
-        y = "CPU used (% of the usable CPUs, dashed: of the quota)" if shares else "CPU used (CPUs)"
-        charts.append(svg_lines("CPU used over time", y, cpu, span, [], x_label=x_label))
+        title = "CPU used over time" + (
+            ": share of the usable CPUs (dashed: of the CPU quota)" if shares else " (CPUs)"
+        )
+        y = "CPU used (%)" if shares else "CPU used (CPUs)"
+        charts.append(svg_lines(title, y, cpu, span, [], x_label=x_label))
     if mem:
         charts.append(svg_lines("Memory over time", "memory (MiB)", mem, span, [], x_label=x_label))
     if net:
@@ -219,12 +222,15 @@ def utilization_charts(c) -> list[str]:
 
 
 def _cw_points(cw: dict, sid: str, t0: float, scale: float = 1.0) -> list:
+    """A CloudWatch series as (seconds since t0, value), each datapoint in the middle of the
+    period it sums up (CloudWatch stamps a period with its start)."""
     s = (cw.get("series") or {}).get(sid) or {}
+    half = float(cw.get("period_secs") or 60) / 2
     out = []
     for t, v in zip(s.get("timestamps") or [], s.get("values") or [], strict=False):
         when = _epoch(t)
         if when is not None:
-            out.append((max(0.0, when - t0), v * scale))
+            out.append((max(0.0, when - t0) + half, v * scale))
     return out
 
 
@@ -265,7 +271,8 @@ def cloudwatch_charts(c) -> list[str]:
             rows = resources.util_rows(run)
             first = min(r[0] for r in rows) / 1000.0
             key = "cpu_share_of_quota" if "cpu_share_of_quota" in u.series else "cpu_share_of_usable"
-            pts = [(first - t0 + x, 100 * y) for x, y in u.series.get(key) or []]
+            # On CloudWatch's time axis; scrapes outside its window are left out.
+            pts = [(first - t0 + x, 100 * y) for x, y in u.series.get(key) or [] if first - t0 + x >= 0]
             if pts:
                 what = "quota" if key == "cpu_share_of_quota" else "usable CPUs"
                 cpu.append((f"{side.label} server CPU (share of {what})", color, DASHES["p95"], pts))
@@ -275,10 +282,10 @@ def cloudwatch_charts(c) -> list[str]:
             p99 = run.stat("http_req_duration", "p(99)")
             if p99 is not None:
                 k6_p99.append((p99, f"{side.label} k6 p99 {fmt_num(p99)} ms"))
-    all_pts = [x for _, _, _, pts in cpu + lat + credits for x, _ in pts]
-    if not all_pts:
+    cw_pts = [x for _, _, _, pts in cpu + lat + credits for x, _ in pts]
+    if not cw_pts:
         return []
-    span = max(all_pts) + 60.0
+    span = max(cw_pts) + 60.0
     x_label = "time since the start of the CloudWatch window (s)"
     charts = []
     if cpu:
