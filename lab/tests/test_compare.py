@@ -539,6 +539,8 @@ def test_capacity_order_and_cost_at_capacity(rec):
     assert md_row(md, "bytes per request (in + out)")[1] == f"{per_request:.0f}"
     assert md_row(md, "data transfer per million requests")[1] == f"{transfer:.4f}"
     assert row[1] == f"{0.0971 / (cap_a['capacity_rps'] * 3600) * 1e6 + transfer:.4f}"
+    at_capacity = 0.0971 / (cap_a["capacity_rps"] * 3600) * 1e6 + transfer
+    assert md_row(md, "transfer share of the cost at capacity")[1] == f"{100 * transfer / at_capacity:.2f}%"
 
 
 def test_different_workloads_are_refused_unless_forced(rec):

@@ -212,3 +212,15 @@ def test_a_server_started_beside_k6_is_measured_by_its_processes_not_the_shared_
     # Memory: the processes' resident memory (half of it here), not the cgroup's.
     assert md_row(md, "memory peak (MiB)")[1] == "40.00"
     assert "local: CPU from the server's processes' CPU (the runner started the server beside k6" in md
+
+
+def test_a_side_of_several_runs_takes_the_median_and_the_runs_spread(tmp_path, sampled_run):
+    info = platform_info(quota=None)
+    for name, cpus in (("r1", 0.5), ("r2", 0.6), ("r3", 0.7)):
+        sampled_run(
+            name, scrapes=steady_scrapes(cpus=cpus), info=info, into="multi", meta_extra={"label": "multi"}
+        )
+    one = sampled_run("one", scrapes=steady_scrapes(cpus=0.3), info=info)
+    c, md, _ = report(tmp_path, [(None, one), (None, tmp_path / "multi")])
+    assert md_row(md, "CPU used (CPUs, avg)")[1:5] == ["0.30", "0.60 (0.50–0.70)", "2.00x", "beyond noise"]
+    assert c.stats("CPU used (CPUs, avg)")[1].basis == "runs"
