@@ -1,6 +1,9 @@
 """Prices: the one table of AWS on-demand prices the instrument uses, and the `--price` specs.
 
-Cost per million requests = price per hour / (throughput x 3600) x 1,000,000.
+Cost per million requests = price per hour / (throughput x 3600) x 1,000,000, plus the data
+transfer of a million requests: the bytes per request (heavylab.analysis.resources) priced by
+TRANSFER_PRICES under TransferAssumptions (ALB processed bytes, a cross-AZ share, egress only
+when asked).
 
 Specs (`heavy-lab run --price`, `heavy-lab compare --price LABEL=SPEC`):
 
