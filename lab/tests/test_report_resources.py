@@ -131,9 +131,13 @@ def test_cost_per_million_includes_data_transfer_with_the_bytes_shown(tmp_path, 
     assumptions = prices.TransferAssumptions()
     t_a = prices.transfer_per_million(per_req, None, assumptions)
     t_b = prices.transfer_per_million(10_000, 8_000, assumptions)
-    # 10,000 bytes per request, a million requests = 9.31 GB: ALB 0.008/GB + half of it across
-    # AZs at 0.01 each way.
-    assert t_b == pytest.approx(1e10 / (1 << 30) * (0.008 + 0.5 * 2 * 0.01))
+    # 10,000 bytes per request, a million requests = 9.31 GB at the ALB's 0.008/GB (behind an ALB
+    # no byte is billed as inter-AZ by default); with --cross-az 0.5, half of it at 0.01 each way.
+    assert t_b == pytest.approx(1e10 / (1 << 30) * 0.008)
+    half = prices.TransferAssumptions(cross_az_share=0.5)
+    assert prices.transfer_per_million(10_000, 8_000, half) == pytest.approx(
+        1e10 / (1 << 30) * (0.008 + 0.5 * 2 * 0.01)
+    )
     assert md_row(md, "bytes per request (in + out)")[1:3] == [f"{per_req:.0f}", "10000"]
     assert md_row(md, "data transfer per million requests")[1:3] == [f"{t_a:.4f}", f"{t_b:.4f}"]
     rps = m["custom_requests_total"]["values"]["rate"]

@@ -91,11 +91,13 @@ GB = float(1 << 30)
 @dataclass
 class TransferAssumptions:
     """Where a run's bytes would be billed on AWS. The default: the load generator in the same
-    VPC as the target, through an ALB (every byte in and out is ALB-processed), a cross-AZ share
-    of them crossing zones, no internet egress (--egress prices the answers' bytes as egress)."""
+    VPC as the target, through an ALB (every byte in and out is ALB-processed; AWS does not bill
+    the ALB's traffic to targets in other zones as inter-AZ), no internet egress. --cross-az
+    prices a share as inter-AZ (no ALB, or an NLB with cross-zone on), --egress the answers as
+    internet egress."""
 
     alb: bool = True
-    cross_az_share: float = 0.5
+    cross_az_share: float = 0.0
     egress: bool = False
 
     def sentences(self) -> list[str]:
@@ -287,7 +289,7 @@ def price_table_markdown(region: str = DEFAULT_REGION) -> str:
         f"| ALB LCU-hour (processed bytes: {t['alb_gb_per_lcu_hour']:g} GB per LCU-hour, EC2/IP targets) "
         f"| {t['alb_lcu_hour']:g} | every byte in and out (default) |",
         f"| inter-AZ, per GB each direction | {t['inter_az_per_gb_each_way']:g} | the cross-AZ share "
-        "(`--cross-az`, default 0.5) |",
+        "(`--cross-az`, default 0: behind an ALB cross-zone traffic to targets is not billed) |",
         f"| internet egress, per GB (first tier) | {t['egress_per_gb_first_tier']:g} | the answers' bytes, "
         "with `--egress` |",
     ]

@@ -442,9 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cross-az",
         type=float,
-        default=0.5,
+        default=0.0,
         metavar="SHARE",
-        help="share of the bytes that cross availability zones (0 to 1, default 0.5), priced as inter-AZ",
+        help="share of the bytes billed as inter-AZ (0 to 1; default 0: behind an ALB, its traffic to targets "
+        "in other zones is not billed as inter-AZ; use it without an ALB or with a cross-zone NLB)",
     )
     ap.add_argument(
         "--no-alb", action="store_true", help="the target is not behind an ALB: no processed-bytes charge"
