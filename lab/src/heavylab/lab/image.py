@@ -4,6 +4,7 @@ STOPSIGNAL) read from the Dockerfile itself, so the lab runs what the Dockerfile
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -96,10 +97,42 @@ def static_binary() -> Path:
     return STATIC_BIN
 
 
+def _image_label(tag: str) -> str | None:
+    """The heavylab.source label of an existing image (None when it does not exist)."""
+    r = subprocess.run(
+        ["podman", "image", "inspect", "--format", '{{ index .Labels "heavylab.source" }}', tag],
+        capture_output=True,
+        text=True,
+    )
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def _commit(ctr: str, tag: str, source: str) -> None:
+    """Commits the working container as TAG and removes the image TAG named before, if any."""
+    old = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True
+    )
+    subprocess.run(["buildah", "config", "--label", f"heavylab.source={source}", ctr], check=True)
+    subprocess.run(["buildah", "commit", "-q", ctr, tag], check=True, stdout=subprocess.DEVNULL)
+    if old.returncode == 0 and old.stdout.strip():
+        subprocess.run(["podman", "rmi", old.stdout.strip()], capture_output=True)  # now untagged
+
+
+def source_digest(binary: Path, rc: RuntimeConfig) -> str:
+    """What the image is made of: the binary's bytes and the runtime config."""
+    h = hashlib.sha256(binary.read_bytes())
+    h.update(json.dumps(rc.__dict__, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
 def build(tag: str = IMAGE) -> tuple[str, RuntimeConfig]:
-    """Builds the image from scratch and returns its tag and runtime config."""
+    """Builds the image from scratch (reused when binary and settings are unchanged) and returns
+    its tag and runtime config."""
     binary = static_binary()
     rc = runtime_config()
+    source = source_digest(binary, rc)
+    if _image_label(tag) == source:
+        return tag, rc
     ctr = subprocess.run(
         ["buildah", "from", "scratch"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -118,41 +151,51 @@ def build(tag: str = IMAGE) -> tuple[str, RuntimeConfig]:
             cfg += ["--stop-signal", rc.stopsignal]
         cfg += ["--entrypoint", json.dumps(rc.entrypoint), "--cmd", json.dumps(rc.cmd), ctr]
         subprocess.run(cfg, check=True)
-        subprocess.run(["buildah", "commit", "-q", ctr, tag], check=True, stdout=subprocess.DEVNULL)
+        _commit(ctr, tag, source)
     finally:
         subprocess.run(["buildah", "rm", ctr], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return tag, rc
 
 
+BUSYBOX = Path("/bin/busybox")
+SPIN = "while :; do :; done"
+
+
 def burner_image(tag: str = "localhost/heavy-api-burner:lab") -> str | None:
-    """A scratch image with Debian's static busybox: the neighbour that burns CPU. None without
-    busybox-static."""
-    busybox = Path("/bin/busybox")
-    if not busybox.is_file():
+    """A scratch image with Debian's static busybox running a busy loop: the neighbour that burns
+    CPU. None without busybox-static."""
+    if not BUSYBOX.is_file():
         return None
+    source = hashlib.sha256(BUSYBOX.read_bytes() + SPIN.encode()).hexdigest()[:16]
+    if _image_label(tag) == source:
+        return tag
     ctr = subprocess.run(
         ["buildah", "from", "scratch"], capture_output=True, text=True, check=True
     ).stdout.strip()
     try:
         subprocess.run(
-            ["buildah", "copy", ctr, str(busybox), "/bin/busybox"], check=True, stdout=subprocess.DEVNULL
+            ["buildah", "copy", ctr, str(BUSYBOX), "/bin/busybox"], check=True, stdout=subprocess.DEVNULL
         )
-        spin = "while :; do :; done"
         subprocess.run(
-            ["buildah", "config", "--entrypoint", json.dumps(["/bin/busybox", "sh", "-c", spin]), ctr],
+            ["buildah", "config", "--entrypoint", json.dumps(["/bin/busybox", "sh", "-c", SPIN]), ctr],
             check=True,
         )
-        subprocess.run(["buildah", "commit", "-q", ctr, tag], check=True, stdout=subprocess.DEVNULL)
+        _commit(ctr, tag, source)
     finally:
         subprocess.run(["buildah", "rm", ctr], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return tag
 
 
-def server_command(rc: RuntimeConfig, port: int) -> list[str]:
-    """The image's CMD with its --bind pointed at 127.0.0.1:PORT (the lab uses host networking)."""
+def server_command(rc: RuntimeConfig, port: int, overrides: dict[str, str] | None = None) -> list[str]:
+    """The image's CMD with its --bind pointed at 127.0.0.1:PORT (the lab uses host networking)
+    and each flag of OVERRIDES set to its value (replaced where CMD has it, else appended)."""
+    want = {"--bind": f"127.0.0.1:{port}", **(overrides or {})}
+    aliases = {"-b": "--bind", "-w": "--workers"}
     cmd = list(rc.cmd)
-    for i, word in enumerate(cmd):
-        if word in ("--bind", "-b") and i + 1 < len(cmd):
-            cmd[i + 1] = f"127.0.0.1:{port}"
-            return cmd
-    return [*cmd, "--bind", f"127.0.0.1:{port}"]
+    for i, word in enumerate(cmd[:-1]):
+        flag = aliases.get(word, word)
+        if flag in want:
+            cmd[i + 1] = want.pop(flag)
+    for flag, value in want.items():
+        cmd += [flag, value]
+    return cmd
