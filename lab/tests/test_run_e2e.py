@@ -106,6 +106,9 @@ def check_artifacts(d: Path, want_pass: bool) -> dict:
     sent = heavy_count(d / "metrics-after.prom") - heavy_count(d / "metrics-before.prom")
     assert sent == ha["requests"], f"/metrics counted {sent:g} heavy requests, k6 sent {ha['requests']}"
     assert m["metrics_samples"] == "metrics-samples.csv.gz", "/metrics was not sampled during the run"
+    util = json.loads((d / "utilization.json").read_text())["summary"]
+    assert util["cpu_used_cpus_avg"] > 0 and util["memory_bytes_max"] > 0, util
+    assert util["http_out_bytes"] > util["http_in_bytes"] > 0, util
     return s
 
 

@@ -510,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.scenario == "capacity":
         meta["capacity_options"] = capacity.search_options(a)
     write_json(out / "meta.json", meta)
+    report_utilization(out, info_before, processes_only=local)
     for f in ("summary.json", "summary.md"):
         if not (out / f).is_file():
             log(f"warning: k6 wrote no {f}")
@@ -518,6 +519,36 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: heavy-api exited {server_rc} after SIGTERM (expected 0)")
         return 1
     return k6_rc
+
+
+def report_utilization(out: Path, info: dict | None, processes_only: bool) -> None:
+    """How busy the target was during the run, from the /metrics samples: utilization.json and
+    one line. A local server shares its cgroup with k6, so its own processes are measured."""
+    if not (out / scraper.METRICS_FILE).is_file():
+        return
+    from heavylab.analysis import utilization as ut
+
+    u = ut.utilization(scraper.read(out / scraper.METRICS_FILE), info, processes_only=processes_only)
+    if u is None:
+        return
+    s = u.summary()
+    write_json(out / "utilization.json", {"cpu_source": u.cpu_source, "summary": s, "series": u.series})
+
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    share = s.get("cpu_share_of_usable_avg")
+    log(
+        f"utilization ({u.cpu_source}): CPU {num(s.get('cpu_used_cpus_avg'), '.2f')} CPUs avg"
+        + (
+            f" = {100 * share:.0f} % of {u.usable_cpus:g} usable"
+            if share is not None and u.usable_cpus
+            else ""
+        )
+        + f", memory peak {num((s.get('memory_bytes_max') or 0) / 2**20 if s.get('memory_bytes_max') else None, '.1f')} MiB"
+        + f", HTTP in/out {num(s.get('http_in_bytes'), ',.0f')} / {num(s.get('http_out_bytes'), ',.0f')} bytes"
+        + f", {num(s.get('requests_per_cpu_second'), '.0f')} requests per CPU-second"
+    )
 
 
 def run_segments(a, k6, script, out, common, env_args, limit, k6_env) -> int:
