@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Makes the edited recorded runs of scripts/testdata/runs/ from the real ones (see README.md):
+"""Makes the edited recorded runs of lab/tests/data/runs/ from the real ones (see README.md):
 
-    python3 scripts/testdata/edit_runs.py
+    .venv/bin/python lab/tests/data/edit_runs.py
 
 cpu-steal  = cpu-base with a constant 150 ms of host steal in every heavy request: added to
              server_steal_ms and, as stolen time is counted, to cpu_wait, cpu, total and the
@@ -10,7 +10,7 @@ cpu-slow   = cpu-base with a much slower core: 100 ms more CPU time for the same
              request (cpu_thread about 4x; cpu, total, the body's cpu_time_sec and the request duration);
              its fingerprint names another CPU model and ECS on EC2.
 The raw samples (samples.csv.gz) are edited, and every trend of summary.json that changed is
-recomputed from them with scripts/k6samples.py, so the summary and the samples agree.
+recomputed from them with heavylab.results.samples, so the summary and the samples agree.
 """
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ import gzip
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from heavylab.results import samples as k6samples
 
-import k6samples  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 RUNS = HERE / "runs"
 HEAVY = "cpu-io-no-db"
