@@ -381,14 +381,18 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or paths.RESULTS / f"platforms-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    ok, why = (False, "--processes") if a.processes else containers_usable()
+    ok, why = (False, "--processes asked for it") if a.processes else containers_usable()
+    runner: Containers | Processes | None = None
     try:
-        runner = Containers() if ok else Processes()
+        runner = Containers() if ok else None
     except (subprocess.CalledProcessError, RuntimeError, OSError) as e:
-        if not ok:
-            raise
         why = f"the image could not be built ({e})"
-        runner = Processes()
+        runner = None
+    try:
+        runner = runner or Processes()
+    except (subprocess.CalledProcessError, OSError) as e:
+        print(f"heavy-lab platforms: the static release binary could not be built: {e}", file=sys.stderr)
+        return 2
     if not ok or isinstance(runner, Processes):
         log(f"FALLBACK: {runner.how}, because {why}")
     else:
