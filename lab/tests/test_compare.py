@@ -212,7 +212,7 @@ def test_markdown_numbers(ctx):
     assert md_row(md, "p95")[1:4] == ["200.00", "400.00", "2.00x"]
     assert md_row(md, "p99")[1:4] == ["400.00", "1000.00", "2.50x"]
     assert md_row(md, "avg")[1:4] == ["120.00", "200.00", "1.67x"]
-    assert md_row(md, "throughput (req/s)")[1:4] == ["20.00", "16.00", "0.80x"]
+    assert md_row(md, "throughput (req/s)")[1:4] == ["20", "16", "0.80x"]
     assert md_row(md, "requests")[1:4] == ["2000", "1600", "0.80x"]
     assert md_row(md, "failed requests")[1:3] == ["0", "4"]
     assert md_row(md, "error rate")[1:3] == ["0.00%", "0.25%"]

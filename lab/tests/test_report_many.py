@@ -46,9 +46,9 @@ def test_three_sides_give_one_report(three, tmp_path):
     # A column per platform; each other side against the baseline (the first).
     assert md_row(md, "metric")[1:6] == ["big", "mid", "small", "mid/big", "mid vs big"]
     assert md_row(md, "capacity (req/s within the SLO)")[1:4] == [
-        "40.00 (broke at 42.00)",
-        "24.00 (broke at 25.00)",
-        "12.00 (broke at 12.50)",
+        "40 (broke at 42)",
+        "24 (broke at 25)",
+        "12 (broke at 12.5)",
     ]
     assert "## Each side against big (the baseline)" in md
     # One self-contained page: three capacity charts, nothing loaded from anywhere.
@@ -70,7 +70,7 @@ def test_ranking_by_capacity_and_cost(three, tmp_path):
     # Cost at capacity: 0.10/h at 24 req/s is cheapest, 0.40/h at 40 req/s dearest.
     assert [p.label for p in c.ranking_cost] == ["mid", "small", "big"]
     v = verdict(c.md_path.read_text())
-    assert v.startswith("- **Ranking by capacity**: 1. big 40.00 (broke at 42.00) req/s; 2. mid")
+    assert v.startswith("- **Ranking by capacity**: 1. big 40 (broke at 42) req/s; 2. mid")
     assert "**Ranking by cost per million requests at capacity**: 1. mid" in v
     # big's run has no CPU split: nothing may be claimed about causes.
     assert "**mid against big**: capacity worse beyond noise; the runs carry no CPU split" in v
@@ -204,7 +204,7 @@ def test_capacity_steps_table_chart_and_command(capacity_run, tmp_path):
     assert "  - contradiction: 16 req/s held on its re-run after breaking: the bracket widened" in md
     assert "  - retried: 3 req/s broke far below the estimate and held when retried" in md
     assert "contradiction: 16 req/s held" in page
-    assert md_row(md, "capacity (req/s within the SLO)")[2] == "between 12.00 and 20.00 (search budget spent)"
+    assert md_row(md, "capacity (req/s within the SLO)")[2] == "between 12 and 20 (search budget spent)"
     assert "ceiling: 30 req/s = 2 CPUs (cgroup CPU quota) / 33 ms CPU per request (server-timing)" in md
     command = md_row(md, "command")[1]
     assert command.startswith("heavy-lab capacity ")
@@ -385,7 +385,7 @@ def test_a_side_of_two_capacity_searches(capacity_run, tmp_path):
     c = compare.compare_many([(None, side), (None, b)], tmp_path / "o")
     md = c.md_path.read_text()
     # The median capacity, and the bracket over both searches: at least 22, broke by 25.
-    assert md_row(md, "capacity (req/s within the SLO)")[1] == "23.00 (broke at 25.00)"
+    assert md_row(md, "capacity (req/s within the SLO)")[1] == "23 (broke at 25)"
     assert md_row(md, "runs")[1] == "2 used (medians)"
     assert "- **a** (r1): capacity: 24 req/s" in md and "- **a** (r2): capacity: 22 req/s at p99 480 ms" in md
     assert c.html_path.read_text().count('aria-label="Capacity search of a (r') == 2

@@ -27,7 +27,7 @@ def fmt_num(v: Number) -> str:
 
 def fmt_value(v: Number, kind: str) -> str:
     """A table cell: kind is "int", "pct" (a fraction shown in %), "money", "bytes", "bytes/s",
-    or else 2 decimals."""
+    "rate" (req/s), or else 2 decimals."""
     if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
         return "n/a"
     if kind == "int":
@@ -38,6 +38,8 @@ def fmt_value(v: Number, kind: str) -> str:
         return f"{v:.4f}"
     if kind in ("bytes", "bytes/s"):
         return fmt_bytes(v) + ("/s" if kind == "bytes/s" else "")
+    if kind == "rate":  # req/s as people write them: 691, 24.4, 5.5
+        return fmt_num(v)
     return f"{v:.2f}"
 
 
