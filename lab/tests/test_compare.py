@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mdtable import md_row
 
 from heavylab.analysis import prices
 from heavylab.report import compare
@@ -100,14 +101,6 @@ def write_run(root: Path, name: str, summary: dict, meta: dict | None = None) ->
     if meta is not None:
         (d / "meta.json").write_text(json.dumps(meta))
     return d
-
-
-def md_row(md: str, label: str) -> list[str]:
-    for line in md.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells and cells[0] == label:
-            return cells
-    raise AssertionError(f"no row {label!r} in:\n{md}")
 
 
 def test_hourly_forms():

@@ -8,17 +8,10 @@ import json
 import re
 
 import pytest
+from mdtable import md_row
 
 from heavylab.analysis import prices
 from heavylab.report import compare
-
-
-def md_row(md: str, label: str) -> list[str]:
-    for line in md.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells and cells[0] == label:
-            return cells
-    raise AssertionError(f"no row {label!r} in:\n{md}")
 
 
 def verdict(md: str) -> str:

@@ -10,17 +10,10 @@ import re
 
 import pytest
 from conftest import platform_info, steady_scrapes
+from mdtable import md_row
 
 from heavylab.analysis import prices
 from heavylab.report.compare import compare_many
-
-
-def md_row(md: str, label: str) -> list[str]:
-    for line in md.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells and cells[0] == label:
-            return cells
-    raise AssertionError(f"no row {label!r} in:\n{md}")
 
 
 def report(tmp_path, sides, **kw):

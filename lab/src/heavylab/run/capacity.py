@@ -35,13 +35,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from heavylab.analysis import steady
 from heavylab.results import samples as k6samples
 from heavylab.run import search as strategy
+from heavylab.run import target
 
 ABORTED = 108
 K6_START_SECS = 3.0  # k6's own start and stop around a step, for the budget's arithmetic
@@ -154,11 +153,9 @@ def search_options(args: argparse.Namespace) -> dict:
 
 
 def _get(url: str, timeout: float = 5.0) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+    """The body of a 200 answer, else None."""
+    ok, body = target.get(url, timeout)
+    return body if ok else None
 
 
 def _info(info_url: str | None) -> dict | None:
