@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from heavylab.run.capacity import ceiling_of, metrics_totals, statement, usable_cpus
+from heavylab.analysis.ceiling import ceiling_of, metrics_totals, statement, usable_cpus
 
 
 def test_usable_cpus_is_the_tightest_of_affinity_quota_and_threads():

@@ -11,9 +11,10 @@ in, and read k6's summary: how many requests failed.
                              (each answered 500 JSON)
   SIGTERM                    a separate client: every request the server had accepted completes
 
-Usage: python3 bench/faults_under_load.py   (about 3 minutes; results for docs/reliability.md)
+Usage: heavy-lab bench faults_under_load   (about 3 minutes; results for docs/reliability.md)
 """
 
+import argparse
 import json
 import os
 import signal
@@ -63,7 +64,8 @@ def k6_run(port, out):
 
 
 def k6_result(out):
-    run = [d for d in os.listdir(out) if d.startswith("smoke-")][0]
+    # The run folder heavy-lab run made (LABEL-smoke-TIME): the only folder in `out`.
+    run = [d for d in os.listdir(out) if os.path.isdir(os.path.join(out, d))][0]
     ha = json.load(open(os.path.join(out, run, "summary.json")))["heavy_api"]
     return ha["requests"], ha["failed_requests"]
 
@@ -179,6 +181,9 @@ def sigterm_case():
 
 
 def main():
+    argparse.ArgumentParser(
+        prog="heavy-lab bench faults_under_load", description=__doc__.split("\n\n")[0]
+    ).parse_args()
     build()
     out_root = os.path.join(ROOT, "results", "faults-" + time.strftime("%Y%m%dT%H%M%S"))
     rows = [

@@ -32,7 +32,7 @@ def run(port, scenario, kind, out):
         "PROGRESS_EVERY=100000",
     ]
     rc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-    run_dir = [d for d in os.listdir(out) if d.startswith(scenario + "-")][0]
+    run_dir = [d for d in os.listdir(out) if os.path.isdir(os.path.join(out, d))][0]  # LABEL-SCENARIO-TIME
     s = json.load(open(os.path.join(out, run_dir, "summary.json")))
     d = s["metrics"]["http_req_duration"]["values"]
     ha = s["heavy_api"]

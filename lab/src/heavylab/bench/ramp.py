@@ -54,7 +54,7 @@ def run_k6(port, kind, params, scale, out):
         "PROGRESS_EVERY=1000",
     ]
     rc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-    run = [d for d in os.listdir(out) if d.startswith("load-")][0]
+    run = [d for d in os.listdir(out) if os.path.isdir(os.path.join(out, d))][0]  # LABEL-load-TIME
     summary = json.load(open(os.path.join(out, run, "summary.json")))
     d = summary["metrics"]["http_req_duration"]["values"]
     ha = summary["heavy_api"]

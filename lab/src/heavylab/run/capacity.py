@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -38,19 +37,13 @@ import time
 from pathlib import Path
 
 from heavylab.analysis import steady
+from heavylab.analysis.ceiling import ceiling_of, fmt_rate, metrics_totals, statement, usable_cpus
 from heavylab.results import samples as k6samples
 from heavylab.run import search as strategy
 from heavylab.run import target
 
 ABORTED = 108
 K6_START_SECS = 3.0  # k6's own start and stop around a step, for the budget's arithmetic
-
-
-def fmt_rate(r: float | None) -> str:
-    """A rate as people write it: 1840, 61.3, 5.5 (never 1.84e+03)."""
-    if r is None:
-        return "n/a"
-    return f"{r:.0f}" if abs(r) >= 100 else f"{r:.3g}"
 
 
 # --- options ---------------------------------------------------------------------------------
@@ -164,51 +157,6 @@ def _info(info_url: str | None) -> dict | None:
         return json.loads(text) if text else None
     except ValueError:
         return None
-
-
-def usable_cpus(info: dict | None) -> tuple[float, str] | None:
-    """The CPUs the target can use, from /heavy/info/: its affinity, capped by its cgroup quota and
-    by its handler threads; with the reason for the number."""
-    p = (info or {}).get("platform") or {}
-    cpus = p.get("affinity_cpus") or p.get("logical_cpus")
-    quota = p.get("cpu_quota")
-    if not isinstance(cpus, (int, float)) or cpus <= 0:
-        return None
-    usable, source = float(cpus), "CPU affinity"
-    if isinstance(quota, (int, float)) and 0 < quota < usable:
-        usable, source = float(quota), "cgroup CPU quota"
-    # heavy-api computes on its handler threads only: fewer threads than CPUs leave CPUs idle.
-    server = (info or {}).get("server") or {}
-    workers, threads = server.get("workers"), server.get("threads")
-    if isinstance(workers, int) and isinstance(threads, int) and 0 < workers * threads < usable:
-        usable, source = float(workers * threads), f"{workers} x {threads} handler threads"
-    return usable, source
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
-
-
-def metrics_totals(text: str | None) -> dict | None:
-    """From a Prometheus scrape of heavy-api: its processes' CPU seconds and its heavy requests."""
-    if not text:
-        return None
-    cpu = reqs = 0.0
-    seen = False
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        name, labels, value = m.groups()
-        try:
-            v = float(value)
-        except ValueError:
-            continue
-        if name == "heavy_api_process_cpu_seconds_total":
-            cpu += v
-            seen = True
-        elif name == "heavy_api_requests_total" and labels and 'route="/heavy/cpu-io-no-db/"' in labels:
-            reqs += v
-    return {"cpu_secs": cpu, "requests": reqs} if seen else None
 
 
 def _in_flight(metrics_url: str | None) -> float | None:
@@ -382,48 +330,6 @@ class Steps:
 
 
 # --- the search ------------------------------------------------------------------------------
-
-
-def ceiling_of(info: dict | None, probe: dict) -> dict | None:
-    cpus = usable_cpus(info)
-    cpu_ms = probe.get("cpu_ms_per_request")
-    if not cpus or not cpu_ms or cpu_ms <= 0:
-        return None
-    return {
-        "rps": cpus[0] / (cpu_ms / 1000),
-        "cpus": cpus[0],
-        "cpus_source": cpus[1],
-        "cpu_ms_per_request": cpu_ms,
-        "source": probe.get("cpu_source"),
-    }
-
-
-def statement(result: dict) -> str:
-    """The result in one line, the way the runner prints it and the report quotes it."""
-    lo, hi, status = result["capacity_rps"], result["broken_rps"], result["status"]
-    slo = result["slo"]
-    slo_text = f"SLO p99 < {slo['p99_ms']:g} ms, errors < {slo['errors_pct']:g} %"
-    ceiling = result.get("ceiling")
-    ceil_text = ""
-    if ceiling:
-        ceil_text = (
-            f"this target's CPU ceiling of {fmt_rate(ceiling['rps'])} req/s "
-            f"({ceiling['cpus']:g} CPUs / {ceiling['cpu_ms_per_request']:.3g} ms CPU per request)"
-        )
-    if status == "none-sustained":
-        return f"capacity: below {hi:g} req/s: even the lowest rate tried broke the SLO ({slo_text})"
-    if status == "aborted" or lo is None:
-        return "capacity: unknown (the search was aborted)"
-    if status == "budget-spent" and hi is not None:
-        head = f"capacity: between {lo:g} and {hi:g} req/s (search budget spent)"
-        return head + (f"; {ceil_text}" if ceil_text else "") + f" ({slo_text})"
-    head = f"capacity: {lo:g} req/s"
-    if status == "max-rate":
-        head += " or more (--max-rate reached)"
-    head += f" at p99 {result['p99_ms_at_capacity']:.0f} ms"
-    if ceiling:
-        head += f" = {100 * lo / ceiling['rps']:.0f} % of {ceil_text}"
-    return f"{head} ({slo_text})"
 
 
 def run_search(
