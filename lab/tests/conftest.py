@@ -245,7 +245,7 @@ def live_server(tmp_path_factory):
 def write_metrics_samples(
     path: Path, scrapes: list[dict], *, start_ms: float = 1_764_390_784_000.0, every_s=5.0
 ):
-    """metrics-samples.csv.gz in the scraper's format (heavylab.run.scraper: gzipped CSV
+    """metrics-samples.csv.gz in the scraper's format (heavylab.results.metrics: gzipped CSV
     timestamp_ms,metric,labels,value), one scrape per dict {metric or (metric, labels): value}."""
     import csv
     import gzip

@@ -1,4 +1,4 @@
-"""`heavy-lab remote` against recorded AWS answers: the real boto3 clients of heavylab.run.aws,
+"""`heavy-lab remote` against recorded AWS answers: the real boto3 clients of heavylab.aws,
 wrapped in botocore's Stubber, answer with the responses under data/aws/remote/ (the shapes ECS
 and S3 return: RunTask, DescribeTasks with stopped containers and exit codes, PutObject,
 ListObjectsV2, GetObject) and the downloaded segments are the recorded 3-segment run of
@@ -17,7 +17,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from heavylab.run import aws, remote
+from heavylab import aws
+from heavylab.run import remote
 
 DATA = Path(__file__).resolve().parent / "data"
 AWS = DATA / "aws" / "remote"

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from heavylab.analysis import utilization as ut
+from heavylab.results import metrics
 from heavylab.run import scraper
 
 SCRAPE = """# HELP heavy_api_process_cpu_seconds_total CPU.
@@ -32,12 +33,12 @@ def scrape(master, worker, heavy, rx, tx):
 def rows_of(texts, every_ms=5000):
     rows = []
     for i, text in enumerate(texts):
-        rows += [(1_000_000.0 + i * every_ms, m, lab, v) for m, lab, v in scraper.parse(text)]
+        rows += [(1_000_000.0 + i * every_ms, m, lab, v) for m, lab, v in metrics.parse(text)]
     return rows
 
 
 def test_parse_keeps_the_utilization_families_only():
-    got = scraper.parse(scrape(1, 2, 3, 4, 5))
+    got = metrics.parse(scrape(1, 2, 3, 4, 5))
     names = {m for m, _, _ in got}
     assert "heavy_api_workers" not in names
     assert {
@@ -93,12 +94,12 @@ def test_sampler_scrapes_a_real_server_and_writes_gzipped_csv(tmp_path):
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
-        path = tmp_path / scraper.METRICS_FILE
+        path = tmp_path / metrics.METRICS_FILE
         # every=3600: the first scrape at start, the last at exit; nothing timed in between.
         with scraper.Sampler(f"http://127.0.0.1:{srv.server_address[1]}/metrics", path, every=3600) as s:
             pass
         assert s.scrapes == 2 and s.failures == 0
-        rows = scraper.read(path)
+        rows = metrics.read(path)
         assert {m for _, m, _, _ in rows} >= {
             "heavy_api_process_cpu_seconds_total",
             "heavy_api_requests_total",
@@ -110,7 +111,7 @@ def test_sampler_scrapes_a_real_server_and_writes_gzipped_csv(tmp_path):
 
 
 def test_sampler_without_a_server_leaves_no_file(tmp_path):
-    path = tmp_path / scraper.METRICS_FILE
+    path = tmp_path / metrics.METRICS_FILE
     with scraper.Sampler("http://127.0.0.1:9/metrics", path, every=3600, timeout=0.5) as s:
         pass
     assert s.scrapes == 0 and s.failures == 2

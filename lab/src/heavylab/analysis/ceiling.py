@@ -4,7 +4,7 @@ ceiling), and the capacity search's result in one line against that ceiling. Pur
 
 from __future__ import annotations
 
-import re
+from heavylab.results.metrics import parse
 
 
 def fmt_rate(r: float | None) -> str:
@@ -33,30 +33,18 @@ def usable_cpus(info: dict | None) -> tuple[float, str] | None:
     return usable, source
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
-
-
 def metrics_totals(text: str | None) -> dict | None:
     """From a Prometheus scrape of heavy-api: its processes' CPU seconds and its heavy requests."""
-    if not text:
+    rows = parse(text or "")
+    cpu = [v for name, _, v in rows if name == "heavy_api_process_cpu_seconds_total"]
+    if not cpu:
         return None
-    cpu = reqs = 0.0
-    seen = False
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        name, labels, value = m.groups()
-        try:
-            v = float(value)
-        except ValueError:
-            continue
-        if name == "heavy_api_process_cpu_seconds_total":
-            cpu += v
-            seen = True
-        elif name == "heavy_api_requests_total" and labels and 'route="/heavy/cpu-io-no-db/"' in labels:
-            reqs += v
-    return {"cpu_secs": cpu, "requests": reqs} if seen else None
+    reqs = sum(
+        v
+        for name, labels, v in rows
+        if name == "heavy_api_requests_total" and 'route="/heavy/cpu-io-no-db/"' in labels
+    )
+    return {"cpu_secs": sum(cpu), "requests": reqs}
 
 
 def ceiling_of(info: dict | None, probe: dict) -> dict | None:

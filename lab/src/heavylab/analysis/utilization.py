@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heavylab.run.scraper import METRICS_FILE, read
+from heavylab.results.metrics import METRICS_FILE, read
 
 # The families read (heavy-api's names, docs/METRICS.md).
 PROCESS_CPU = "heavy_api_process_cpu_seconds_total"

@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not qs:
         ap.error("nothing to fetch: give --cluster/--service, --load-balancer or --instance")
-    from heavylab.run import aws  # the one place AWS clients are made (region, retries, timeouts)
+    from heavylab import aws  # the one place AWS clients are made (region, retries, timeouts)
 
     try:
         client = aws.clients(a.region, "cloudwatch")["cloudwatch"]

@@ -38,9 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from heavylab import paths
+from heavylab import aws, paths
 from heavylab.results import merge as k6merge
-from heavylab.run import aws
 
 NOMINAL_SECS = {  # the scenario's length at scale 1, graceful stop included
     "smoke": 40,
@@ -240,7 +239,7 @@ def segments(n: int) -> tuple[str, list[tuple[str, str, str]]]:
 
 
 class Calls:
-    """Every AWS request goes through here: made with the clients of heavylab.run.aws, or, with
+    """Every AWS request goes through here: made with the clients of heavylab.aws, or, with
     --dry-run, printed (the operation and its parameters as JSON) and not made — no client is
     even created."""
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from heavylab import paths
 from heavylab.results import merge as k6merge
+from heavylab.results.metrics import METRICS_FILE
+from heavylab.results.metrics import read as read_metrics
 from heavylab.run import capacity, scraper
 from heavylab.run.k6 import find_k6, log, segment_ranges, stream
 from heavylab.run.options import SCENARIOS, parse_duration, parser, validate
@@ -171,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         env_args = [w for kv in a.env for w in ("-e", kv)]
         common = ["-e", f"BASE_URL={a.base_url}", "-e", f"DURATION_SCALE={a.scale:g}"]
         sampler = (
-            scraper.Sampler(metrics_url, out / scraper.METRICS_FILE, every=SAMPLE_EVERY_SECS)
-            if has_metrics
-            else None
+            scraper.Sampler(metrics_url, out / METRICS_FILE, every=SAMPLE_EVERY_SECS) if has_metrics else None
         )
         if sampler:
             sampler.__enter__()
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "metrics_url": metrics_url,
         "metrics_before": "metrics-before.prom" if (out / "metrics-before.prom").is_file() else None,
         "metrics_after": "metrics-after.prom" if (out / "metrics-after.prom").is_file() else None,
-        "metrics_samples": scraper.METRICS_FILE if (out / scraper.METRICS_FILE).is_file() else None,
+        "metrics_samples": METRICS_FILE if (out / METRICS_FILE).is_file() else None,
     }
     if a.scenario == "capacity":
         meta["capacity_options"] = capacity.search_options(a)
@@ -264,11 +264,11 @@ def main(argv: list[str] | None = None) -> int:
 def report_utilization(out: Path, info: dict | None, processes_only: bool) -> None:
     """How busy the target was during the run, from the /metrics samples: utilization.json and
     one line. A local server shares its cgroup with k6, so its own processes are measured."""
-    if not (out / scraper.METRICS_FILE).is_file():
+    if not (out / METRICS_FILE).is_file():
         return
     from heavylab.analysis import utilization as ut
 
-    u = ut.utilization(scraper.read(out / scraper.METRICS_FILE), info, processes_only=processes_only)
+    u = ut.utilization(read_metrics(out / METRICS_FILE), info, processes_only=processes_only)
     if u is None:
         return
     s = u.summary()
