@@ -9,10 +9,11 @@ import importlib
 import inspect
 import sys
 
-# name -> (module, one line for `heavy-lab --help`), in the order a measurement goes.
+# name -> (module[:function], one line for `heavy-lab --help`), in the order a measurement goes;
+# the function is `main` unless named.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("heavylab.run.runner", "run one k6 scenario against a server; keep every artifact"),
-    "capacity": ("heavylab.run.capacity", "search the highest arrival rate held within an SLO"),
+    "capacity": ("heavylab.run.runner:capacity_main", "search the highest arrival rate held within an SLO"),
     "platforms": ("heavylab.lab.platforms", "the platform lab: known answers on real containers"),
     "remote": ("heavylab.run.remote", "run k6 on N ECS tasks (execution segments)"),
     "merge": ("heavylab.results.merge", "merge k6 segments' raw samples exactly"),
@@ -66,9 +67,9 @@ def _bench_usage() -> str:
     return "\n".join(lines)
 
 
-def _call(module_name: str, prog: str, argv: list[str]) -> int:
-    module = importlib.import_module(module_name)
-    entry = module.main
+def _call(target: str, prog: str, argv: list[str]) -> int:
+    module_name, _, function = target.partition(":")
+    entry = getattr(importlib.import_module(module_name), function or "main")
     # Older modules parse sys.argv themselves; give them this command's words under its name.
     saved = sys.argv
     sys.argv = [prog, *argv]

@@ -470,11 +470,3 @@ def _adopt_step(out: Path, step: dict, result: dict, samples: bool) -> None:
     for f in names:
         if (d / f).is_file():
             shutil.copyfile(d / f, out / f)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`heavy-lab capacity ...` = `heavy-lab run --scenario capacity ...`."""
-    from heavylab.run import runner
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    return runner.main(["--scenario", "capacity", *args])

@@ -325,3 +325,8 @@ def run_segments(a, k6, script, out, common, env_args, limit, k6_env) -> int:
     if rc in (0, 99):  # the merged thresholds decide, not a segment's
         return merged if merged in (0, 99) else 1
     return rc
+
+
+def capacity_main(argv: list[str] | None = None) -> int:
+    """`heavy-lab capacity ...` = `heavy-lab run --scenario capacity ...`."""
+    return main(["--scenario", "capacity", *(sys.argv[1:] if argv is None else argv)])
