@@ -617,6 +617,9 @@ fn sort_arguments(args: &[String]) -> Sorted {
     out
 }
 
+/// A WARNING: the setting (or text) it is keyed by, and its text.
+type Warning = (String, String);
+
 /// A config file's settings as command-line arguments (placed before all others, so the
 /// environment's and the real ones override them), each checked on its own: a value clap or
 /// the bind parser would refuse becomes a WARNING naming its line, never a failed start.
@@ -625,9 +628,9 @@ fn config_file_arguments(
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
     argv0: &str,
-) -> (Vec<String>, Vec<(String, String)>) {
+) -> Result<(Vec<String>, Vec<Warning>), String> {
     let cpus = crate::platform::usable_cpus().count;
-    let file = crate::gunicorn_conf::parse(label, source, env, cpus);
+    let file = crate::gunicorn_conf::parse(label, source, env, cpus)?;
     let mut warnings: Vec<(String, String)> =
         file.warnings.into_iter().map(|w| (w.clone(), w)).collect();
     let mut tokens = Vec::new();
@@ -685,16 +688,23 @@ fn config_file_arguments(
         };
         match problem {
             Some(why) => {
-                let w = format!(
-                    "{label}:{}: {} = {}: {why}; ignored",
-                    a.line, a.name, a.value
-                );
+                // The setting's name, never its value (it may be a secret).
+                let mut why = why;
+                for value in mine
+                    .iter()
+                    .filter(|t| !t.starts_with("--") && !t.is_empty())
+                {
+                    why = why
+                        .replace(&format!("'{value}'"), "'…'")
+                        .replace(&format!("{value:?}"), "\"…\"");
+                }
+                let w = format!("{label}:{}: {}: {why}; ignored", a.line, a.name);
                 warnings.push((w.clone(), w));
             }
             None => tokens.extend(mine),
         }
     }
-    (tokens, warnings)
+    Ok((tokens, warnings))
 }
 
 /// An error in the environment's extra arguments, saying where it came from
@@ -763,13 +773,21 @@ impl Config {
                     format!("-c {path}: a Python module cannot be read without Python; ignored."),
                 ));
             } else {
-                let source = std::fs::read_to_string(path).map_err(|e| {
-                    clap::Error::raw(
-                        clap::error::ErrorKind::InvalidValue,
-                        format!("cannot read config file {path:?}: {e}\n"),
-                    )
-                })?;
-                let (tokens, w) = config_file_arguments(path, &source, env, &argv0);
+                let refuse = |why: String| {
+                    clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{why}\n"))
+                };
+                // One byte more than the bound is read, never the whole of a huge file.
+                let mut bytes = Vec::new();
+                std::fs::File::open(path)
+                    .and_then(|f| {
+                        use std::io::Read;
+                        f.take(crate::gunicorn_conf::MAX_FILE_BYTES as u64 + 1)
+                            .read_to_end(&mut bytes)
+                    })
+                    .map_err(|e| refuse(format!("cannot read config file {path:?}: {e}")))?;
+                let source = crate::gunicorn_conf::text(path, bytes).map_err(refuse)?;
+                let (tokens, w) =
+                    config_file_arguments(path, &source, env, &argv0).map_err(refuse)?;
                 file_tokens = tokens;
                 warnings.extend(w);
             }

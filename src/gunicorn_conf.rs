@@ -6,11 +6,27 @@
 //! cpu_count()` / `os.cpu_count()` (the CPUs this process may use, cgroup quota included),
 //! `os.environ.get("X", default)`, `os.getenv(...)`, `os.environ["X"]`, `int()`, `str()`,
 //! `float()`, `min()`, `max()`, and `a or b`. Imports and docstrings are fine. Anything else —
-//! hooks (`def`), `if` blocks, other calls — is a WARNING naming its line, and never stops the
-//! server from starting.
+//! hooks (`def`), `if` blocks, other calls — is a WARNING naming its line and setting (never
+//! quoting the line: it may hold a secret), and never stops the server from starting.
+//!
+//! A file is bounded as Python bounds it, or tighter: at most [`MAX_FILE_BYTES`], text without
+//! NUL bytes, expressions nested at most [`MAX_DEPTH`] deep, each evaluated value at most
+//! [`MAX_VALUE_BYTES`] and all of them together at most [`MAX_TOTAL_BYTES`]. A file over a bound
+//! is an error naming the file (and line) — the server does not start, a reload keeps the
+//! running configuration — as a `SyntaxError` or `RecursionError` is in Gunicorn. A leading
+//! UTF-8 BOM and `\r\n` or `\r` line endings are read as Python reads them.
 
 use std::collections::HashMap;
 use std::fmt;
+
+/// The largest config file read, in bytes.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+/// The deepest nesting of an expression: brackets, calls, subscripts, unary `-`/`+`/`not`.
+pub const MAX_DEPTH: usize = 100;
+/// The largest evaluated value (a string's bytes; a list's items, 8 bytes each at least).
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+/// The most that all of a file's evaluated values may hold together.
+pub const MAX_TOTAL_BYTES: usize = 4 << 20;
 
 /// A Python value of the subset.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +68,27 @@ impl fmt::Display for Value {
 }
 
 impl Value {
+    /// What the value holds, in bytes (what the size bounds count).
+    pub fn size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::List(items) => items.iter().map(|v| v.size().max(8)).sum(),
+            _ => 8,
+        }
+    }
+
+    /// Its type, as a message names it (never the value: it may be a secret).
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "an int",
+            Value::Float(_) => "a float",
+            Value::Str(_) => "a string",
+            Value::Bool(_) => "a bool",
+            Value::None => "None",
+            Value::List(_) => "a list",
+        }
+    }
+
     /// Python's truth value.
     pub fn truthy(&self) -> bool {
         match self {
@@ -80,31 +117,74 @@ pub struct ConfFile {
     pub warnings: Vec<String>,
 }
 
+/// Checks a config file's bytes (named `label`) and returns its text: at most
+/// [`MAX_FILE_BYTES`], UTF-8 without NUL bytes. The error quotes nothing of the file.
+pub fn text(label: &str, bytes: Vec<u8>) -> Result<String, String> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "config file {label}: larger than {} KiB; not read",
+            MAX_FILE_BYTES >> 10
+        ));
+    }
+    if bytes.contains(&0) {
+        return Err(format!(
+            "config file {label}: not a config file (it contains NUL bytes); not read"
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| format!("config file {label}: not a config file (not UTF-8 text); not read"))
+}
+
 /// Reads `source` (named `label` in warnings). `env` reads environment variables; `cpus` is what
-/// `cpu_count()` returns.
+/// `cpu_count()` returns. A file over a bound (see the module's doc) is an error naming the file
+/// and line.
 pub fn parse(
     label: &str,
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
     cpus: usize,
-) -> ConfFile {
+) -> Result<ConfFile, String> {
+    if source.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "config file {label}: larger than {} KiB; not read",
+            MAX_FILE_BYTES >> 10
+        ));
+    }
+    if source.contains('\0') {
+        return Err(format!(
+            "config file {label}: not a config file (it contains NUL bytes); not read"
+        ));
+    }
+    // As Python reads source: a leading BOM is dropped, \r\n and \r end lines.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let source = source.replace("\r\n", "\n").replace('\r', "\n");
     let mut out = ConfFile::default();
     let mut vars: HashMap<String, Value> = HashMap::new();
-    let (statements, broken) = logical_lines(source);
+    let mut total = 0usize;
+    let (statements, broken) = logical_lines(&source);
     let mut skip_indented = false;
     for st in statements {
         if st.indented {
             if !skip_indented {
                 out.warnings.push(format!(
-                    "{label}:{}: unexpected indentation; ignored: {}",
-                    st.line,
-                    shorten(&st.text)
+                    "{label}:{}: unexpected indentation; ignored",
+                    st.line
                 ));
             }
             continue;
         }
         skip_indented = false;
         let warn = |why: String| format!("{label}:{}: {why}", st.line);
+        // What the line assigns, to name it in a warning instead of quoting the line.
+        let target = st
+            .text
+            .split_once('=')
+            .map(|(lhs, _)| lhs.split(':').next().unwrap_or_default().trim())
+            .filter(|n| {
+                !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+            .map(|n| format!("{n}: "))
+            .unwrap_or_default();
         // A setting heavy-api ignores is named as such, whatever its value is written in
         // (dictionaries, functions).
         if let Some((lhs, _)) = st.text.split_once('=') {
@@ -122,8 +202,7 @@ pub fn parse(
         let tokens = match tokenize(&st.text) {
             Ok(t) => t,
             Err(why) => {
-                out.warnings
-                    .push(warn(format!("{why}; ignored: {}", shorten(&st.text))));
+                out.warnings.push(warn(format!("{target}{why}; ignored")));
                 continue;
             }
         };
@@ -166,8 +245,7 @@ pub fn parse(
         };
         let Some((name, expr)) = assign else {
             out.warnings.push(warn(format!(
-                "outside the supported subset (plain assignments); ignored: {}",
-                shorten(&st.text)
+                "{target}outside the supported subset (plain assignments); ignored"
             )));
             continue;
         };
@@ -183,9 +261,24 @@ pub fn parse(
             vars: &vars,
             env,
             cpus,
+            depth: 0,
+            fatal: None,
         };
-        match p.expr().and_then(|v| p.end().map(|()| v)) {
+        let result = p.expr().and_then(|v| p.end().map(|()| v));
+        if let Some(why) = p.fatal {
+            return Err(format!("config file {label}:{}: {name}: {why}", st.line));
+        }
+        match result {
             Ok(value) => {
+                total += value.size();
+                if total > MAX_TOTAL_BYTES {
+                    return Err(format!(
+                        "config file {label}:{}: {name}: the file's values hold more than {} \
+                         MiB together",
+                        st.line,
+                        MAX_TOTAL_BYTES >> 20
+                    ));
+                }
                 vars.insert(name.clone(), value.clone());
                 out.assignments.push(Assignment {
                     line: st.line,
@@ -193,10 +286,9 @@ pub fn parse(
                     value,
                 });
             }
-            Err(why) => out.warnings.push(warn(format!(
-                "cannot evaluate {name} ({why}); ignored: {}",
-                shorten(&st.text)
-            ))),
+            Err(why) => out
+                .warnings
+                .push(warn(format!("cannot evaluate {name} ({why}); ignored"))),
         }
     }
     if let Some((line, why)) = broken {
@@ -204,16 +296,7 @@ pub fn parse(
             "{label}:{line}: {why}; the rest of the file is ignored"
         ));
     }
-    out
-}
-
-fn shorten(text: &str) -> String {
-    let one: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one.chars().count() > 80 {
-        format!("{}...", one.chars().take(77).collect::<String>())
-    } else {
-        one
-    }
+    Ok(out)
 }
 
 fn all_strings(tokens: &[Tok]) -> bool {
@@ -447,7 +530,7 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             } else {
                 clean.parse::<f64>().ok().map(Tok::Float)
             };
-            out.push(parsed.ok_or_else(|| format!("bad number {num}"))?);
+            out.push(parsed.ok_or("bad number")?);
             continue;
         }
         let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
@@ -456,7 +539,7 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                 out.push(Tok::Op(op));
                 i += op.len();
             }
-            None => return Err(format!("unsupported character {c:?}")),
+            None => return Err(format!("unsupported character U+{:04X}", c as u32)),
         }
     }
     Ok(out)
@@ -468,6 +551,10 @@ struct Eval<'a> {
     vars: &'a HashMap<String, Value>,
     env: &'a dyn Fn(&str) -> Option<String>,
     cpus: usize,
+    /// How deep the expression being evaluated is nested (at most [`MAX_DEPTH`]).
+    depth: usize,
+    /// A bound the file broke: the whole file is refused, not just this line.
+    fatal: Option<String>,
 }
 
 type R = Result<Value, String>;
@@ -506,7 +593,32 @@ impl Eval<'_> {
         }
     }
 
+    /// Runs `f` one level deeper, refusing the file past [`MAX_DEPTH`] (recursion is what
+    /// nesting costs here, and the stack is finite).
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.refuse(format!("expression nested deeper than {MAX_DEPTH} levels")));
+        }
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        result
+    }
+    fn refuse(&mut self, why: String) -> String {
+        self.fatal.get_or_insert(why).clone()
+    }
+    /// `v`, unless it is larger than [`MAX_VALUE_BYTES`] (then the file is refused).
+    fn bounded(&mut self, v: Value) -> R {
+        if v.size() > MAX_VALUE_BYTES {
+            return Err(self.refuse(format!("a value larger than {} MiB", MAX_VALUE_BYTES >> 20)));
+        }
+        Ok(v)
+    }
+
     fn expr(&mut self) -> R {
+        self.nested(Self::or)
+    }
+    fn or(&mut self) -> R {
         let mut left = self.and()?;
         while self.eat_name("or") {
             let right = self.and()?;
@@ -528,7 +640,7 @@ impl Eval<'_> {
     }
     fn not(&mut self) -> R {
         if self.eat_name("not") {
-            return Ok(Value::Bool(!self.not()?.truthy()));
+            return Ok(Value::Bool(!self.nested(Self::not)?.truthy()));
         }
         self.sum()
     }
@@ -544,6 +656,7 @@ impl Eval<'_> {
             };
             let right = self.term()?;
             left = arith(op, left, right)?;
+            left = self.bounded(left)?;
         }
     }
     fn term(&mut self) -> R {
@@ -553,25 +666,28 @@ impl Eval<'_> {
             let Some(op) = op else { return Ok(left) };
             let right = self.unary()?;
             left = arith(op, left, right)?;
+            left = self.bounded(left)?;
         }
     }
     fn unary(&mut self) -> R {
         if self.eat("-") {
-            return match self.unary()? {
+            return match self.nested(Self::unary)? {
                 Value::Int(n) => Ok(Value::Int(n.checked_neg().ok_or("overflow")?)),
                 Value::Float(x) => Ok(Value::Float(-x)),
-                v => Err(format!("cannot negate {v}")),
+                v => Err(format!("cannot negate {}", v.kind())),
             };
         }
         if self.eat("+") {
-            return self.unary();
+            return self.nested(Self::unary);
         }
         self.postfix()
     }
     fn args(&mut self) -> Result<Vec<Value>, String> {
         let mut args = Vec::new();
         while !self.eat(")") {
-            args.push(self.expr()?);
+            let arg = self.expr()?;
+            self.items_bounded(&args, &arg)?;
+            args.push(arg);
             if !self.eat(",") {
                 self.expect(")")?;
                 break;
@@ -608,9 +724,10 @@ impl Eval<'_> {
             return match path.as_str() {
                 "os.environ" | "environ" => {
                     let key = key.to_string();
-                    (self.env)(&key)
+                    let v = (self.env)(&key)
                         .map(Value::Str)
-                        .ok_or(format!("${key} is not set"))
+                        .ok_or(format!("${key} is not set"))?;
+                    self.bounded(v)
                 }
                 _ => match (self.vars.get(&path), key) {
                     (Some(Value::List(items)), Value::Int(i)) => {
@@ -637,9 +754,10 @@ impl Eval<'_> {
             }
             ("os.environ.get" | "environ.get" | "os.getenv" | "getenv", 1 | 2) => {
                 let key = args[0].to_string();
-                Ok((self.env)(&key)
+                let v = (self.env)(&key)
                     .map(Value::Str)
-                    .unwrap_or(arg(1).unwrap_or(Value::None)))
+                    .unwrap_or(arg(1).unwrap_or(Value::None));
+                self.bounded(v)
             }
             ("int", 1) => match &args[0] {
                 Value::Int(n) => Ok(Value::Int(*n)),
@@ -649,8 +767,8 @@ impl Eval<'_> {
                     .trim()
                     .parse::<i64>()
                     .map(Value::Int)
-                    .map_err(|_| format!("int({s:?}) is not a number")),
-                v => Err(format!("int({v})")),
+                    .map_err(|_| "int() of a string that is not a number".to_string()),
+                v => Err(format!("int() of {}", v.kind())),
             },
             ("float", 1) => match &args[0] {
                 Value::Int(n) => Ok(Value::Float(*n as f64)),
@@ -659,10 +777,13 @@ impl Eval<'_> {
                     .trim()
                     .parse::<f64>()
                     .map(Value::Float)
-                    .map_err(|_| format!("float({s:?}) is not a number")),
-                v => Err(format!("float({v})")),
+                    .map_err(|_| "float() of a string that is not a number".to_string()),
+                v => Err(format!("float() of {}", v.kind())),
             },
-            ("str", 1) => Ok(Value::Str(args[0].to_string())),
+            ("str", 1) => {
+                let v = Value::Str(args[0].to_string());
+                self.bounded(v)
+            }
             ("bool", 1) => Ok(Value::Bool(args[0].truthy())),
             ("min" | "max", n) if n >= 2 => {
                 let mut best = args[0].clone();
@@ -692,8 +813,11 @@ impl Eval<'_> {
                 while let Some(Tok::Str(more, f)) = self.peek().cloned() {
                     self.pos += 1;
                     text.push_str(&if f { self.fstring(&more)? } else { more });
+                    if text.len() > MAX_VALUE_BYTES {
+                        break;
+                    }
                 }
-                Ok(Value::Str(text))
+                self.bounded(Value::Str(text))
             }
             Tok::Op("(") => {
                 if self.eat(")") {
@@ -708,7 +832,9 @@ impl Eval<'_> {
                     if self.eat(")") {
                         return Ok(Value::List(items));
                     }
-                    items.push(self.expr()?);
+                    let item = self.expr()?;
+                    self.items_bounded(&items, &item)?;
+                    items.push(item);
                 }
                 self.expect(")")?;
                 Ok(Value::List(items))
@@ -716,7 +842,9 @@ impl Eval<'_> {
             Tok::Op("[") => {
                 let mut items = Vec::new();
                 while !self.eat("]") {
-                    items.push(self.expr()?);
+                    let item = self.expr()?;
+                    self.items_bounded(&items, &item)?;
+                    items.push(item);
                     if !self.eat(",") {
                         self.expect("]")?;
                         break;
@@ -727,7 +855,16 @@ impl Eval<'_> {
             t => Err(format!("unsupported {}", describe(&t))),
         }
     }
-    fn fstring(&self, s: &str) -> Result<String, String> {
+    /// Refuses the file when `items` and `next` together would be larger than
+    /// [`MAX_VALUE_BYTES`].
+    fn items_bounded(&mut self, items: &[Value], next: &Value) -> Result<(), String> {
+        let size: usize = items.iter().chain([next]).map(|v| v.size().max(8)).sum();
+        if size > MAX_VALUE_BYTES {
+            return Err(self.refuse(format!("a value larger than {} MiB", MAX_VALUE_BYTES >> 20)));
+        }
+        Ok(())
+    }
+    fn fstring(&mut self, s: &str) -> Result<String, String> {
         let mut out = String::new();
         let mut rest = s;
         while let Some(i) = rest.find(['{', '}']) {
@@ -754,10 +891,19 @@ impl Eval<'_> {
                 vars: self.vars,
                 env: self.env,
                 cpus: self.cpus,
+                depth: self.depth + 1,
+                fatal: None,
             };
-            let v = p.expr()?;
-            p.end()?;
-            out.push_str(&v.to_string());
+            let v = p.expr().and_then(|v| p.end().map(|()| v));
+            if let Some(why) = p.fatal {
+                return Err(self.refuse(why));
+            }
+            out.push_str(&v?.to_string());
+            if out.len() > MAX_VALUE_BYTES {
+                return Err(
+                    self.refuse(format!("a value larger than {} MiB", MAX_VALUE_BYTES >> 20))
+                );
+            }
             rest = &after[close + 1..];
         }
         out.push_str(rest);
@@ -780,7 +926,7 @@ fn number(v: &Value) -> Result<f64, String> {
         Value::Int(n) => Ok(*n as f64),
         Value::Float(x) => Ok(*x),
         Value::Bool(b) => Ok(*b as i64 as f64),
-        other => Err(format!("{other} is not a number")),
+        other => Err(format!("{} is not a number", other.kind())),
     }
 }
 
@@ -799,8 +945,8 @@ fn arith(op: &str, a: Value, b: Value) -> R {
         ("+", Int(x), Int(y)) => int(x.checked_add(y)),
         ("-", Int(x), Int(y)) => int(x.checked_sub(y)),
         ("*", Int(x), Int(y)) => int(x.checked_mul(y)),
-        ("//", Int(x), Int(y)) => int(x.checked_div_euclid(y)),
-        ("%", Int(x), Int(y)) => int(x.checked_rem_euclid(y)),
+        ("//", Int(x), Int(y)) => int(floor_div(x, y)),
+        ("%", Int(x), Int(y)) => int(floor_mod(x, y)),
         (op, a, b) => {
             let (x, y) = (number(&a)?, number(&b)?);
             Ok(Float(match op {
@@ -809,11 +955,39 @@ fn arith(op: &str, a: Value, b: Value) -> R {
                 "*" => x * y,
                 "/" if y != 0.0 => x / y,
                 "//" if y != 0.0 => (x / y).floor(),
-                "%" if y != 0.0 => x.rem_euclid(y),
+                "%" if y != 0.0 => {
+                    // Python's: the result takes the divisor's sign.
+                    let r = x % y;
+                    if r != 0.0 && (r < 0.0) != (y < 0.0) {
+                        r + y
+                    } else {
+                        r
+                    }
+                }
                 _ => return Err("division by zero".into()),
             }))
         }
     }
+}
+
+/// Python's `//` on ints: the quotient rounded toward negative infinity.
+fn floor_div(x: i64, y: i64) -> Option<i64> {
+    let q = x.checked_div(y)?;
+    if x % y != 0 && (x < 0) != (y < 0) {
+        q.checked_sub(1)
+    } else {
+        Some(q)
+    }
+}
+
+/// Python's `%` on ints: the remainder takes the divisor's sign.
+fn floor_mod(x: i64, y: i64) -> Option<i64> {
+    let r = x.checked_rem(y)?;
+    Some(if r != 0 && (r < 0) != (y < 0) {
+        r + y
+    } else {
+        r
+    })
 }
 
 #[cfg(test)]
@@ -825,7 +999,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        parse("gunicorn.conf.py", src, &|k| vars.get(k).cloned(), 2)
+        parse("gunicorn.conf.py", src, &|k| vars.get(k).cloned(), 2).unwrap()
+    }
+
+    fn refused(src: &str) -> String {
+        parse("gunicorn.conf.py", src, &|_| None, 2).expect_err("the file is refused")
     }
 
     fn get(c: &ConfFile, name: &str) -> Option<Value> {
@@ -950,5 +1128,175 @@ threads = int(
             Some(Value::Int(2)),
             "the if block is not run"
         );
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_bound_is_refused_naming_the_file_and_line() {
+        let deep = 100_000;
+        for expr in [
+            format!("{}1{}", "(".repeat(deep), ")".repeat(deep)),
+            "(".repeat(deep),
+            format!("{}1{}", "[".repeat(deep), "]".repeat(deep)),
+            format!("{}1", "-".repeat(deep)),
+            format!("{}1", "not ".repeat(deep)),
+            format!("{}1{}", "int(".repeat(deep), ")".repeat(deep)),
+        ] {
+            let why = refused(&format!("workers = 2\ntimeout = {expr}\n"));
+            assert!(
+                why.starts_with(
+                    "config file gunicorn.conf.py:2: timeout: expression nested deeper than 100"
+                ),
+                "{why}"
+            );
+        }
+        // Within the bound, nesting evaluates.
+        let c = run(
+            &format!("timeout = {}7{}\n", "(".repeat(90), ")".repeat(90)),
+            &[],
+        );
+        assert_eq!(get(&c, "timeout"), Some(Value::Int(7)));
+    }
+
+    #[test]
+    fn files_and_values_over_their_size_bounds_are_refused() {
+        // A file over 1 MiB (a comment, so that only its size is wrong).
+        let big = format!("workers = 2\n#{}\n", "x".repeat(MAX_FILE_BYTES));
+        let why = refused(&big);
+        assert!(
+            why.contains("gunicorn.conf.py: larger than 1024 KiB"),
+            "{why}"
+        );
+        // A string doubled 40 times stops at the first doubling over 1 MiB (line 12).
+        let mut src = format!("a = '{}'\n", "x".repeat(1024));
+        src.push_str(&"a = a + a\n".repeat(40));
+        let why = refused(&src);
+        assert_eq!(
+            why,
+            "config file gunicorn.conf.py:12: a: a value larger than 1 MiB"
+        );
+        // A list of large strings, an f-string and a str() of one.
+        let half = format!("a = '{}'\n", "x".repeat(600 << 10));
+        for line2 in [
+            "b = [a, a]",
+            "b = (a, a, a)",
+            "b = f'{a}{a}'",
+            "b = max(a, a)",
+            "b = str([a, a])",
+            "b = f'{a}' f'{a}'",
+        ] {
+            let why = refused(&format!("{half}{line2}\n"));
+            assert!(
+                why.starts_with("config file gunicorn.conf.py:2: b: "),
+                "{line2}: {why}"
+            );
+        }
+        // Copies of one large value: the file's values together are bounded too.
+        let mut src = half.clone();
+        for i in 0..10 {
+            src.push_str(&format!("c{i} = a\n"));
+        }
+        let why = refused(&src);
+        assert!(why.contains("more than 4 MiB together"), "{why}");
+        assert!(
+            why.starts_with("config file gunicorn.conf.py:7: c5: "),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn warnings_name_the_setting_and_never_quote_the_line() {
+        let src = "workers = 2\n    token = 's3cret'\ndb_password = {'s3cret': 1}\n\
+                   api_key = 's3cret'.upper()\nprint('s3cret')\nthreads = int('s3cret')\n\
+                   timeout = -'s3cret'\nkeepalive = 's3cret' * 2\n\
+                   graceful_timeout = 's3cret' $\nbacklog = 12s3cret\n";
+        let c = run(src, &[]);
+        let w = c.warnings.join("\n");
+        assert!(!w.contains("s3cret"), "{w}");
+        for expected in [
+            "gunicorn.conf.py:2: unexpected indentation; ignored",
+            "gunicorn.conf.py:3: db_password: unsupported character U+007B; ignored",
+            "gunicorn.conf.py:4: cannot evaluate api_key (unsupported '.'); ignored",
+            "gunicorn.conf.py:5: outside the supported subset",
+            "gunicorn.conf.py:6: cannot evaluate threads (int() of a string that is not a number)",
+            "gunicorn.conf.py:7: cannot evaluate timeout (cannot negate a string)",
+            "gunicorn.conf.py:8: cannot evaluate keepalive (a string is not a number)",
+            "gunicorn.conf.py:9: graceful_timeout: unsupported character U+0024; ignored",
+            "gunicorn.conf.py:10: backlog: bad number; ignored",
+        ] {
+            assert!(w.contains(expected), "{expected}\n{w}");
+        }
+        assert_eq!(get(&c, "workers"), Some(Value::Int(2)));
+    }
+
+    #[test]
+    fn a_file_that_is_not_text_is_refused_quoting_nothing() {
+        let environ = b"SECRET_KEY=s3cret\0PATH=/bin\0".to_vec();
+        let why = text("/proc/self/environ", environ).unwrap_err();
+        assert_eq!(
+            why,
+            "config file /proc/self/environ: not a config file (it contains NUL bytes); not read"
+        );
+        let why = text("x.py", vec![b'a', 0xff, 0xfe, b'\n']).unwrap_err();
+        assert_eq!(
+            why,
+            "config file x.py: not a config file (not UTF-8 text); not read"
+        );
+        let why = text("x.py", vec![b'#'; MAX_FILE_BYTES + 1]).unwrap_err();
+        assert_eq!(why, "config file x.py: larger than 1024 KiB; not read");
+        assert_eq!(
+            text("x.py", b"workers = 2\n".to_vec()).unwrap(),
+            "workers = 2\n"
+        );
+        let why = refused("SECRET=s3cret\0workers = 2\n");
+        assert!(
+            why.contains("NUL bytes") && !why.contains("s3cret"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_bom_and_cr_line_endings_are_read_as_python_reads_them() {
+        for src in [
+            "\u{feff}workers = 3\ntimeout = 5\n",
+            "workers = 3\r\ntimeout = 5\r\n",
+            "\u{feff}workers = 3\r\n\r\n# c\r\ntimeout = (\r  5)\r",
+            "\"\"\"doc\rstring\"\"\"\rworkers = 3\rtimeout = 5",
+        ] {
+            let c = run(src, &[]);
+            assert!(c.warnings.is_empty(), "{src:?}: {:?}", c.warnings);
+            assert_eq!(get(&c, "workers"), Some(Value::Int(3)), "{src:?}");
+            assert_eq!(get(&c, "timeout"), Some(Value::Int(5)), "{src:?}");
+        }
+        let c = run("x = \"\"\"a\r\nb\"\"\"\n", &[]);
+        assert_eq!(get(&c, "x"), Some(Value::Str("a\nb".into())));
+    }
+
+    #[test]
+    fn floor_division_and_modulo_are_pythons() {
+        let c = run(
+            "a = -7 // 2\nb = -7 % 2\nc = 7 % -2\nd = 7 // -2\ne = -7 // -2\nf = -7 % -2\n\
+             g = 7 // 2\nh = 7 % 2\ni = -7.0 % 2\nj = 7.0 % -2\nk = -6 // 2\nl = -6 % 4\n",
+            &[],
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let want = [
+            ("a", Value::Int(-4)),
+            ("b", Value::Int(1)),
+            ("c", Value::Int(-1)),
+            ("d", Value::Int(-4)),
+            ("e", Value::Int(3)),
+            ("f", Value::Int(-1)),
+            ("g", Value::Int(3)),
+            ("h", Value::Int(1)),
+            ("i", Value::Float(1.0)),
+            ("j", Value::Float(-1.0)),
+            ("k", Value::Int(-3)),
+            ("l", Value::Int(2)),
+        ];
+        for (name, value) in want {
+            assert_eq!(get(&c, name), Some(value), "{name}");
+        }
+        let c = run("a = 1 // 0\nb = 1 % 0\n", &[]);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
     }
 }

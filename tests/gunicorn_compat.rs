@@ -432,3 +432,46 @@ fn statsd_datagrams_as_gunicorn_sends_them() {
         assert!(value.contains('.') && value.parse::<f64>().is_ok(), "{d}");
     }
 }
+
+/// A config file's warnings name the setting and line, never the line's text (it may hold a
+/// secret), and a file that is not a config (`/proc/self/environ`: NUL bytes) is refused
+/// quoting nothing of it.
+#[test]
+fn config_file_messages_never_quote_the_file() {
+    let dir = temp_dir("conf-secrets");
+    let conf = dir.path().join("gunicorn.conf.py");
+    std::fs::write(
+        &conf,
+        "workers = 2\ndb_url = {'password': 's3cret-value'}\nthreads = 's3cret-value' * 2\n\
+         print('s3cret-value')\n",
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap();
+    let (code, out, err) = run(&["--print-config", "-c", conf], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let all = format!("{out}{err}");
+    assert!(!all.contains("s3cret"), "{all}");
+    assert!(all.contains(&format!("{conf}:2: db_url: ")), "{all}");
+    assert!(
+        all.contains(&format!("{conf}:3: cannot evaluate threads")),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("{conf}:4: outside the supported subset")),
+        "{all}"
+    );
+
+    let (code, out, err) = run(
+        &["--print-config", "-c", "/proc/self/environ"],
+        &[("SOME_SECRET", "s3cret-value")],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let all = format!("{out}{err}");
+    assert!(!all.contains("s3cret") && !all.contains("PATH="), "{all}");
+    assert!(
+        all.contains(
+            "config file /proc/self/environ: not a config file (it contains NUL bytes); not read"
+        ),
+        "{all}"
+    );
+}

@@ -896,3 +896,73 @@ fn sigterm_right_after_start_is_not_lost() {
         assert_eq!(server.exit_code_within(SECS), Some(0), "round {round}");
     }
 }
+
+/// A HUP with a config file that breaks a bound (nesting, value size, NUL bytes, file size)
+/// logs the error naming the file and line and keeps the running configuration and its
+/// workers, as Gunicorn does; once the file is good again, the next HUP applies it.
+#[test]
+fn hup_with_a_bad_config_file_keeps_the_running_configuration_and_workers() {
+    let dir = temp_dir("hup-conf");
+    let conf = dir.path().join("gunicorn.conf.py");
+    std::fs::write(&conf, "workers = 2\n").unwrap();
+    let server = Server::start(&["-c", conf.to_str().unwrap()]);
+    let before = sorted(&server.wait_workers(2, SECS));
+    let deep = 100_000;
+    let bad: [(Vec<u8>, &str); 4] = [
+        (
+            format!(
+                "workers = 3\ntimeout = {}1{}\n",
+                "(".repeat(deep),
+                ")".repeat(deep)
+            )
+            .into(),
+            ":2: timeout: expression nested deeper than 100 levels",
+        ),
+        (
+            format!("workers = 3\na = 'x'\n{}", "a = a + a\n".repeat(40)).into(),
+            ":23: a: a value larger than 1 MiB",
+        ),
+        (
+            b"SECRET_KEY=s3cret\0workers = 3\n".to_vec(),
+            ": not a config file (it contains NUL bytes)",
+        ),
+        (
+            format!("workers = 3\n#{}\n", "x".repeat(2 << 20)).into(),
+            ": larger than 1024 KiB",
+        ),
+    ];
+    for (i, (content, why)) in bad.iter().enumerate() {
+        std::fs::write(&conf, content).unwrap();
+        server.signal(libc::SIGHUP);
+        let line = server.wait_for_log_count(
+            "reload failed, keeping the old configuration and workers: config file ",
+            i + 1,
+            SECS,
+        );
+        assert!(
+            line.contains(&format!("{}{why}", conf.display())),
+            "{why}: {line}"
+        );
+        assert!(!line.contains("s3cret"), "{line}");
+        assert_eq!(get(server.port, LIGHT).status, 200, "{why}");
+        assert_eq!(
+            sorted(&server.worker_pids()),
+            before,
+            "{why}: the same workers serve"
+        );
+    }
+    assert_eq!(
+        server.count_log("Booting worker with pid: "),
+        2,
+        "no worker was started for a bad file; log:\n{}",
+        server.log_text()
+    );
+    // The master is alive and still reloads.
+    std::fs::write(&conf, "workers = 3\n").unwrap();
+    server.signal(libc::SIGHUP);
+    wait_until("three new workers after the good file's HUP", SECS, || {
+        let now = server.worker_pids();
+        now.len() == 3 && now.iter().all(|p| !before.contains(p))
+    });
+    assert_eq!(get(server.port, LIGHT).status, 200);
+}

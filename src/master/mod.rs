@@ -596,9 +596,13 @@ impl Master {
                 self.target = config.workers;
                 self.config = Arc::new(config);
             }
-            Err(err) => log::error(&format!(
-                "reload failed, keeping the old configuration: {err}"
-            )),
+            Err(err) => {
+                // As Gunicorn: the running configuration and its workers stay.
+                log::error(&format!(
+                    "reload failed, keeping the old configuration and workers: {err}"
+                ));
+                return;
+            }
         }
         for _ in 0..self.target {
             self.spawn_worker();
