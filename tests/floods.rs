@@ -166,3 +166,61 @@ fn a_worker_out_of_descriptors_holds_fewer_connections_and_answers_every_request
     assert!(!log.contains("out of file descriptors"), "{log}");
     assert!(!log.contains("was sent SIG"), "{log}");
 }
+
+/// Issue 22, defect 3: at the connection limit, connections that send nothing are evicted
+/// (silent longest first) for new ones, so a flood of them at a low descriptor limit cannot
+/// keep health probes out; before, only idle keep-alive connections were, and probes waited for
+/// the silent ones' 10 s head timeout.
+#[test]
+fn a_flood_of_silent_connections_cannot_keep_health_out() {
+    raise_fd_limit(20_000);
+    let dir = temp_dir("silent");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--bind", "127.0.0.1:0", "--workers", "1", "--io-file"])
+        .arg(dir.path().join("data.bin"));
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let server = Server::spawn(cmd, &[], dir);
+    server.wait_healthy(Duration::from_secs(60));
+    // Four times what the worker may hold (about 40 with 64 descriptors), none sending a byte.
+    let mut flood: Vec<TcpStream> = (0..160).map(|_| connect(server.port)).collect();
+    // Each probe is answered within a bound well under the 10 s head timeout that used to
+    // free the slots.
+    const PROBE: Duration = Duration::from_secs(5);
+    for round in 0..5 {
+        let mut s = connect(server.port);
+        s.set_read_timeout(Some(PROBE)).unwrap();
+        s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let resp = read_response(&mut BufReader::new(s), false).unwrap_or_else(|e| {
+            panic!(
+                "health probe {round} unanswered within {PROBE:?} during a silent flood: {e}; \
+                 log:\n{}",
+                server.log_text()
+            )
+        });
+        assert_eq!(resp.status, 200);
+    }
+    // The oldest silent connection was the one evicted first.
+    assert!(
+        closed_within(&mut flood[0], PROBE),
+        "the longest-silent connection was not closed within {PROBE:?}"
+    );
+    let metrics = get(server.port, "/metrics");
+    let text = String::from_utf8_lossy(&metrics.body);
+    let evicted: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("heavy_api_connections_evicted_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no eviction counter in:\n{text}"));
+    assert!(evicted >= 1.0, "evicted {evicted}");
+    drop(flood);
+}

@@ -693,3 +693,101 @@ fn ok_port_closed() -> u16 {
         .unwrap()
         .port()
 }
+
+fn gauges(port: u16) -> [f64; 4] {
+    let m = scrape(port);
+    let g = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
+    [
+        g("heavy_api_requests_in_flight"),
+        g("heavy_api_queue_depth"),
+        g("heavy_api_connections{state=\"active\"}"),
+        g("heavy_api_connections{state=\"idle\"}"),
+    ]
+}
+
+/// Issue 22, defect 6: the connection gauges are right at the next scrape (they lagged about a
+/// second), and an idle server reads zero everywhere (the scrape no longer counts itself).
+#[test]
+fn gauges_are_exact_at_the_next_scrape_and_zero_when_idle() {
+    let server = Server::start(&["--workers", "1", "--keep-alive", "30"]);
+    server.wait_healthy(SECS);
+    assert_eq!(gauges(server.port), [0.0; 4], "an idle server");
+    // Three keep-alive connections, each after one answered request: idle, at once.
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect(server.port);
+        s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut reader = BufReader::new(s);
+        assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+        kept.push(reader);
+    }
+    // One more that has sent half a head: active.
+    let mut half = connect(server.port);
+    half.write_all(b"GET /heavy/health/ HTTP/1.1\r\n").unwrap();
+    wait_until("the half head to be read", SECS, || {
+        gauges(server.port)[2] == 1.0
+    });
+    assert_eq!(gauges(server.port), [0.0, 0.0, 1.0, 3.0]);
+    drop(kept);
+    drop(half);
+    wait_until("every gauge back to zero", SECS, || {
+        gauges(server.port) == [0.0; 4]
+    });
+}
+
+/// Issue 22, defect 6: after a worker is killed with SIGKILL under load, every gauge returns
+/// to zero once the load is over (`in_flight` used to stay at 1).
+#[test]
+fn gauges_return_to_zero_after_a_worker_is_killed_under_load() {
+    let server = Server::start(&["--workers", "2", "--threads", "2"]);
+    server.wait_workers(2, SECS);
+    let port = server.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                // Keep-alive clients; a connection lost with the killed worker is reopened.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                        continue;
+                    };
+                    s.set_read_timeout(Some(SECS)).unwrap();
+                    let mut reader = BufReader::new(s.try_clone().unwrap());
+                    for _ in 0..20 {
+                        let sent = s.write_all(
+                            format!("GET {TINY} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+                        );
+                        if sent.is_err() || read_response(&mut reader, false).is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Under load: requests are in flight; the gauges are never read below zero.
+    wait_until("requests to be answered under load", SECS, || {
+        scrape(port)
+            .get("heavy_api_requests_total{route=\"/heavy/cpu-io-no-db/\",method=\"GET\",status=\"200\"}")
+            .is_some_and(|&n| n >= 50.0)
+    });
+    let victim = server.worker_pids()[0];
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    wait_until("the killed worker to be replaced", SECS, || {
+        let pids = server.worker_pids();
+        pids.len() == 2 && !pids.contains(&victim)
+    });
+    for _ in 0..20 {
+        let g = gauges(port);
+        assert!(g.iter().all(|v| *v >= 0.0), "a gauge below zero: {g:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    wait_until("every gauge back to zero after the load", SECS, || {
+        gauges(port) == [0.0; 4]
+    });
+}

@@ -28,6 +28,9 @@ pub struct Scrape {
     pub cgroup: crate::platform::cgroup::Usage,
     /// The network namespace's interfaces (`/proc/net/dev`, loopback left out).
     pub interfaces: Vec<crate::platform::net::Interface>,
+    /// The scrape is itself a request in flight: left out of the gauge, so an idle server reads
+    /// zero (the answering worker leaves its connection out of its connection gauges).
+    pub own_request: bool,
 }
 
 struct Out {
@@ -182,15 +185,16 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
     }
 
     let sum = |f: fn(&super::WorkerGauges) -> i64| -> i64 { m.live_workers().map(f).sum() };
+    let own = i64::from(scrape.own_request);
     o.family(
         "heavy_api_requests_in_flight",
         "gauge",
-        "Requests read and not yet answered.",
+        "Requests read and not yet answered (the scrape itself left out).",
     );
     o.sample(
         "heavy_api_requests_in_flight",
         &[],
-        sum(|w| w.in_flight.load(Ordering::Relaxed)).max(0),
+        (sum(|w| w.in_flight.load(Ordering::Relaxed)) - own).max(0),
     );
     o.family(
         "heavy_api_queue_depth",
@@ -211,7 +215,8 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
     o.family(
         "heavy_api_connections",
         "gauge",
-        "Open client connections: active (a request in hand) or idle (kept alive).",
+        "Open client connections: active (a request in hand) or idle (kept alive); the \
+         scrape's own left out.",
     );
     o.sample(
         "heavy_api_connections",
@@ -232,6 +237,17 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
         "heavy_api_connections_refused_total",
         &[],
         load(&m.connections_refused),
+    );
+    o.family(
+        "heavy_api_connections_evicted_total",
+        "counter",
+        "Connections closed at the connection limit to make room: the least productive \
+         (silent longest, no complete request in hand) first.",
+    );
+    o.sample(
+        "heavy_api_connections_evicted_total",
+        &[],
+        load(&m.connections_evicted),
     );
 
     o.family("heavy_api_workers", "gauge", "Worker processes alive.");

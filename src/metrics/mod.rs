@@ -180,6 +180,8 @@ pub struct Metrics {
     pub worker_exits: [AtomicU64; ExitCause::ALL.len()],
     /// Connections not accepted because a worker was at its connection limit.
     pub connections_refused: AtomicU64,
+    /// Connections closed to make room at the connection limit (the least productive first).
+    pub connections_evicted: AtomicU64,
     /// Bytes read from and written to client sockets by the event loops (HTTP heads, bodies,
     /// pipelined bytes; `/metrics` scrapes included): one add per read or write call.
     pub http_received_bytes: AtomicU64,

@@ -1,15 +1,31 @@
-//! One client connection as the event loop holds it: what has been read and not yet parsed,
-//! where the current request stands, what is waiting to be written, and — derived from all
-//! that, in one place — its deadline.
+//! One client connection as the event loop holds it, as a state machine. Its fields are private:
+//! every transition — bytes read, a head or body completed, an answer queued or written, the
+//! connection handed on — is a method here, and its state, deadline and eviction rank are
+//! derived from what it holds, in one place.
+//!
+//! ```text
+//!   accept ─▶ Head ─(head with body)─▶ Body ─┐
+//!              │  ▲                          │ complete request
+//!              │  └───────── Idle ◀──┐       ▼
+//!              │ complete request    │   [dispatch] ─ heavy ─▶ queued: the connection leaves
+//!              └──────────────────▶ Writing ◀─ answer ──────── the loop with its job, and
+//!                                    │                         comes back with its answer
+//!                       last answer  ▼
+//!                                 Closing ─▶ closed
+//! ```
 
 use super::queue::Peer;
+use super::socket::{read_nonblocking, write_nonblocking, ReadOutcome};
 use crate::app::Response;
-use crate::http::{encode_response_into, BodyReader, HeadScan, RequestHead, ResponseMeta};
+use crate::http::{
+    encode_response_into, parse_complete_head, response::CONTINUE, BodyFraming, BodyReader,
+    HeadScan, HttpError, HttpLimits, RequestHead, ResponseMeta, Version,
+};
 use crate::log;
 use crate::metrics;
 use crate::shared::monotonic_ns;
 use crate::statsd;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// A request head must arrive within this long of its first byte; a new connection must send
@@ -24,10 +40,12 @@ pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// A receive buffer larger than this is given back when the connection goes idle.
 const KEEP_BUFFER: usize = 4 * 1024;
+/// An output buffer larger than this is given back once written.
+const KEEP_OUT: usize = 64 * 1024;
 
 /// What a connection is waiting for. Each state has its own time limit, counted from when the
 /// connection entered it (or, while writing, from the client's last progress). A connection
-/// whose request is queued or running is not here at all: the handler thread has it, and
+/// whose request is queued or running is not here at all: it travels with its job, and
 /// `--timeout` bounds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
@@ -37,39 +55,84 @@ pub(super) enum State {
     Body,
     /// Writing answers the client has not taken yet.
     Writing,
+    /// Writing the last answer: the connection closes once it is out.
+    Closing,
     /// Kept alive between requests.
     Idle,
 }
 
+impl State {
+    pub(super) const ALL: [State; 5] = [
+        State::Head,
+        State::Body,
+        State::Writing,
+        State::Closing,
+        State::Idle,
+    ];
+
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a response is, beyond its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Normal,
+    /// A heavy request stopped at `--timeout`.
+    TimedOut,
+}
+
+/// What the connection's bytes amount to next (see [`Conn::next`]).
+pub(super) enum Next {
+    /// A complete request: dispatch it.
+    Request(Box<RequestHead>),
+    /// The bytes broke the protocol: answer with [`Conn::reject`].
+    Invalid(HttpError),
+    /// Nothing to do until the socket is ready again (the client is to take the pending
+    /// answer, or to send more).
+    Wait,
+    /// The last answer has gone out: close.
+    Done,
+}
+
+/// The peer is gone (a read or write failed, or it closed).
+#[derive(Debug)]
+pub(super) struct Gone;
+
 pub(super) struct Conn {
-    pub(super) fd: OwnedFd,
-    pub(super) peer: Peer,
+    fd: OwnedFd,
+    peer: Peer,
     /// Received bytes not yet consumed.
-    pub(super) buf: Vec<u8>,
+    buf: Vec<u8>,
     /// How far the current head has been scanned (each byte is looked at once).
-    pub(super) scan: HeadScan,
+    scan: HeadScan,
     /// Set while a body is being read after its head.
-    pub(super) body: Option<(Box<RequestHead>, BodyReader)>,
+    body: Option<(Box<RequestHead>, BodyReader)>,
     /// Response bytes not yet written.
-    pub(super) out: Vec<u8>,
-    pub(super) close_after_out: bool,
+    out: Vec<u8>,
+    close_after_out: bool,
     /// Requests answered on this connection.
-    pub(super) served: u64,
+    served: u64,
     /// When the current request's first byte arrived (`CLOCK_MONOTONIC` ns).
-    pub(super) request_start_ns: u64,
+    request_start_ns: u64,
     /// The state the deadline is counted in, and since when.
     timer: (State, Instant),
+    /// When the client last sent a byte (or was accepted, or last got an answer): the least
+    /// productive connection is the one silent longest.
+    heard_at: Instant,
     /// Whether epoll watches the connection for writability (else readability).
-    pub(super) wants_write: bool,
+    watching_write: bool,
     /// Set when the server shuts down: a connection still waiting for a request's first byte
     /// is given up at this moment.
-    pub(super) shutdown_by: Option<Instant>,
+    shutdown_by: Option<Instant>,
     /// Accepted on the `--metrics-bind` listener.
-    pub(super) metrics_port: bool,
+    metrics_port: bool,
 }
 
 impl Conn {
     pub(super) fn new(fd: OwnedFd, peer: Peer, served: u64, leftover: Vec<u8>) -> Conn {
+        let now = Instant::now();
         let mut conn = Conn {
             fd,
             peer,
@@ -80,8 +143,9 @@ impl Conn {
             close_after_out: false,
             served,
             request_start_ns: monotonic_ns(),
-            timer: (State::Head, Instant::now()),
-            wants_write: false,
+            timer: (State::Head, now),
+            heard_at: now,
+            watching_write: false,
             shutdown_by: None,
             metrics_port: false,
         };
@@ -89,9 +153,43 @@ impl Conn {
         conn
     }
 
+    pub(super) fn on_metrics_port(mut self, yes: bool) -> Conn {
+        self.metrics_port = yes;
+        self
+    }
+
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub(super) fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    pub(super) fn served(&self) -> u64 {
+        self.served
+    }
+
+    pub(super) fn is_metrics_port(&self) -> bool {
+        self.metrics_port
+    }
+
+    pub(super) fn request_start_ns(&self) -> u64 {
+        self.request_start_ns
+    }
+
+    /// A request handed back from a handler thread started when it was first received.
+    pub(super) fn set_request_start(&mut self, ns: u64) {
+        self.request_start_ns = ns;
+    }
+
     pub(super) fn state(&self) -> State {
         if !self.out.is_empty() {
-            State::Writing
+            if self.close_after_out {
+                State::Closing
+            } else {
+                State::Writing
+            }
         } else if self.body.is_some() {
             State::Body
         } else if !self.buf.is_empty() || self.served == 0 {
@@ -101,17 +199,108 @@ impl Conn {
         }
     }
 
-    /// Restarts the timer when the state changed, or when the client took bytes of an answer.
-    /// Called after every piece of work on the connection.
-    pub(super) fn refresh(&mut self, now: Instant, wrote: bool) {
-        let state = self.state();
-        if state != self.timer.0 || (state == State::Writing && wrote) {
-            self.timer = (state, now);
+    /// Reads what the socket has. `Err`: the peer closed or failed.
+    pub(super) fn read(&mut self, scratch: &mut [u8]) -> Result<(), Gone> {
+        match read_nonblocking(self.fd.as_fd(), scratch) {
+            ReadOutcome::Data(n) => {
+                if self.buf.is_empty() && self.body.is_none() {
+                    self.request_start_ns = monotonic_ns();
+                }
+                self.buf.extend_from_slice(&scratch[..n]);
+                self.heard_at = Instant::now();
+                Ok(())
+            }
+            ReadOutcome::WouldBlock => Ok(()),
+            ReadOutcome::Closed => Err(Gone),
         }
-        if state == State::Idle && self.buf.capacity() > KEEP_BUFFER {
-            // An idle connection holds no memory for the head it may never send.
-            self.buf = Vec::new();
+    }
+
+    /// Whether reading is on hold: a client that does not take its answers gets nothing more
+    /// read until it does (what it sends meanwhile stays in the kernel).
+    pub(super) fn reading_paused(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Writes as much pending output as the socket takes; a client taking bytes of an answer
+    /// restarts its write time. `Err`: the peer is gone.
+    pub(super) fn write(&mut self) -> Result<(), Gone> {
+        if self.out.is_empty() {
+            return Ok(());
         }
+        let n = write_nonblocking(self.fd.as_fd(), &self.out).map_err(|_| Gone)?;
+        self.out.drain(..n);
+        if self.out.is_empty() && self.out.capacity() > KEEP_OUT {
+            self.out = Vec::new();
+        }
+        if n > 0 {
+            self.timer.1 = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending, then turns buffered bytes into the next request, in order. A
+    /// head announcing a body moves to reading the body (answering `100 Continue` if asked).
+    pub(super) fn next(&mut self, limits: &HttpLimits, keep_headers: bool) -> Result<Next, Gone> {
+        loop {
+            self.write()?;
+            if !self.out.is_empty() {
+                return Ok(Next::Wait);
+            }
+            if self.close_after_out {
+                return Ok(Next::Done);
+            }
+            if let Some((_, body)) = &mut self.body {
+                let used = match body.consume(&self.buf) {
+                    Ok(used) => used,
+                    Err(err) => return Ok(Next::Invalid(err)),
+                };
+                self.buf.drain(..used);
+                if !body.is_done() {
+                    return Ok(Next::Wait);
+                }
+                let (head, _) = self.body.take().expect("a body in progress");
+                return Ok(Next::Request(head));
+            }
+            if self.buf.is_empty() {
+                return Ok(Next::Wait);
+            }
+            let head_len = match self.scan.scan(&self.buf, limits) {
+                Ok(Some(len)) => len,
+                Ok(None) => return Ok(Next::Wait),
+                Err(err) => return Ok(Next::Invalid(err)),
+            };
+            let parsed = parse_complete_head(&self.buf[..head_len], limits, keep_headers);
+            self.buf.drain(..head_len);
+            self.scan = HeadScan::default();
+            match parsed {
+                Err(err) => return Ok(Next::Invalid(err)),
+                Ok(head) if head.body == BodyFraming::None => {
+                    return Ok(Next::Request(Box::new(head)))
+                }
+                Ok(head) => {
+                    if head.expect_continue {
+                        self.out.extend_from_slice(CONTINUE);
+                    }
+                    let body = BodyReader::new(head.body, limits.body);
+                    self.body = Some((Box::new(head), body));
+                }
+            }
+        }
+    }
+
+    /// The bytes already read past the current request (pipelining), taken to travel with it.
+    pub(super) fn take_leftover(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Puts back bytes that were to travel with a request that could not be passed on.
+    pub(super) fn restore_leftover(&mut self, leftover: Vec<u8>) {
+        self.buf = leftover;
+    }
+
+    /// Gives the connection's descriptor up (it leaves the loop with a job or for a sibling).
+    pub(super) fn into_fd(self) -> OwnedFd {
+        self.fd
     }
 
     /// The one place that decides when the connection is given up on.
@@ -121,7 +310,7 @@ impl Conn {
             + match state {
                 State::Head => HEAD_TIMEOUT,
                 State::Body => BODY_TIMEOUT,
-                State::Writing => WRITE_TIMEOUT,
+                State::Writing | State::Closing => WRITE_TIMEOUT,
                 State::Idle => keep_alive,
             };
         match self.shutdown_by {
@@ -130,9 +319,20 @@ impl Conn {
         }
     }
 
-    /// Since when the connection has been idle between requests, if it is.
-    pub(super) fn idle_since(&self) -> Option<Instant> {
-        (self.state() == State::Idle && self.timer.0 == State::Idle).then_some(self.timer.1)
+    /// Whether a request is partly read: a connection given up on then is told why (408).
+    pub(super) fn is_mid_request(&self) -> bool {
+        match self.state() {
+            State::Head => !self.buf.is_empty(),
+            State::Body => true,
+            State::Writing | State::Closing | State::Idle => false,
+        }
+    }
+
+    /// For eviction at the connection limit: since when the connection has been silent, if it
+    /// holds no complete request (waiting for a head, or idle between requests). Connections
+    /// reading a body or being written to are doing work and are never evicted.
+    pub(super) fn silent_since(&self) -> Option<Instant> {
+        matches!(self.state(), State::Head | State::Idle).then_some(self.heard_at)
     }
 
     /// Whether nothing of a request is in hand: the connection could move to another worker.
@@ -140,9 +340,38 @@ impl Conn {
         self.buf.is_empty() && self.out.is_empty() && self.body.is_none()
     }
 
+    /// Restarts the timer when the state changed, and gives back an idle connection's memory.
+    /// Returns whether epoll must now watch for the other direction.
+    pub(super) fn settle(&mut self, now: Instant) -> Option<bool> {
+        let state = self.state();
+        if state != self.timer.0 {
+            self.timer = (state, now);
+        }
+        if state == State::Idle && self.buf.capacity() > KEEP_BUFFER {
+            // An idle connection holds no memory for the head it may never send.
+            self.buf = Vec::new();
+        }
+        let wants_write = !self.out.is_empty();
+        (wants_write != self.watching_write).then(|| {
+            self.watching_write = wants_write;
+            wants_write
+        })
+    }
+
+    /// The server is shutting down: a connection that has sent nothing gets until `by`.
+    pub(super) fn give_until(&mut self, by: Instant) {
+        self.shutdown_by = Some(by);
+    }
+
     /// Queues the answer to `head` and writes its access-log line: the one place every
     /// response, inline or from a handler thread, goes through.
-    pub(super) fn respond(&mut self, head: &RequestHead, response: &Response, keep_alive: bool) {
+    pub(super) fn respond(
+        &mut self,
+        head: &RequestHead,
+        response: &Response,
+        keep_alive: bool,
+        outcome: Outcome,
+    ) {
         let meta = ResponseMeta {
             version: head.version,
             keep_alive,
@@ -156,7 +385,7 @@ impl Conn {
         if log::enabled(log::Level::Debug) {
             log::debug(&format!("{} {}", head.method, head.path));
         }
-        if response.status == 503 && response.body.windows(11).any(|w| w == b"timeout_sec") {
+        if outcome == Outcome::TimedOut {
             // The alarm Gunicorn users have on `WORKER TIMEOUT` needs a line to match.
             log::warning(&format!(
                 "Request timed out (pid:{}): {} {} after {:.3} s",
@@ -167,8 +396,10 @@ impl Conn {
             ));
         }
         // A request ended: whatever comes next (its answer going out, the next head) is timed
-        // afresh from now.
-        self.timer = (State::Writing, Instant::now());
+        // afresh from now; the client was heard from (it is owed an answer, not silent).
+        let now = Instant::now();
+        self.timer = (State::Writing, now);
+        self.heard_at = now;
         if !keep_alive {
             self.close_after_out = true;
             self.buf.clear();
@@ -197,6 +428,33 @@ impl Conn {
             self.request_start_ns = monotonic_ns();
         }
     }
+
+    /// Answers a request that broke the protocol, then closes: after a framing error nothing
+    /// that follows can be trusted.
+    pub(super) fn reject(&mut self, err: &HttpError) {
+        log::warning(&format!(
+            "Invalid request from ip={}: {}",
+            self.peer.ip,
+            err.log_text()
+        ));
+        self.queue_last(&err.to_response());
+        let elapsed = monotonic_ns().saturating_sub(self.request_start_ns);
+        metrics::record_response("", "", err.status, Duration::from_nanos(elapsed));
+    }
+
+    /// Queues a final answer outside any request (an error, a 408 at the deadline) and closes
+    /// once it is out: nothing more is read.
+    pub(super) fn queue_last(&mut self, response: &Response) {
+        let meta = ResponseMeta {
+            version: Version::Http11,
+            keep_alive: false,
+            head_only: false,
+        };
+        encode_response_into(&mut self.out, response, meta);
+        self.close_after_out = true;
+        self.buf.clear();
+        self.body = None;
+    }
 }
 
 #[cfg(test)]
@@ -204,8 +462,11 @@ mod tests {
     use super::*;
     use crate::http::parse_head;
 
+    /// A connection on one end of a socket pair; the other end is kept open for the test's
+    /// life (leaked: a few descriptors per test process).
     fn conn(served: u64, leftover: &[u8]) -> Conn {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        std::mem::forget(b);
         let peer = Peer {
             ip: String::new(),
             port: None,
@@ -240,11 +501,13 @@ mod tests {
             let now = start + Duration::from_secs(2 * u64::from(round));
             // The head completed (its last bytes and one byte of the next arrived) and was
             // answered; the answer was written at once.
-            c.respond(&head(), &Response::json(200, &serde_json::json!({})), true);
-            c.refresh(now, false);
+            let ok = Response::json(200, &serde_json::json!({}));
+            c.respond(&head(), &ok, true, Outcome::Normal);
+            c.settle(now);
             assert_eq!(c.state(), State::Writing);
             c.out.clear();
-            c.refresh(now, true);
+            c.timer = (State::Writing, now);
+            c.settle(now);
             assert_eq!(
                 c.state(),
                 State::Head,
@@ -258,25 +521,29 @@ mod tests {
     fn writing_counts_from_the_clients_last_progress_and_idle_uses_keep_alive() {
         let mut c = conn(1, b"");
         let t0 = c.timer.1;
-        c.refresh(t0 + Duration::from_millis(500), false);
+        c.settle(t0 + Duration::from_millis(500));
         assert_eq!(c.state(), State::Idle);
         assert_eq!(c.deadline(KEEP), t0 + KEEP);
         c.out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-        c.refresh(t0 + Duration::from_secs(1), false);
+        let t1 = t0 + Duration::from_secs(1);
         assert_eq!(
-            c.deadline(KEEP),
-            t0 + Duration::from_secs(1) + WRITE_TIMEOUT
+            c.settle(t1),
+            Some(true),
+            "epoll now watches for writability"
         );
-        c.refresh(t0 + Duration::from_secs(20), false);
+        assert_eq!(c.deadline(KEEP), t1 + WRITE_TIMEOUT);
+        c.settle(t0 + Duration::from_secs(20));
         assert_eq!(
             c.deadline(KEEP),
-            t0 + Duration::from_secs(1) + WRITE_TIMEOUT,
+            t1 + WRITE_TIMEOUT,
             "no progress: no new time"
         );
-        c.refresh(t0 + Duration::from_secs(25), true);
-        assert_eq!(
-            c.deadline(KEEP),
-            t0 + Duration::from_secs(25) + WRITE_TIMEOUT
+        let before_write = Instant::now();
+        c.write().unwrap();
+        assert!(c.out.is_empty(), "the socket pair took the bytes");
+        assert!(
+            c.timer.1 >= before_write && c.timer.1 != t1,
+            "progress restarts the write time"
         );
     }
 
@@ -284,7 +551,45 @@ mod tests {
     fn an_idle_connection_gives_back_a_large_buffer() {
         let mut c = conn(1, b"");
         c.buf.reserve(64 * 1024);
-        c.refresh(Instant::now(), false);
+        c.settle(Instant::now());
         assert!(c.buf.capacity() <= KEEP_BUFFER);
+    }
+
+    #[test]
+    fn requests_come_out_in_order_and_a_body_is_read_before_its_request() {
+        let limits = HttpLimits::default();
+        let mut c = conn(
+            0,
+            b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nPOST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nab",
+        );
+        let Next::Request(first) = c.next(&limits, false).unwrap() else {
+            panic!("the first request is complete")
+        };
+        assert_eq!(first.path, "/a");
+        assert!(matches!(c.next(&limits, false).unwrap(), Next::Wait));
+        assert_eq!(c.state(), State::Body, "one byte of the body is missing");
+        c.buf.extend_from_slice(b"c");
+        let Next::Request(second) = c.next(&limits, false).unwrap() else {
+            panic!("the body is complete")
+        };
+        assert_eq!(second.path, "/b");
+    }
+
+    #[test]
+    fn only_connections_without_a_request_in_hand_rank_for_eviction() {
+        let mut c = conn(0, b"");
+        assert!(c.silent_since().is_some(), "a silent new connection");
+        c.buf
+            .extend_from_slice(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n");
+        assert!(matches!(
+            c.next(&HttpLimits::default(), false).unwrap(),
+            Next::Wait
+        ));
+        assert_eq!(c.state(), State::Body);
+        assert!(c.silent_since().is_none(), "reading a body is work");
+        let mut closing = conn(1, b"");
+        closing.queue_last(&Response::json(408, &serde_json::json!({})));
+        assert_eq!(closing.state(), State::Closing);
+        assert!(closing.silent_since().is_none());
     }
 }

@@ -2,19 +2,18 @@
 //! handler thread (heavy work) through the shared queue — or, while this worker stops, its own
 //! local queue. Also where a retiring worker passes its connections on.
 
-use super::connection::SHUTDOWN_GRACE;
+use super::connection::{Outcome, SHUTDOWN_GRACE};
 use super::event_loop::EventLoop;
 use super::queue::{Item, Job, SendError};
 use super::socket::has_pending_input;
 use crate::app::{Response, Route, METRICS_PATH};
-use crate::http::{encode_response, HttpError, RequestHead, ResponseMeta, Version};
+use crate::http::{HttpError, RequestHead};
 use crate::log;
 use crate::metrics;
-use crate::shared::monotonic_ns;
 use serde_json::json;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 impl EventLoop {
     /// Whether the answer to `head` keeps the connection open: the client wants it,
@@ -32,7 +31,7 @@ impl EventLoop {
         // by this worker's threads) with `Connection: close`, as Gunicorn does.
         let last = self.max_requests > 0 && self.requests >= self.max_requests;
         let keep_alive = self.keeps_alive(&head) && !last;
-        let metrics_port = self.conns.get(&token).is_some_and(|c| c.metrics_port);
+        let metrics_port = self.conns.get(token).is_some_and(|c| c.is_metrics_port());
         let route = if metrics_port && head.path != METRICS_PATH {
             // The metrics listener serves the metrics only.
             Route::Ready(Response::error(
@@ -44,33 +43,40 @@ impl EventLoop {
             self.hub.app.route(&head.method, &head.path, &head.query)
         };
         let stays = match route {
-            Route::Ready(response) => self.answer(token, &head, &response, keep_alive),
+            Route::Ready(response) => {
+                self.answer(token, &head, &response, keep_alive, Outcome::Normal)
+            }
             Route::Readiness => {
                 let response = self.readiness();
-                self.answer(token, &head, &response, keep_alive)
+                self.answer(token, &head, &response, keep_alive, Outcome::Normal)
             }
             Route::Metrics => {
-                let response = if self.has_metrics_listener && !metrics_port {
+                let response = if self.acceptor.has_metrics_listener() && !metrics_port {
                     // Served on --metrics-bind only, so a load balancer never reaches it.
                     Response::error(404, "not found", json!({ "path": head.path }))
                 } else {
-                    self.metrics_response(head.accept.as_deref())
+                    self.publish_connection_gauges(Some(token));
+                    super::scrape::metrics_response(
+                        &self.acceptor,
+                        &self.platform_labels,
+                        head.accept.as_deref(),
+                    )
                 };
-                self.answer(token, &head, &response, keep_alive)
+                self.answer(token, &head, &response, keep_alive, Outcome::Normal)
             }
             Route::Heavy(params) => {
-                let conn = self.conns.get_mut(&token).expect("live connection");
+                let conn = self.conns.get_mut(token).expect("live connection");
                 let job = Job {
                     head,
                     params,
-                    received_ns: conn.request_start_ns,
-                    peer: conn.peer.clone(),
-                    served: conn.served,
-                    leftover: std::mem::take(&mut conn.buf),
+                    received_ns: conn.request_start_ns(),
+                    peer: conn.peer().clone(),
+                    served: conn.served(),
+                    leftover: conn.take_leftover(),
                 };
                 if self.stop_started.is_some() || last {
                     let conn = self.remove(token).expect("live connection");
-                    self.hub.push_local(job, conn.fd);
+                    self.hub.push_local(job, conn.into_fd());
                     false
                 } else {
                     self.queue_job(token, job)
@@ -86,16 +92,27 @@ impl EventLoop {
     /// Puts a heavy request on the shared queue; answers 503 (full) or 431 (too large to pass
     /// on) itself when it cannot.
     fn queue_job(&mut self, token: u64, job: Job) -> bool {
-        let conn = self.conns.get_mut(&token).expect("live connection");
+        let conn = self.conns.get_mut(token).expect("live connection");
+        let fd = conn.fd().as_raw_fd();
         let mut item = Item::Heavy(Box::new(job));
-        let mut sent = self.hub.queue.try_send(&item, conn.fd.as_raw_fd());
+        // Counted before it is sent, so a thread taking it at once never sees the depth below
+        // zero; taken back if it was not sent.
+        metrics::with(|m| {
+            m.queue_depth.fetch_add(1, Ordering::Relaxed);
+        });
+        let mut sent = self.hub.queue.try_send(&item, fd);
         if matches!(sent, Err(SendError::TooLarge)) {
             // Huge (but legal) headers kept for the access log: keep what the format shows,
             // shortened, rather than refuse the request.
             if let Item::Heavy(job) = &mut item {
                 shorten_logged_headers(&mut job.head.headers);
             }
-            sent = self.hub.queue.try_send(&item, conn.fd.as_raw_fd());
+            sent = self.hub.queue.try_send(&item, fd);
+        }
+        if sent.is_err() {
+            metrics::with(|m| {
+                m.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            });
         }
         let Item::Heavy(job) = item else {
             unreachable!("built as a heavy item above")
@@ -104,9 +121,6 @@ impl EventLoop {
             Ok(()) => {
                 // Passed on: the worker whose thread takes it holds it now.
                 self.hub.in_flight(-1);
-                metrics::with(|m| {
-                    m.queue_depth.fetch_add(1, Ordering::Relaxed);
-                });
                 self.remove(token);
                 return false;
             }
@@ -130,8 +144,9 @@ impl EventLoop {
             }
         };
         let job = *job;
-        conn.buf = job.leftover;
-        self.answer(token, &job.head, &response, false)
+        let conn = self.conns.get_mut(token).expect("live connection");
+        conn.restore_leftover(job.leftover);
+        self.answer(token, &job.head, &response, false, Outcome::Normal)
     }
 
     /// Queues the answer to a dispatched request on its connection (the request leaves the
@@ -142,10 +157,11 @@ impl EventLoop {
         head: &RequestHead,
         response: &Response,
         keep_alive: bool,
+        outcome: Outcome,
     ) -> bool {
         self.hub.in_flight(-1);
-        let conn = self.conns.get_mut(&token).expect("live connection");
-        conn.respond(head, response, keep_alive);
+        let conn = self.conns.get_mut(token).expect("live connection");
+        conn.respond(head, response, keep_alive, outcome);
         true
     }
 
@@ -161,29 +177,6 @@ impl EventLoop {
         }
     }
 
-    /// Answers a request that broke the protocol, then closes: after a framing error nothing
-    /// that follows can be trusted.
-    pub(super) fn reject(&mut self, token: u64, err: &HttpError) {
-        let conn = self.conns.get_mut(&token).expect("live connection");
-        log::warning(&format!(
-            "Invalid request from ip={}: {}",
-            conn.peer.ip,
-            err.log_text()
-        ));
-        let meta = ResponseMeta {
-            version: Version::Http11,
-            keep_alive: false,
-            head_only: false,
-        };
-        conn.out
-            .extend_from_slice(&encode_response(&err.to_response(), meta));
-        let elapsed = monotonic_ns().saturating_sub(conn.request_start_ns);
-        metrics::record_response("", "", err.status, Duration::from_nanos(elapsed));
-        conn.close_after_out = true;
-        conn.buf.clear();
-        conn.body = None;
-    }
-
     /// A stopping worker's connection that is between requests. While the server goes on (a
     /// recycle, TTOU, reload) it is passed on the shared queue to the other workers — or to
     /// this one's replacement — so its client never sees it close: what the client sends
@@ -191,23 +184,29 @@ impl EventLoop {
     /// if it was idle after an answer (the client retries on a reused connection); one that has
     /// sent nothing yet, or whose request is already waiting in the socket, is answered here.
     pub(super) fn retire_conn(&mut self, token: u64) {
-        let Some(conn) = self.conns.get(&token) else {
+        let Some(conn) = self.conns.get(token) else {
             return;
         };
         if !self.hub.state.shutting_down.load(Ordering::Acquire) {
             let item = Item::Adopt {
-                peer: conn.peer.clone(),
-                served: conn.served,
+                peer: conn.peer().clone(),
+                served: conn.served(),
             };
-            if self.hub.queue.try_send(&item, conn.fd.as_raw_fd()).is_ok() {
+            if self
+                .hub
+                .queue
+                .try_send(&item, conn.fd().as_raw_fd())
+                .is_ok()
+            {
                 self.close(token);
                 return;
             }
         }
-        if conn.served > 0 && !has_pending_input(conn.fd.as_fd()) {
+        if conn.served() > 0 && !has_pending_input(conn.fd()) {
             self.close(token);
-        } else if let Some(conn) = self.conns.get_mut(&token) {
-            conn.shutdown_by = Some(Instant::now() + SHUTDOWN_GRACE);
+        } else if let Some(conn) = self.conns.get_mut(token) {
+            conn.give_until(Instant::now() + SHUTDOWN_GRACE);
+            self.rearm(token);
         }
     }
 }

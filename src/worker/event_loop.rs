@@ -4,24 +4,26 @@
 //! threads hand back. It never runs heavy work and never waits for a client, so health probes
 //! are answered at once however busy the threads are, and the heartbeat never stalls.
 //!
-//! This file holds the loop itself: waiting, the heartbeat, signals, housekeeping, and stopping.
+//! This file holds the loop itself: waiting (until the next deadline), accepting and evicting at
+//! the connection limit, the heartbeat, signals, gauges, and stopping.
 
-use super::connection::{Conn, State};
+use super::accept::{Accepted, Acceptor};
+use super::connection::State;
+use super::conns::Conns;
 use super::handler;
 use super::hub::Hub;
 use super::queue::Item;
-use super::socket::write_nonblocking;
+use super::socket::has_pending_input;
 use super::WorkerContext;
 use crate::app::App;
-use crate::http::{encode_response, HttpError, ResponseMeta, Version};
+use crate::http::HttpError;
 use crate::log;
 use crate::shared::monotonic_ms;
 use crate::signals::SignalPipe;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::Signal;
-use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,10 +34,18 @@ pub(super) const READ_CHUNK: usize = 16 * 1024;
 /// A busy handler thread counts as making progress this long past its request's `--timeout`
 /// (by then the request has been answered 503 unless the thread is truly stuck).
 const STUCK_GRACE: Duration = Duration::from_secs(2);
-/// How often deadlines, the accept pause and the parent are checked, and the heartbeat beats,
-/// when nothing else wakes the loop: an idle worker wakes once a second (twice with
-/// `--timeout 1`, so the heartbeat stays well inside it). Deadlines are all a second or more.
+/// How often the accept pause and the parent are checked, and the heartbeat beats, when nothing
+/// else wakes the loop: an idle worker wakes once a second (twice with `--timeout 1`, so the
+/// heartbeat stays well inside it). Connection deadlines wake it when they are due.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// At the connection limit, a connection silent this long (no complete request in hand) may be
+/// evicted for a new one. Far longer than a client takes between connecting and sending its
+/// request; short enough that a flood of silent connections holds a worker's every slot for at
+/// most this long before the next connection in the backlog gets one.
+const EVICT_SILENT_AFTER: Duration = Duration::from_millis(250);
+/// At the connection limit, how many of the least productive connections are looked at for one
+/// to evict (those with unread bytes are served instead).
+const EVICTION_LOOKS: usize = 16;
 /// While stopping, how often the loop looks whether its threads are done.
 const STOP_POLL_MS: u16 = 50;
 
@@ -47,23 +57,14 @@ pub struct EventLoop {
     pub(super) hub: Arc<Hub>,
     pub(super) epoll: Epoll,
     signals: SignalPipe,
-    /// The listening sockets, owned by this worker (closed when it stops); their addresses,
-    /// and which is the `--metrics-bind` one.
-    pub(super) listeners: Vec<OwnedFd>,
-    pub(super) listener_urls: Vec<String>,
-    pub(super) listener_is_metrics: Vec<bool>,
-    pub(super) has_metrics_listener: bool,
+    pub(super) acceptor: Acceptor,
     pub(super) platform_labels: Vec<(&'static str, String)>,
-    pub(super) listening: bool,
-    pub(super) accept_paused_until: Option<Instant>,
-    pub(super) conns: HashMap<u64, Conn>,
+    pub(super) conns: Conns,
     pub(super) next_token: u64,
-    /// Most connections held at once: what the descriptors allow, or `--worker-connections`.
-    pub(super) conn_limit: usize,
     /// How long the loop sleeps when nothing happens (see [`SWEEP_EVERY`]).
     idle_wait_ms: u16,
-    /// When the "at the connection limit" warning was last logged.
-    pub(super) limit_warned: Option<Instant>,
+    /// The connection gauges as last published (active, idle).
+    published: (usize, usize),
     threads: Vec<JoinHandle<()>>,
     pub(super) requests: u64,
     pub(super) max_requests: u64,
@@ -106,24 +107,19 @@ impl EventLoop {
         for index in 0..ctx.config.threads {
             threads.push(handler::spawn(hub.clone(), index)?);
         }
-        let conn_limit = super::accept::connection_limit(&ctx.config, ctx.listeners.len());
-        let listener_urls = ctx.listeners.iter().map(|l| l.url.clone()).collect();
-        let listener_is_metrics: Vec<bool> = ctx.listeners.iter().map(|l| l.metrics).collect();
+        // The most one connection holds while its head is unfinished: the head and one read.
+        let per_connection = (ctx.config.http_limits.head + READ_CHUNK) as u64;
+        let acceptor = Acceptor::new(ctx.listeners, &ctx.config, per_connection);
+        let keep_alive = ctx.config.keep_alive.unwrap_or_default();
         let mut lp = EventLoop {
             hub,
             epoll,
             signals,
-            has_metrics_listener: listener_is_metrics.contains(&true),
-            listener_urls,
-            listener_is_metrics,
+            acceptor,
             platform_labels: ctx.platform_labels,
-            listeners: ctx.listeners.into_iter().map(|l| l.fd).collect(),
-            listening: false,
-            accept_paused_until: None,
-            conns: HashMap::new(),
+            conns: Conns::new(keep_alive),
             next_token: FIRST_CONN_TOKEN,
-            conn_limit,
-            limit_warned: None,
+            published: (usize::MAX, usize::MAX),
             idle_wait_ms: ctx
                 .config
                 .timeout
@@ -140,7 +136,7 @@ impl EventLoop {
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             queue_buf: Vec::new(),
         };
-        lp.set_listening(true);
+        lp.acceptor.set_listening(&lp.epoll, true);
         // Serving before booted: the master takes "booted but not serving" for a stop.
         lp.hub.slot.start_serving(&lp.hub.state);
         lp.hub.slot.booted.store(true, Ordering::Release);
@@ -155,11 +151,25 @@ impl EventLoop {
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
             self.heartbeat();
-            let timeout: u16 = if self.stop_started.is_some() {
+            let mut timeout: u16 = if self.stop_started.is_some() {
                 STOP_POLL_MS
             } else {
                 self.idle_wait_ms
             };
+            let holding_off = self.stop_started.is_none() && self.acceptor.is_holding_off();
+            let room_at = if holding_off {
+                let pause = self.acceptor.paused_until();
+                self.room_at(Instant::now())
+                    .map(|at| pause.map_or(at, |p| p.max(at)))
+            } else {
+                None
+            };
+            if let Some(due) = self.conns.next_deadline().into_iter().chain(room_at).min() {
+                let until = due.saturating_duration_since(Instant::now());
+                // Rounded up: waking a millisecond early would only wait again.
+                let ms = until.as_millis() as u64 + 1;
+                timeout = timeout.min(ms.min(u64::from(u16::MAX)) as u16);
+            }
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => 0,
@@ -177,10 +187,13 @@ impl EventLoop {
                 }
             }
             let now = Instant::now();
+            self.expire(now);
+            self.resume_accepting(now);
             if now >= self.next_sweep {
                 self.next_sweep = now + Duration::from_millis(u64::from(self.idle_wait_ms));
                 self.sweep(now);
             }
+            self.publish_connection_gauges(None);
             if self.stop_is_done(now) {
                 break;
             }
@@ -241,15 +254,15 @@ impl EventLoop {
         self.stop_started = Some(Instant::now());
         self.hub.begin_stop();
         self.hub.slot.stop_serving(&self.hub.state);
-        self.set_listening(false);
-        self.listeners.clear();
-        let between: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.is_between_requests())
-            .map(|(&t, _)| t)
-            .collect();
-        for token in between {
+        self.acceptor.close(&self.epoll);
+        for token in self.conns.tokens() {
+            if !self
+                .conns
+                .get(token)
+                .is_some_and(|c| c.is_between_requests())
+            {
+                continue;
+            }
             self.retire_conn(token);
         }
     }
@@ -286,7 +299,7 @@ impl EventLoop {
             match item {
                 Item::Heavy(job) => self.hub.push_local(*job, fd),
                 Item::Adopt { peer, served } => {
-                    if let Some(token) = self.add_conn(fd, peer, served, Vec::new()) {
+                    if let Some(token) = self.add_conn(fd, peer, served, Vec::new(), false) {
                         self.retire_conn(token);
                     }
                 }
@@ -294,49 +307,114 @@ impl EventLoop {
         }
     }
 
-    /// This worker's open connections, active and idle, into its metrics gauges.
-    pub(super) fn publish_connection_gauges(&self) {
-        if let Some(g) = self.hub.gauges {
-            let idle = self
-                .conns
-                .values()
-                .filter(|c| c.state() == State::Idle)
-                .count() as i64;
-            g.connections_idle.store(idle, Ordering::Relaxed);
-            g.connections_active
-                .store(self.conns.len() as i64 - idle, Ordering::Relaxed);
+    /// A listener has a connection waiting. At the connection limit the least productive
+    /// connection (silent longest, no complete request in hand) makes room, so a flood of
+    /// silent connections can never keep a real request out; only when every connection is
+    /// working does the worker leave new ones in the backlog.
+    pub(super) fn on_listener(&mut self, index: usize) {
+        if !self.make_room() {
+            self.acceptor.hold_off(&self.epoll);
+            return;
+        }
+        if let Accepted::Conn {
+            fd,
+            peer,
+            metrics_port,
+        } = self.acceptor.accept(&self.epoll, index)
+        {
+            if let Some(token) = self.add_conn(fd, peer, 0, Vec::new(), metrics_port) {
+                // Clients send their request right after connecting: it is usually here
+                // already, and reading it now saves a turn of the loop.
+                self.on_conn_event(token, EpollFlags::EPOLLIN);
+            }
         }
     }
 
-    /// Periodic housekeeping: deadlines, the accept pause, the parent check, the gauges.
-    fn sweep(&mut self, now: Instant) {
-        self.publish_connection_gauges();
-        let keep_alive = self.hub.config.keep_alive.unwrap_or_default();
-        let expired: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| now >= c.deadline(keep_alive))
-            .map(|(&t, _)| t)
-            .collect();
-        for token in expired {
-            let conn = self.conns.get(&token).expect("live connection");
-            let mid_request = match conn.state() {
-                State::Head => !conn.buf.is_empty(),
-                State::Body => true,
-                State::Writing | State::Idle => false,
+    /// Below the connection limit, or brought below it by evicting the least productive
+    /// connection. One that turns out to have sent something the loop has not read yet is not
+    /// silent: it is served instead (which may itself make room) and the next is looked at.
+    /// False if every connection is working.
+    pub(super) fn make_room(&mut self) -> bool {
+        for _ in 0..EVICTION_LOOKS {
+            if self.conns.len() < self.acceptor.limit() {
+                return true;
+            }
+            let Some((since, token)) = self.conns.least_productive() else {
+                return false;
             };
-            if mid_request {
-                // Best effort: tell a slow client why, then close.
-                let resp = HttpError::new(408, "request timed out").to_response();
-                let meta = ResponseMeta {
-                    version: Version::Http11,
-                    keep_alive: false,
-                    head_only: false,
-                };
-                let _ = write_nonblocking(conn.fd.as_fd(), &encode_response(&resp, meta));
+            if since.elapsed() < EVICT_SILENT_AFTER {
+                return false;
+            }
+            let conn = self.conns.get(token).expect("indexed");
+            if has_pending_input(conn.fd()) {
+                self.on_conn_event(token, EpollFlags::EPOLLIN);
+                continue;
+            }
+            crate::metrics::with(|m| {
+                m.connections_evicted.fetch_add(1, Ordering::Relaxed);
+            });
+            self.close(token);
+        }
+        self.conns.len() < self.acceptor.limit()
+    }
+
+    /// When the connection limit lets one more in: now (there is room), or once the least
+    /// productive connection has been silent long enough to evict. `None`: every one works.
+    fn room_at(&self, now: Instant) -> Option<Instant> {
+        if self.conns.len() < self.acceptor.limit() {
+            return Some(now);
+        }
+        self.conns
+            .least_productive()
+            .map(|(since, _)| since + EVICT_SILENT_AFTER)
+    }
+
+    /// Listens again when accepting was on hold and there is room now.
+    pub(super) fn resume_accepting(&mut self, now: Instant) {
+        if self.stop_started.is_some() || !self.acceptor.is_holding_off() {
+            return;
+        }
+        let room = self.room_at(now).is_some_and(|at| at <= now);
+        self.acceptor.resume(&self.epoll, now, room);
+    }
+
+    /// This worker's open connections, active and idle, into its metrics gauges, whenever they
+    /// changed: exact after every turn of the loop. A scrape publishes them first without its
+    /// own connection (`leave_out`).
+    pub(super) fn publish_connection_gauges(&mut self, leave_out: Option<u64>) {
+        let mut now = self.conns.active_and_idle();
+        match leave_out.and_then(|token| self.conns.indexed_state(token)) {
+            Some(State::Idle) => now.1 -= 1,
+            Some(_) => now.0 -= 1,
+            None => {}
+        }
+        if now == self.published {
+            return;
+        }
+        self.published = now;
+        if let Some(g) = self.hub.gauges {
+            g.connections_active.store(now.0 as i64, Ordering::Relaxed);
+            g.connections_idle.store(now.1 as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes the connections whose deadline passed; one in the middle of a request is told
+    /// why first (best effort: 408, then close).
+    fn expire(&mut self, now: Instant) {
+        for token in self.conns.expired(now) {
+            let Some(conn) = self.conns.get_mut(token) else {
+                continue;
+            };
+            if conn.is_mid_request() {
+                conn.queue_last(&HttpError::new(408, "request timed out").to_response());
+                let _ = conn.write();
             }
             self.close(token);
         }
+    }
+
+    /// Periodic housekeeping: the accept pause, the parent check.
+    fn sweep(&mut self, now: Instant) {
         self.resume_accepting(now);
         if nix::unistd::getppid() != self.parent && self.stop_started.is_none() {
             // The master is gone: so is the server; no replacement will come.

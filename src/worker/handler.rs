@@ -106,7 +106,7 @@ fn serve(hub: &Hub, index: usize, item: Item, fd: OwnedFd) {
         Item::Heavy(job) => {
             let job = *job;
             hub.busy_since_ms[index].store(monotonic_ms().max(1), Ordering::Release);
-            let response = run(hub, &job);
+            let (response, timed_out) = run(hub, &job);
             hub.busy_since_ms[index].store(0, Ordering::Release);
             Handback {
                 fd,
@@ -117,6 +117,7 @@ fn serve(hub: &Hub, index: usize, item: Item, fd: OwnedFd) {
                 finished: Some(Box::new(Finished {
                     head: job.head,
                     response,
+                    timed_out,
                 })),
             }
         }
@@ -125,8 +126,8 @@ fn serve(hub: &Hub, index: usize, item: Item, fd: OwnedFd) {
 }
 
 /// Runs the request within what is left of its `--timeout` (it has been waiting since its
-/// first byte arrived), and records where its time went.
-fn run(hub: &Hub, job: &Job) -> Response {
+/// first byte arrived), and records where its time went. True with the answer: it timed out.
+fn run(hub: &Hub, job: &Job) -> (Response, bool) {
     let started = Instant::now();
     let waited = Duration::from_nanos(monotonic_ns().saturating_sub(job.received_ns));
     let timeout = hub.config.timeout;
@@ -135,7 +136,7 @@ fn run(hub: &Hub, job: &Job) -> Response {
             metrics::with(|m| {
                 m.request_timeouts.fetch_add(1, Ordering::Relaxed);
             });
-            return timeout_response(limit, waited);
+            return (timeout_response(limit, waited), true);
         }
     }
     let deadline = match timeout {
@@ -147,17 +148,21 @@ fn run(hub: &Hub, job: &Job) -> Response {
     })) {
         Ok(Ok((response, timings))) => {
             record(&timings);
-            response
+            (response, false)
         }
         Ok(Err(_timed_out)) => {
             metrics::with(|m| {
                 m.request_timeouts.fetch_add(1, Ordering::Relaxed);
             });
-            timeout_response(timeout.unwrap_or_default(), waited + started.elapsed())
+            let worked = waited + started.elapsed();
+            (timeout_response(timeout.unwrap_or_default(), worked), true)
         }
         Err(_panic) => {
             log::error(&format!("Error handling request {}", job.head.target));
-            Response::error(500, "internal server error", json!({}))
+            (
+                Response::error(500, "internal server error", json!({})),
+                false,
+            )
         }
     }
 }

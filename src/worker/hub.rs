@@ -18,6 +18,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub struct Finished {
     pub head: RequestHead,
     pub response: Response,
+    /// The request was stopped at `--timeout` (its answer is the 503 that says so).
+    pub timed_out: bool,
 }
 
 /// A connection going (back) to an event loop: after a heavy request, or adopted from a

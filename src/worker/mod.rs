@@ -16,6 +16,7 @@
 mod accept;
 mod conn_io;
 mod connection;
+mod conns;
 mod dispatch;
 mod event_loop;
 mod handler;

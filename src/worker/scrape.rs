@@ -3,52 +3,53 @@
 //! of the master and every live worker (/proc), the cgroup's CPU and memory, the network
 //! namespace's interface counters (/proc/net/dev), and the platform fingerprint.
 
-use super::event_loop::EventLoop;
+use super::accept::Acceptor;
 use crate::app::Response;
 use crate::metrics::{self, exposition};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
-impl EventLoop {
-    pub(super) fn metrics_response(&mut self, accept: Option<&str>) -> Response {
-        self.publish_connection_gauges();
-        let Some(m) = metrics::get() else {
-            return Response::text(503, exposition::PROMETHEUS_TYPE, String::new());
-        };
-        let mut processes = vec![];
-        let master = nix::unistd::getppid().as_raw();
-        processes.extend(process_usage(master, "master"));
-        for w in m.live_workers() {
-            processes.extend(process_usage(w.pid.load(Ordering::Relaxed), "worker"));
-        }
-        let scrape = exposition::Scrape {
-            backlogs: self
-                .listeners
-                .iter()
-                .zip(&self.listener_urls)
-                .filter_map(|(fd, url)| {
-                    let (waiting, max) = accept_queue(fd.as_raw_fd())?;
-                    Some((url.clone(), waiting, max))
-                })
-                .collect(),
-            processes,
-            version: env!("CARGO_PKG_VERSION"),
-            platform: self.platform_labels.clone(),
-            cgroup: crate::platform::cgroup::usage(),
-            interfaces: crate::platform::net::interfaces(),
-        };
-        let openmetrics = exposition::wants_openmetrics(accept);
-        let content_type = if openmetrics {
-            exposition::OPENMETRICS_TYPE
-        } else {
-            exposition::PROMETHEUS_TYPE
-        };
-        Response::text(
-            200,
-            content_type,
-            exposition::render(m, &scrape, openmetrics),
-        )
+/// The scrape's answer. The in-flight gauge leaves the scrape itself out (and the caller its
+/// connection), so an idle server reads zero.
+pub(super) fn metrics_response(
+    acceptor: &Acceptor,
+    platform: &[(&'static str, String)],
+    accept: Option<&str>,
+) -> Response {
+    let Some(m) = metrics::get() else {
+        return Response::text(503, exposition::PROMETHEUS_TYPE, String::new());
+    };
+    let mut processes = vec![];
+    let master = nix::unistd::getppid().as_raw();
+    processes.extend(process_usage(master, "master"));
+    for w in m.live_workers() {
+        processes.extend(process_usage(w.pid.load(Ordering::Relaxed), "worker"));
     }
+    let scrape = exposition::Scrape {
+        backlogs: acceptor
+            .listeners()
+            .filter_map(|(fd, url)| {
+                let (waiting, max) = accept_queue(fd)?;
+                Some((url.to_string(), waiting, max))
+            })
+            .collect(),
+        processes,
+        version: env!("CARGO_PKG_VERSION"),
+        platform: platform.to_vec(),
+        own_request: true,
+        cgroup: crate::platform::cgroup::usage(),
+        interfaces: crate::platform::net::interfaces(),
+    };
+    let openmetrics = exposition::wants_openmetrics(accept);
+    let content_type = if openmetrics {
+        exposition::OPENMETRICS_TYPE
+    } else {
+        exposition::PROMETHEUS_TYPE
+    };
+    Response::text(
+        200,
+        content_type,
+        exposition::render(m, &scrape, openmetrics),
+    )
 }
 
 /// A TCP listener's accept queue: connections waiting (`tcpi_unacked`) and its size
