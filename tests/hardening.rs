@@ -679,3 +679,83 @@ fn wait_for_one(
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Issue 22, defect 11: a client that pipelines five requests per connection and never retries
+/// loses none when workers recycle under it (`--max-requests 7`: 39 of 150 went unanswered):
+/// a retiring worker passes a connection on with the requests it already read.
+#[test]
+fn pipelining_clients_lose_no_request_across_recycling() {
+    let server = Server::start(&[
+        "--workers",
+        "2",
+        "--threads",
+        "2",
+        "--max-requests",
+        "7",
+        "--keep-alive",
+        "30",
+    ]);
+    let port = server.port;
+    let clients: Vec<_> = (0..3)
+        .map(|c| {
+            thread::spawn(move || {
+                for round in 0..10 {
+                    let mut s = connect(port);
+                    let mut reader = BufReader::new(s.try_clone().unwrap());
+                    let mut batch = String::new();
+                    for _ in 0..5 {
+                        batch.push_str(&format!("GET {TINY} HTTP/1.1\r\nHost: t\r\n\r\n"));
+                    }
+                    s.write_all(batch.as_bytes()).unwrap();
+                    for i in 0..5 {
+                        let resp = read_response(&mut reader, false).unwrap_or_else(|e| {
+                            panic!("client {c} round {round}: request {i} of 5 unanswered: {e}")
+                        });
+                        assert_eq!(resp.status, 200, "client {c} round {round} request {i}");
+                        if i < 4 {
+                            assert_ne!(
+                                resp.header("Connection"),
+                                Some("close"),
+                                "client {c} round {round}: closed with requests {}..5 sent",
+                                i + 1
+                            );
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(
+        server.count_log("Autorestarting worker") >= 4,
+        "workers recycled: {}",
+        server.log_text()
+    );
+}
+
+/// Issue 22, defect 11: while the server drains (`--drain-delay`) every answer says
+/// `Connection: close`, so no client sends its next request into a connection about to close.
+#[test]
+fn answers_during_a_drain_say_close() {
+    let mut server = Server::start(&["--workers", "1", "--keep-alive", "30", "--drain-delay", "3"]);
+    let mut s = connect(server.port);
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let before = read_response(&mut reader, false).unwrap();
+    assert_eq!(before.header("Connection"), Some("keep-alive"));
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("Draining for 3 s before stopping", SECS);
+    s.write_all(format!("GET {TINY} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let during = read_response(&mut reader, false).unwrap();
+    assert_eq!(during.status, 200);
+    assert_eq!(during.header("Connection"), Some("close"), "{during:?}");
+    assert!(
+        closed_within(&mut s, SECS),
+        "closed after the answer within {SECS:?}"
+    );
+    assert_eq!(server.wait_exit(SECS), Some(0));
+}

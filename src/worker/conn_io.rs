@@ -60,14 +60,16 @@ impl EventLoop {
     /// Writes what is pending, then dispatches whatever complete requests the buffer holds, in
     /// order, until the connection has to wait (or leaves the loop with a request).
     pub(super) fn advance(&mut self, token: u64) {
+        let pass_on = self.passes_connections_on();
         loop {
             let limits = &self.hub.config.http_limits;
             let Some(conn) = self.conns.get_mut(token) else {
                 return;
             };
-            match conn.next(limits, self.access_log) {
+            match conn.next(limits, self.access_log, pass_on) {
                 Err(_) | Ok(Next::Done) => return self.close(token),
                 Ok(Next::Wait) => break,
+                Ok(Next::PassOn) => return self.retire_conn(token),
                 Ok(Next::Invalid(err)) => conn.reject(&err),
                 Ok(Next::Request(head)) => {
                     if !self.dispatch(token, *head) {
@@ -116,7 +118,7 @@ impl EventLoop {
             };
             match finished {
                 Some(finished) => {
-                    let keep_alive = self.keeps_alive(&finished.head);
+                    let keep_alive = self.keeps_alive(token, &finished.head);
                     let conn = self.conns.get_mut(token).expect("just added");
                     conn.set_request_start(back.received_ns);
                     let outcome = if finished.timed_out {

@@ -94,6 +94,9 @@ pub(super) enum Next {
     Wait,
     /// The last answer has gone out: close.
     Done,
+    /// Everything owed is written and the connection may move on (asked for with `pass_on`):
+    /// the retiring worker passes it, with any bytes of its next request, to another worker.
+    PassOn,
 }
 
 /// The peer is gone (a read or write failed, or it closed).
@@ -128,6 +131,9 @@ pub(super) struct Conn {
     shutdown_by: Option<Instant>,
     /// Accepted on the `--metrics-bind` listener.
     metrics_port: bool,
+    /// A retiring worker could not pass the connection on: it serves it here, and its next
+    /// answer says `Connection: close`.
+    kept_here: bool,
 }
 
 impl Conn {
@@ -148,6 +154,7 @@ impl Conn {
             watching_write: false,
             shutdown_by: None,
             metrics_port: false,
+            kept_here: false,
         };
         conn.timer.0 = conn.state();
         conn
@@ -240,7 +247,13 @@ impl Conn {
 
     /// Writes what is pending, then turns buffered bytes into the next request, in order. A
     /// head announcing a body moves to reading the body (answering `100 Continue` if asked).
-    pub(super) fn next(&mut self, limits: &HttpLimits, keep_headers: bool) -> Result<Next, Gone> {
+    /// With `pass_on` (the worker is retiring), a passable connection stops there instead.
+    pub(super) fn next(
+        &mut self,
+        limits: &HttpLimits,
+        keep_headers: bool,
+        pass_on: bool,
+    ) -> Result<Next, Gone> {
         loop {
             self.write()?;
             if !self.out.is_empty() {
@@ -248,6 +261,9 @@ impl Conn {
             }
             if self.close_after_out {
                 return Ok(Next::Done);
+            }
+            if pass_on && self.is_passable() {
+                return Ok(Next::PassOn);
             }
             if let Some((_, body)) = &mut self.body {
                 let used = match body.consume(&self.buf) {
@@ -286,6 +302,11 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// The bytes read and not yet parsed (they travel with a connection passed on).
+    pub(super) fn pending_bytes(&self) -> &[u8] {
+        &self.buf
     }
 
     /// The bytes already read past the current request (pipelining), taken to travel with it.
@@ -335,9 +356,26 @@ impl Conn {
         matches!(self.state(), State::Head | State::Idle).then_some(self.heard_at)
     }
 
-    /// Whether nothing of a request is in hand: the connection could move to another worker.
-    pub(super) fn is_between_requests(&self) -> bool {
-        self.buf.is_empty() && self.out.is_empty() && self.body.is_none()
+    /// Whether a retiring worker may pass the connection on: no answer going out, no body half
+    /// read, not closing. Bytes of its next request(s) already read go along with it.
+    pub(super) fn is_passable(&self) -> bool {
+        self.out.is_empty() && self.body.is_none() && !self.close_after_out && !self.kept_here
+    }
+
+    /// A retiring worker could not pass the connection on: it is served here, and its next
+    /// answer is its last.
+    pub(super) fn keep_here(&mut self) {
+        self.kept_here = true;
+    }
+
+    /// Whether the connection may be kept alive after its current request.
+    pub(super) fn may_keep_alive(&self) -> bool {
+        !self.kept_here
+    }
+
+    /// Whether more of the client's requests are already here or waiting in the socket.
+    pub(super) fn has_more_input(&self) -> bool {
+        !self.buf.is_empty() || super::socket::has_pending_input(self.fd.as_fd())
     }
 
     /// Restarts the timer when the state changed, and gives back an idle connection's memory.
@@ -562,14 +600,14 @@ mod tests {
             0,
             b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nPOST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nab",
         );
-        let Next::Request(first) = c.next(&limits, false).unwrap() else {
+        let Next::Request(first) = c.next(&limits, false, false).unwrap() else {
             panic!("the first request is complete")
         };
         assert_eq!(first.path, "/a");
-        assert!(matches!(c.next(&limits, false).unwrap(), Next::Wait));
+        assert!(matches!(c.next(&limits, false, false).unwrap(), Next::Wait));
         assert_eq!(c.state(), State::Body, "one byte of the body is missing");
         c.buf.extend_from_slice(b"c");
-        let Next::Request(second) = c.next(&limits, false).unwrap() else {
+        let Next::Request(second) = c.next(&limits, false, false).unwrap() else {
             panic!("the body is complete")
         };
         assert_eq!(second.path, "/b");
@@ -582,7 +620,7 @@ mod tests {
         c.buf
             .extend_from_slice(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n");
         assert!(matches!(
-            c.next(&HttpLimits::default(), false).unwrap(),
+            c.next(&HttpLimits::default(), false, false).unwrap(),
             Next::Wait
         ));
         assert_eq!(c.state(), State::Body);

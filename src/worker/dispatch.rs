@@ -5,7 +5,6 @@
 use super::connection::{Outcome, SHUTDOWN_GRACE};
 use super::event_loop::EventLoop;
 use super::queue::{Item, Job, SendError};
-use super::socket::has_pending_input;
 use crate::app::{Response, Route, METRICS_PATH};
 use crate::http::{HttpError, RequestHead};
 use crate::log;
@@ -16,10 +15,29 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl EventLoop {
-    /// Whether the answer to `head` keeps the connection open: the client wants it,
-    /// keep-alive is on, and this worker is not stopping.
-    pub(super) fn keeps_alive(&self, head: &RequestHead) -> bool {
-        head.keep_alive && self.hub.config.keep_alive.is_some() && self.stop_started.is_none()
+    /// Whether the answer to `head` keeps the connection open: the client wants it, keep-alive
+    /// is on, and the server is not draining or shutting down (then every answer says
+    /// `Connection: close`, so no client sends a request into a connection about to close). A
+    /// retiring worker while the server goes on keeps it alive: the connection is passed on.
+    pub(super) fn keeps_alive(&self, token: u64, head: &RequestHead) -> bool {
+        let wanted = head.keep_alive
+            && self.hub.config.keep_alive.is_some()
+            && self.conns.get(token).is_some_and(|c| c.may_keep_alive());
+        wanted
+            && !self.server_stopping()
+            && (self.stop_started.is_none() || self.passes_connections_on())
+    }
+
+    /// The server is draining (`--drain-delay`) or shutting down.
+    fn server_stopping(&self) -> bool {
+        self.hub.state.shutting_down.load(Ordering::Acquire)
+            || metrics::get().is_some_and(|m| m.draining.load(Ordering::Acquire))
+    }
+
+    /// This worker is retiring while the server goes on (recycling, HUP, TTOU): its connections
+    /// move to the other workers (or its replacement) between requests.
+    pub(super) fn passes_connections_on(&self) -> bool {
+        self.stop_started.is_some() && !self.hub.state.shutting_down.load(Ordering::Acquire)
     }
 
     /// A complete request: answer it here, or queue it for a handler thread. Returns false if
@@ -30,7 +48,16 @@ impl EventLoop {
         // `--max-requests N`: the N-th request is this worker's last; it is answered here (or
         // by this worker's threads) with `Connection: close`, as Gunicorn does.
         let last = self.max_requests > 0 && self.requests >= self.max_requests;
-        let keep_alive = self.keeps_alive(&head) && !last;
+        // The last answer says `Connection: close`, as Gunicorn's does — unless the client has
+        // already sent more (pipelining): then the connection stays open and moves to another
+        // worker with those requests, so none is lost.
+        let more = last && self.conns.get(token).is_some_and(|c| c.has_more_input());
+        let keep_alive = self.keeps_alive(token, &head) && (!last || more);
+        let mut head = head;
+        if last && !keep_alive {
+            // Decided now: a heavy request is answered after the stop has begun.
+            head.keep_alive = false;
+        }
         let metrics_port = self.conns.get(token).is_some_and(|c| c.is_metrics_port());
         let route = if metrics_port && head.path != METRICS_PATH {
             // The metrics listener serves the metrics only.
@@ -179,18 +206,21 @@ impl EventLoop {
 
     /// A stopping worker's connection that is between requests. While the server goes on (a
     /// recycle, TTOU, reload) it is passed on the shared queue to the other workers — or to
-    /// this one's replacement — so its client never sees it close: what the client sends
-    /// meanwhile waits in the socket and goes along. When the whole server shuts down it closes
-    /// if it was idle after an answer (the client retries on a reused connection); one that has
-    /// sent nothing yet, or whose request is already waiting in the socket, is answered here.
+    /// this one's replacement — with the bytes of its next request(s) already read, so its
+    /// client never sees it close: what the client sends meanwhile waits in the socket and goes
+    /// along. When the whole server shuts down (or the queue is full) it closes if it was idle
+    /// after an answer (the client retries on a reused connection); one that has sent nothing
+    /// yet gets a second; one with a request arriving is answered here, with its last answer.
     pub(super) fn retire_conn(&mut self, token: u64) {
         let Some(conn) = self.conns.get(token) else {
             return;
         };
-        if !self.hub.state.shutting_down.load(Ordering::Acquire) {
+        let shutting_down = self.hub.state.shutting_down.load(Ordering::Acquire);
+        if !shutting_down {
             let item = Item::Adopt {
                 peer: conn.peer().clone(),
                 served: conn.served(),
+                leftover: conn.pending_bytes().to_vec(),
             };
             if self
                 .hub
@@ -202,11 +232,20 @@ impl EventLoop {
                 return;
             }
         }
-        if conn.served() > 0 && !has_pending_input(conn.fd()) {
+        let idle = conn.served() > 0 && !conn.has_more_input();
+        let silent = conn.pending_bytes().is_empty();
+        if idle {
             self.close(token);
-        } else if let Some(conn) = self.conns.get_mut(token) {
-            conn.give_until(Instant::now() + SHUTDOWN_GRACE);
+        } else if shutting_down && silent {
+            if let Some(conn) = self.conns.get_mut(token) {
+                conn.give_until(Instant::now() + SHUTDOWN_GRACE);
+            }
             self.rearm(token);
+        } else if let Some(conn) = self.conns.get_mut(token) {
+            // Not passed on (the queue is full, or the server stops) with a request arriving:
+            // served here, and its answer is the connection's last.
+            conn.keep_here();
+            self.advance(token);
         }
     }
 }

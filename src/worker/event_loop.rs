@@ -256,11 +256,7 @@ impl EventLoop {
         self.hub.slot.stop_serving(&self.hub.state);
         self.acceptor.close(&self.epoll);
         for token in self.conns.tokens() {
-            if !self
-                .conns
-                .get(token)
-                .is_some_and(|c| c.is_between_requests())
-            {
+            if !self.conns.get(token).is_some_and(|c| c.is_passable()) {
                 continue;
             }
             self.retire_conn(token);
@@ -297,9 +293,19 @@ impl EventLoop {
     fn drain_shared_queue(&mut self) {
         while let Ok(Some((item, fd))) = self.hub.queue.try_recv(&mut self.queue_buf) {
             match item {
-                Item::Heavy(job) => self.hub.push_local(*job, fd),
-                Item::Adopt { peer, served } => {
-                    if let Some(token) = self.add_conn(fd, peer, served, Vec::new(), false) {
+                Item::Heavy(job) => {
+                    crate::metrics::with(|m| {
+                        m.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                    });
+                    self.hub.in_flight(1);
+                    self.hub.push_local(*job, fd)
+                }
+                Item::Adopt {
+                    peer,
+                    served,
+                    leftover,
+                } => {
+                    if let Some(token) = self.add_conn(fd, peer, served, leftover, false) {
                         self.retire_conn(token);
                     }
                 }

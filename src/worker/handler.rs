@@ -95,11 +95,15 @@ fn next_shared(hub: &Hub, epoll: &Epoll, buf: &mut Vec<u8>) -> Option<(Item, Own
 
 fn serve(hub: &Hub, index: usize, item: Item, fd: OwnedFd) {
     let handback = match item {
-        Item::Adopt { peer, served } => Handback {
+        Item::Adopt {
+            peer,
+            served,
+            leftover,
+        } => Handback {
             fd,
             peer,
             served,
-            leftover: Vec::new(),
+            leftover,
             received_ns: 0,
             finished: None,
         },

@@ -54,15 +54,21 @@ pub struct Job {
 pub enum Item {
     /// Run this request, then answer on the connection.
     Heavy(Box<Job>),
-    /// A connection of a retiring worker, between requests: keep serving it.
-    Adopt { peer: Peer, served: u64 },
+    /// A connection of a retiring worker, between requests: keep serving it, starting with the
+    /// bytes of its next request(s) that the retiring worker had already read.
+    Adopt {
+        peer: Peer,
+        served: u64,
+        #[serde(skip)]
+        leftover: Vec<u8>,
+    },
 }
 
 impl Item {
     fn leftover(&self) -> &[u8] {
         match self {
             Item::Heavy(job) => &job.leftover,
-            Item::Adopt { .. } => &[],
+            Item::Adopt { leftover, .. } => leftover,
         }
     }
 }
@@ -195,8 +201,10 @@ impl JobQueue {
         else {
             return Ok(None);
         };
-        if let Item::Heavy(job) = &mut item {
-            job.leftover = data[4 + meta_len..].to_vec();
+        let rest = data[4 + meta_len..].to_vec();
+        match &mut item {
+            Item::Heavy(job) => job.leftover = rest,
+            Item::Adopt { leftover, .. } => *leftover = rest,
         }
         Ok(Some((item, fd)))
     }
@@ -237,6 +245,7 @@ mod tests {
                     port: None,
                 },
                 served: 1,
+                leftover: b"GET /half".to_vec(),
             },
         ] {
             let (mut ours, theirs) = UnixStream::pair().unwrap();
