@@ -191,3 +191,70 @@ fn worker_connections_bounds_what_a_worker_holds() {
     drop(held);
     assert_eq!(waiting.join().unwrap().status, 200);
 }
+
+/// Socket inodes of the established TCP connections whose local port is `port`.
+fn established_inodes(port: u16) -> std::collections::HashSet<String> {
+    let mut inodes = std::collections::HashSet::new();
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local = f[1].rsplit_once(':').map(|(_, p)| p).unwrap_or("");
+            if u16::from_str_radix(local, 16) == Ok(port) && f[3] == "01" {
+                inodes.insert(f[9].to_string());
+            }
+        }
+    }
+    inodes
+}
+
+fn held_by(pid: i32, inodes: &std::collections::HashSet<String>) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|link| {
+                    let link = link.to_string_lossy();
+                    link.strip_prefix("socket:[")
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .is_some_and(|inode| inodes.contains(inode))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Issue 23: 64 keep-alive connections opened at once (as wrk and k6 open them) spread within
+/// 1.5x across 4 workers: a worker ahead of its fair share stops accepting until the others
+/// catch up (before: 4 / 2 / 26 / 36 with wrk).
+#[test]
+fn connections_opened_at_once_spread_evenly_across_workers() {
+    let server = Server::start(&["--workers", "4", "--threads", "2", "--keep-alive", "60"]);
+    let workers = server.wait_workers(4, Duration::from_secs(30));
+    let port = server.port;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(64));
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            let start = start.clone();
+            thread::spawn(move || {
+                start.wait();
+                let mut s = connect(port);
+                s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+                s
+            })
+        })
+        .collect();
+    // Every connection answered, so every one is held by the worker that accepted it.
+    let held: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let inodes = established_inodes(port);
+    let counts: Vec<usize> = workers.iter().map(|&w| held_by(w, &inodes)).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 64, "{counts:?}");
+    let (most, least) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
+    assert!(
+        most * 2 <= least * 3,
+        "busiest worker holds more than 1.5x the least busy: {counts:?}"
+    );
+    drop(held);
+}

@@ -132,6 +132,9 @@ pub struct WorkerGauges {
     pub in_flight: AtomicI64,
     pub connections_active: AtomicI64,
     pub connections_idle: AtomicI64,
+    /// The worker takes new connections (booted, not stopping): the others compare their share
+    /// of connections with its (see `worker::event_loop`'s fair share).
+    pub accepting: AtomicBool,
 }
 
 /// Why a worker exited, as the master saw it.
@@ -260,6 +263,7 @@ impl Metrics {
         w.in_flight.store(0, Ordering::Relaxed);
         w.connections_active.store(0, Ordering::Relaxed);
         w.connections_idle.store(0, Ordering::Relaxed);
+        w.accepting.store(false, Ordering::Relaxed);
         w.pid.store(0, Ordering::Release);
     }
 

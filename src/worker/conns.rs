@@ -3,8 +3,10 @@
 //! limit). Both indexes and the per-state counts are updated in one place, [`Conns::settle`],
 //! after every piece of work on a connection, so the loop never scans every connection.
 //!
-//! An index entry can be early, never late (a deadline only moves later between settles), so an
-//! entry that comes due is checked against its connection before anything is done to it.
+//! An index entry may be early, never late: a settle re-indexes a connection only when its
+//! deadline moved earlier (or its silence began), and an entry that comes first is checked
+//! against its connection before anything is done to it. So a keep-alive connection serving
+//! request after request is re-indexed about once per keep-alive period, not per request.
 
 use super::connection::{Conn, State};
 use std::collections::{BTreeSet, HashMap};
@@ -104,21 +106,17 @@ impl Conns {
         let state = entry.conn.state();
         let deadline = entry.conn.deadline(self.keep_alive);
         let silent = entry.conn.silent_since();
-        if entry.deadline != Some(deadline) {
+        if entry.deadline.is_none_or(|at| deadline < at) {
             if let Some(at) = entry.deadline {
                 self.deadlines.remove(&(at, token));
             }
             self.deadlines.insert((deadline, token));
             entry.deadline = Some(deadline);
         }
-        if silent != entry.silent {
-            if let Some(at) = entry.silent {
-                self.silent.remove(&(at, token));
-            }
-            if let Some(at) = silent {
-                self.silent.insert((at, token));
-            }
-            entry.silent = silent;
+        // Silence only ever begins later, so an entry already there is early or right.
+        if let (Some(at), None) = (silent, entry.silent) {
+            self.silent.insert((at, token));
+            entry.silent = Some(at);
         }
         if state != entry.state {
             self.counts[entry.state.index()] -= 1;
@@ -159,9 +157,25 @@ impl Conns {
     }
 
     /// The least productive connection: silent longest without a complete request in hand,
-    /// and since when.
-    pub(super) fn least_productive(&self) -> Option<(Instant, u64)> {
-        self.silent.first().copied()
+    /// and since when. Early entries met on the way are brought up to date.
+    pub(super) fn least_productive(&mut self) -> Option<(Instant, u64)> {
+        while let Some(&(at, token)) = self.silent.first() {
+            let Some(entry) = self.map.get_mut(&token) else {
+                self.silent.pop_first();
+                continue;
+            };
+            match entry.conn.silent_since() {
+                Some(actual) if actual == at => return Some((at, token)),
+                actual => {
+                    self.silent.pop_first();
+                    entry.silent = actual;
+                    if let Some(actual) = actual {
+                        self.silent.insert((actual, token));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Open connections: (with a request in hand or waiting for one, idle between requests).
@@ -196,6 +210,29 @@ mod tests {
         assert_eq!(conns.expired(now + Duration::from_secs(3)), vec![2]);
         assert_eq!(conns.expired(now + Duration::from_secs(11)), vec![1]);
         assert!(conns.expired(now + Duration::from_secs(100)).is_empty());
+    }
+
+    /// A deadline that moved later is not re-indexed at once: its early entry is checked when
+    /// it comes first, and the connection is closed only at its real deadline.
+    #[test]
+    fn an_early_entry_is_checked_not_obeyed() {
+        let mut conns = Conns::new(Duration::from_secs(2));
+        conns.insert(1, conn(0));
+        let now = Instant::now();
+        let head =
+            crate::http::parse_head(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", &Default::default())
+                .unwrap()
+                .unwrap();
+        let ok = crate::app::Response::json(200, &serde_json::json!({}));
+        let c = conns.get_mut(1).unwrap();
+        c.respond(&head, &ok, true, super::super::connection::Outcome::Normal);
+        conns.settle(1, now);
+        assert_eq!(conns.indexed_state(1), Some(State::Writing));
+        assert!(
+            conns.expired(now + Duration::from_secs(11)).is_empty(),
+            "writing has 30 s, not the head's 10"
+        );
+        assert_eq!(conns.expired(now + Duration::from_secs(31)), vec![1]);
     }
 
     #[test]

@@ -38,6 +38,10 @@ const STUCK_GRACE: Duration = Duration::from_secs(2);
 /// else wakes the loop: an idle worker wakes once a second (twice with `--timeout 1`, so the
 /// heartbeat stays well inside it). Connection deadlines wake it when they are due.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// After stopping to listen for being ahead of its fair share, how long a worker looks again
+/// every [`FAIR_SHARE_POLL_MS`] (a burst of connections is over well within it).
+const FAIR_SHARE_WATCH: Duration = Duration::from_secs(1);
+const FAIR_SHARE_POLL_MS: u16 = 5;
 /// At the connection limit, a connection silent this long (no complete request in hand) may be
 /// evicted for a new one. Far longer than a client takes between connecting and sending its
 /// request; short enough that a flood of silent connections holds a worker's every slot for at
@@ -65,6 +69,8 @@ pub struct EventLoop {
     idle_wait_ms: u16,
     /// The connection gauges as last published (active, idle).
     published: (usize, usize),
+    /// Since when this worker has stopped listening for being ahead of its fair share.
+    ahead_since: Option<Instant>,
     threads: Vec<JoinHandle<()>>,
     pub(super) requests: u64,
     pub(super) max_requests: u64,
@@ -120,6 +126,7 @@ impl EventLoop {
             conns: Conns::new(keep_alive),
             next_token: FIRST_CONN_TOKEN,
             published: (usize::MAX, usize::MAX),
+            ahead_since: None,
             idle_wait_ms: ctx
                 .config
                 .timeout
@@ -137,6 +144,9 @@ impl EventLoop {
             queue_buf: Vec::new(),
         };
         lp.acceptor.set_listening(&lp.epoll, true);
+        if let Some(g) = lp.hub.gauges {
+            g.accepting.store(true, Ordering::Release);
+        }
         // Serving before booted: the master takes "booted but not serving" for a stop.
         lp.hub.slot.start_serving(&lp.hub.state);
         lp.hub.slot.booted.store(true, Ordering::Release);
@@ -157,6 +167,13 @@ impl EventLoop {
                 self.idle_wait_ms
             };
             let holding_off = self.stop_started.is_none() && self.acceptor.is_holding_off();
+            if let Some(since) = self.ahead_since.filter(|_| holding_off) {
+                // Ahead of its share: look again soon while a burst is likely still arriving,
+                // then at the usual pace (the others' counts change without waking this loop).
+                if since.elapsed() < FAIR_SHARE_WATCH {
+                    timeout = timeout.min(FAIR_SHARE_POLL_MS);
+                }
+            }
             let room_at = if holding_off {
                 let pause = self.acceptor.paused_until();
                 self.room_at(Instant::now())
@@ -252,6 +269,9 @@ impl EventLoop {
             log::info(reason);
         }
         self.stop_started = Some(Instant::now());
+        if let Some(g) = self.hub.gauges {
+            g.accepting.store(false, Ordering::Release);
+        }
         self.hub.begin_stop();
         self.hub.slot.stop_serving(&self.hub.state);
         self.acceptor.close(&self.epoll);
@@ -318,6 +338,12 @@ impl EventLoop {
     /// silent connections can never keep a real request out; only when every connection is
     /// working does the worker leave new ones in the backlog.
     pub(super) fn on_listener(&mut self, index: usize) {
+        if self.ahead_of_the_others() {
+            // Leave this one to a worker holding fewer: the kernel wakes the next waiter.
+            self.acceptor.set_listening(&self.epoll, false);
+            self.ahead_since.get_or_insert_with(Instant::now);
+            return;
+        }
         if !self.make_room() {
             self.acceptor.hold_off(&self.epoll);
             return;
@@ -366,7 +392,7 @@ impl EventLoop {
 
     /// When the connection limit lets one more in: now (there is room), or once the least
     /// productive connection has been silent long enough to evict. `None`: every one works.
-    fn room_at(&self, now: Instant) -> Option<Instant> {
+    fn room_at(&mut self, now: Instant) -> Option<Instant> {
         if self.conns.len() < self.acceptor.limit() {
             return Some(now);
         }
@@ -375,13 +401,45 @@ impl EventLoop {
             .map(|(since, _)| since + EVICT_SILENT_AFTER)
     }
 
-    /// Listens again when accepting was on hold and there is room now.
+    /// Listens again when accepting was on hold, there is room now and this worker is not
+    /// ahead of the others.
     pub(super) fn resume_accepting(&mut self, now: Instant) {
         if self.stop_started.is_some() || !self.acceptor.is_holding_off() {
             return;
         }
         let room = self.room_at(now).is_some_and(|at| at <= now);
-        self.acceptor.resume(&self.epoll, now, room);
+        let fair = !self.ahead_of_the_others();
+        if fair {
+            self.ahead_since = None;
+        }
+        self.acceptor.resume(&self.epoll, now, room && fair);
+    }
+
+    /// Fair share: whether this worker holds more connections than the least busy accepting
+    /// worker, plus a slack of 1 + an eighth. All workers wait on the listeners with
+    /// `EPOLLEXCLUSIVE`, and one that loops faster than the others would otherwise take most of
+    /// a burst (wrk opening 64 connections at once: 4 / 2 / 26 / 36). One that is ahead stops
+    /// listening until the others catch up, so the kernel wakes them instead; the least busy
+    /// one is never ahead, so someone always accepts. The counts are each worker's own,
+    /// published after every turn of its loop.
+    fn ahead_of_the_others(&self) -> bool {
+        let Some(m) = crate::metrics::get() else {
+            return false;
+        };
+        let me = self.hub.gauges.map(|g| g as *const _);
+        let least = m
+            .live_workers()
+            .filter(|w| Some(*w as *const _) != me && w.accepting.load(Ordering::Acquire))
+            .map(|w| {
+                w.connections_active.load(Ordering::Relaxed)
+                    + w.connections_idle.load(Ordering::Relaxed)
+            })
+            .min();
+        let Some(least) = least else {
+            return false;
+        };
+        let least = least.max(0) as usize;
+        self.conns.len() > least + 1 + least / 8
     }
 
     /// This worker's open connections, active and idle, into its metrics gauges, whenever they
