@@ -71,6 +71,33 @@ pub fn steal_time() -> Option<Duration> {
     Some(ticks_to_duration(ticks))
 }
 
+/// The steal time as of at most one clock tick ago. /proc/stat counts in ticks (10 ms with
+/// `USER_HZ` 100) and the kernel formats the whole file, every CPU's and interrupt's line, on
+/// each read (`show_stat` was the top user-space-visible cost of a cheap heavy request): reading
+/// it at most once a tick per process loses no resolution.
+pub fn steal_time_recent() -> Option<Duration> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    // The last value read (ns, u64::MAX: none) and when (ns since `EPOCH`).
+    static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
+    static READ_AT: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    let now = EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos() as u64
+        + 1;
+    let read_at = READ_AT.load(Ordering::Acquire);
+    let last = LAST.load(Ordering::Acquire);
+    if last != u64::MAX && now.saturating_sub(read_at) < ticks_to_duration(1).as_nanos() as u64 {
+        return Some(Duration::from_nanos(last));
+    }
+    let steal = steal_time()?;
+    LAST.store(steal.as_nanos() as u64, Ordering::Release);
+    READ_AT.store(now, Ordering::Release);
+    Some(steal)
+}
+
 /// Clock ticks (`USER_HZ`) as a duration.
 fn ticks_to_duration(ticks: u64) -> Duration {
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
@@ -101,7 +128,7 @@ impl Counters {
     pub fn now() -> Counters {
         Counters {
             throttled: cgroup::throttled_time(),
-            steal: steal_time(),
+            steal: steal_time_recent(),
         }
     }
 

@@ -9,7 +9,6 @@ use super::socket::set_nodelay;
 use crate::log;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Instant;
 
 impl EventLoop {
     /// Takes a connection into the loop. Its `leftover` bytes are not parsed yet: the caller
@@ -45,12 +44,12 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        if events.contains(EpollFlags::EPOLLOUT) && conn.write().is_err() {
+        if events.contains(EpollFlags::EPOLLOUT) && conn.write(self.now).is_err() {
             return self.close(token);
         }
         if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
             && !conn.reading_paused()
-            && conn.read(&mut self.scratch).is_err()
+            && conn.read(&mut self.scratch, self.now).is_err()
         {
             return self.close(token);
         }
@@ -66,7 +65,7 @@ impl EventLoop {
             let Some(conn) = self.conns.get_mut(token) else {
                 return;
             };
-            match conn.next(limits, self.access_log, pass_on) {
+            match conn.next(limits, self.access_log, pass_on, self.now) {
                 Err(_) | Ok(Next::Done) => return self.close(token),
                 Ok(Next::Wait) => break,
                 Ok(Next::PassOn) => return self.retire_conn(token),
@@ -83,7 +82,7 @@ impl EventLoop {
 
     /// Re-indexes the connection for its new state and watches it for what it waits for.
     pub(super) fn rearm(&mut self, token: u64) {
-        let Some(wants_write) = self.conns.settle(token, Instant::now()) else {
+        let Some(wants_write) = self.conns.settle(token, self.now) else {
             return;
         };
         let Some(conn) = self.conns.get(token) else {
@@ -144,7 +143,7 @@ impl EventLoop {
     pub(super) fn remove(&mut self, token: u64) -> Option<Conn> {
         let conn = self.conns.remove(token)?;
         let _ = self.epoll.delete(conn.fd());
-        self.resume_accepting(Instant::now());
+        self.resume_accepting(self.now);
         Some(conn)
     }
 

@@ -206,15 +206,15 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket has. `Err`: the peer closed or failed.
-    pub(super) fn read(&mut self, scratch: &mut [u8]) -> Result<(), Gone> {
+    /// Reads what the socket has (`now`: the loop's clock). `Err`: the peer closed or failed.
+    pub(super) fn read(&mut self, scratch: &mut [u8], now: Instant) -> Result<(), Gone> {
         match read_nonblocking(self.fd.as_fd(), scratch) {
             ReadOutcome::Data(n) => {
                 if self.buf.is_empty() && self.body.is_none() {
                     self.request_start_ns = monotonic_ns();
                 }
                 self.buf.extend_from_slice(&scratch[..n]);
-                self.heard_at = Instant::now();
+                self.heard_at = now;
                 Ok(())
             }
             ReadOutcome::WouldBlock => Ok(()),
@@ -229,8 +229,8 @@ impl Conn {
     }
 
     /// Writes as much pending output as the socket takes; a client taking bytes of an answer
-    /// restarts its write time. `Err`: the peer is gone.
-    pub(super) fn write(&mut self) -> Result<(), Gone> {
+    /// restarts its write time (`now`: the loop's clock). `Err`: the peer is gone.
+    pub(super) fn write(&mut self, now: Instant) -> Result<(), Gone> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -240,7 +240,7 @@ impl Conn {
             self.out = Vec::new();
         }
         if n > 0 {
-            self.timer.1 = Instant::now();
+            self.timer.1 = now;
         }
         Ok(())
     }
@@ -253,9 +253,10 @@ impl Conn {
         limits: &HttpLimits,
         keep_headers: bool,
         pass_on: bool,
+        now: Instant,
     ) -> Result<Next, Gone> {
         loop {
-            self.write()?;
+            self.write(now)?;
             if !self.out.is_empty() {
                 return Ok(Next::Wait);
             }
@@ -409,6 +410,7 @@ impl Conn {
         response: &Response,
         keep_alive: bool,
         outcome: Outcome,
+        now: Instant,
     ) {
         let meta = ResponseMeta {
             version: head.version,
@@ -435,7 +437,6 @@ impl Conn {
         }
         // A request ended: whatever comes next (its answer going out, the next head) is timed
         // afresh from now; the client was heard from (it is owed an answer, not silent).
-        let now = Instant::now();
         self.timer = (State::Writing, now);
         self.heard_at = now;
         if !keep_alive {
@@ -540,7 +541,7 @@ mod tests {
             // The head completed (its last bytes and one byte of the next arrived) and was
             // answered; the answer was written at once.
             let ok = Response::json(200, &serde_json::json!({}));
-            c.respond(&head(), &ok, true, Outcome::Normal);
+            c.respond(&head(), &ok, true, Outcome::Normal, now);
             c.settle(now);
             assert_eq!(c.state(), State::Writing);
             c.out.clear();
@@ -577,7 +578,7 @@ mod tests {
             "no progress: no new time"
         );
         let before_write = Instant::now();
-        c.write().unwrap();
+        c.write(Instant::now()).unwrap();
         assert!(c.out.is_empty(), "the socket pair took the bytes");
         assert!(
             c.timer.1 >= before_write && c.timer.1 != t1,
@@ -600,14 +601,17 @@ mod tests {
             0,
             b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nPOST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nab",
         );
-        let Next::Request(first) = c.next(&limits, false, false).unwrap() else {
+        let Next::Request(first) = c.next(&limits, false, false, Instant::now()).unwrap() else {
             panic!("the first request is complete")
         };
         assert_eq!(first.path, "/a");
-        assert!(matches!(c.next(&limits, false, false).unwrap(), Next::Wait));
+        assert!(matches!(
+            c.next(&limits, false, false, Instant::now()).unwrap(),
+            Next::Wait
+        ));
         assert_eq!(c.state(), State::Body, "one byte of the body is missing");
         c.buf.extend_from_slice(b"c");
-        let Next::Request(second) = c.next(&limits, false, false).unwrap() else {
+        let Next::Request(second) = c.next(&limits, false, false, Instant::now()).unwrap() else {
             panic!("the body is complete")
         };
         assert_eq!(second.path, "/b");
@@ -620,7 +624,8 @@ mod tests {
         c.buf
             .extend_from_slice(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n");
         assert!(matches!(
-            c.next(&HttpLimits::default(), false, false).unwrap(),
+            c.next(&HttpLimits::default(), false, false, Instant::now())
+                .unwrap(),
             Next::Wait
         ));
         assert_eq!(c.state(), State::Body);

@@ -225,7 +225,13 @@ mod tests {
                 .unwrap();
         let ok = crate::app::Response::json(200, &serde_json::json!({}));
         let c = conns.get_mut(1).unwrap();
-        c.respond(&head, &ok, true, super::super::connection::Outcome::Normal);
+        c.respond(
+            &head,
+            &ok,
+            true,
+            super::super::connection::Outcome::Normal,
+            now,
+        );
         conns.settle(1, now);
         assert_eq!(conns.indexed_state(1), Some(State::Writing));
         assert!(

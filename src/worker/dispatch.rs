@@ -12,7 +12,6 @@ use crate::metrics;
 use serde_json::json;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 impl EventLoop {
     /// Whether the answer to `head` keeps the connection open: the client wants it, keep-alive
@@ -116,9 +115,34 @@ impl EventLoop {
         stays
     }
 
-    /// Puts a heavy request on the shared queue; answers 503 (full) or 431 (too large to pass
-    /// on) itself when it cannot.
+    /// Hands a heavy request to a thread: one of this worker's own if one is idle, else any
+    /// worker's through the shared queue; answers 503 (full) or 431 (too large to pass on)
+    /// itself when it cannot.
     fn queue_job(&mut self, token: u64, job: Job) -> bool {
+        if self.hub.has_idle_thread() {
+            // The fast path: a thread of this worker is idle, so it takes the request in
+            // process — no datagram, no descriptor passing, no other worker woken.
+            let conn = self.remove(token).expect("live connection");
+            let (peer, served, metrics_port) =
+                (conn.peer().clone(), conn.served(), conn.is_metrics_port());
+            match self.hub.offer_local(job, conn.into_fd()) {
+                None => return false,
+                Some((job, fd)) => {
+                    // The idle thread was taken meanwhile: the shared queue, as any other.
+                    let Some(token) = self.add_conn(fd, peer, served, Vec::new(), metrics_port)
+                    else {
+                        self.hub.in_flight(-1);
+                        return false;
+                    };
+                    return self.send_shared(token, job);
+                }
+            }
+        }
+        self.send_shared(token, job)
+    }
+
+    /// Puts a heavy request on the shared queue, for an idle thread of any worker.
+    fn send_shared(&mut self, token: u64, job: Job) -> bool {
         let conn = self.conns.get_mut(token).expect("live connection");
         let fd = conn.fd().as_raw_fd();
         let mut item = Item::Heavy(Box::new(job));
@@ -188,7 +212,7 @@ impl EventLoop {
     ) -> bool {
         self.hub.in_flight(-1);
         let conn = self.conns.get_mut(token).expect("live connection");
-        conn.respond(head, response, keep_alive, outcome);
+        conn.respond(head, response, keep_alive, outcome, self.now);
         true
     }
 
@@ -238,7 +262,7 @@ impl EventLoop {
             self.close(token);
         } else if shutting_down && silent {
             if let Some(conn) = self.conns.get_mut(token) {
-                conn.give_until(Instant::now() + SHUTDOWN_GRACE);
+                conn.give_until(self.now + SHUTDOWN_GRACE);
             }
             self.rearm(token);
         } else if let Some(conn) = self.conns.get_mut(token) {

@@ -69,6 +69,9 @@ pub struct EventLoop {
     idle_wait_ms: u16,
     /// The connection gauges as last published (active, idle).
     published: (usize, usize),
+    /// The loop's clock: read once after each wait, for every deadline set in that turn
+    /// (deadlines are seconds; one clock read per turn instead of several per request).
+    pub(super) now: Instant,
     /// Since when this worker has stopped listening for being ahead of its fair share.
     ahead_since: Option<Instant>,
     threads: Vec<JoinHandle<()>>,
@@ -127,6 +130,7 @@ impl EventLoop {
             next_token: FIRST_CONN_TOKEN,
             published: (usize::MAX, usize::MAX),
             ahead_since: None,
+            now: Instant::now(),
             idle_wait_ms: ctx
                 .config
                 .timeout
@@ -174,15 +178,16 @@ impl EventLoop {
                     timeout = timeout.min(FAIR_SHARE_POLL_MS);
                 }
             }
+            let before = Instant::now();
             let room_at = if holding_off {
                 let pause = self.acceptor.paused_until();
-                self.room_at(Instant::now())
+                self.room_at(before)
                     .map(|at| pause.map_or(at, |p| p.max(at)))
             } else {
                 None
             };
             if let Some(due) = self.conns.next_deadline().into_iter().chain(room_at).min() {
-                let until = due.saturating_duration_since(Instant::now());
+                let until = due.saturating_duration_since(before);
                 // Rounded up: waking a millisecond early would only wait again.
                 let ms = until.as_millis() as u64 + 1;
                 timeout = timeout.min(ms.min(u64::from(u16::MAX)) as u16);
@@ -195,6 +200,7 @@ impl EventLoop {
                     0
                 }
             };
+            self.now = Instant::now();
             for event in &events[..n] {
                 match event.data() {
                     SIGNAL_TOKEN => self.on_signals(),
@@ -203,7 +209,7 @@ impl EventLoop {
                     token => self.on_conn_event(token, event.events()),
                 }
             }
-            let now = Instant::now();
+            let now = self.now;
             self.expire(now);
             self.resume_accepting(now);
             if now >= self.next_sweep {
@@ -471,7 +477,7 @@ impl EventLoop {
             };
             if conn.is_mid_request() {
                 conn.queue_last(&HttpError::new(408, "request timed out").to_response());
-                let _ = conn.write();
+                let _ = conn.write(now);
             }
             self.close(token);
         }

@@ -12,7 +12,7 @@ use crate::metrics;
 use crate::shared::{monotonic_ms, monotonic_ns};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use serde_json::json;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 const QUEUE_TOKEN: u64 = 1;
 const STOP_TOKEN: u64 = 2;
+const LOCAL_TOKEN: u64 = 3;
 
 /// Starts handler thread `index`. Its epoll set is made here, so a failure is a boot error.
 pub fn spawn(hub: Arc<Hub>, index: usize) -> std::io::Result<JoinHandle<()>> {
@@ -37,6 +38,14 @@ pub fn spawn(hub: Arc<Hub>, index: usize) -> std::io::Result<JoinHandle<()>> {
         hub.stop_signal.as_fd(),
         EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN),
     )?;
+    // A local job wakes one idle thread of this worker.
+    epoll.add(
+        hub.local_wake.as_fd(),
+        EpollEvent::new(
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
+            LOCAL_TOKEN,
+        ),
+    )?;
     std::thread::Builder::new()
         .name(format!("handler-{index}"))
         .spawn(move || {
@@ -47,9 +56,11 @@ pub fn spawn(hub: Arc<Hub>, index: usize) -> std::io::Result<JoinHandle<()>> {
                         Some((job, fd)) => (Item::Heavy(Box::new(job)), fd),
                         None => return,
                     }
+                } else if let Some((job, fd)) = hub.try_local() {
+                    (Item::Heavy(Box::new(job)), fd)
                 } else {
                     hub.wait_for_room();
-                    match next_shared(&hub, &epoll, &mut buf) {
+                    match next_work(&hub, &epoll, &mut buf) {
                         Some(item) => item,
                         None => continue,
                     }
@@ -59,16 +70,78 @@ pub fn spawn(hub: Arc<Hub>, index: usize) -> std::io::Result<JoinHandle<()>> {
         })
 }
 
-/// Blocks until the shared queue has an item or the worker stops; `None` if this wake-up
-/// brought nothing (another thread was quicker, or the worker is stopping). A thread woken for
-/// an item takes it even if its worker has just begun to stop: the wake-up was this thread's
-/// (`EPOLLEXCLUSIVE`), and leaving the item would strand it until the next one arrives.
-fn next_shared(hub: &Hub, epoll: &Epoll, buf: &mut Vec<u8>) -> Option<(Item, OwnedFd)> {
-    let mut events = [EpollEvent::empty(); 2];
-    match epoll.wait(&mut events, EpollTimeout::NONE) {
-        Ok(n) if events[..n].iter().any(|e| e.data() == QUEUE_TOKEN) => {}
-        _ => return None,
+/// Blocks until there is work: an item on the shared queue, a local job offered by this
+/// worker's loop, or the worker stopping (`None`). A thread woken for a shared item takes it
+/// even if its worker has just begun to stop: the wake-up was this thread's (`EPOLLEXCLUSIVE`),
+/// and leaving the item would strand it until the next one arrives. A thread claimed by a local
+/// job while it was also woken for a shared item puts the shared one back on the queue for
+/// another idle thread (or, if the queue is full, serves it next), so neither waits while a
+/// thread anywhere is idle.
+fn next_work(hub: &Hub, epoll: &Epoll, buf: &mut Vec<u8>) -> Option<(Item, OwnedFd)> {
+    let mut events = [EpollEvent::empty(); 3];
+    hub.idle_threads.fetch_add(1, Ordering::AcqRel);
+    // Checked after counting itself idle: a job offered just before is not missed.
+    let n = if hub.has_local() {
+        0
+    } else {
+        epoll.wait(&mut events, EpollTimeout::NONE).unwrap_or(0)
+    };
+    let woke_for = |token| events[..n].iter().any(|e| e.data() == token);
+    if woke_for(LOCAL_TOKEN) {
+        let _ = hub.local_wake.read();
     }
+    let claimed = !hub.leave_idle();
+    let shared = if woke_for(QUEUE_TOKEN) {
+        recv_shared(hub, buf)
+    } else {
+        None
+    };
+    if claimed || shared.is_none() {
+        if let Some((job, fd)) = hub.try_local() {
+            if let Some((item, item_fd)) = shared {
+                put_back(hub, item, item_fd);
+            }
+            return Some((Item::Heavy(Box::new(job)), fd));
+        }
+    }
+    if shared.is_some() && hub.has_local() {
+        // A local job's wake-up came to this thread too: pass it to another idle one.
+        let _ = hub.local_wake.write(1);
+    }
+    shared
+}
+
+/// A shared item this thread cannot take now: back on the queue for any idle thread, or, if
+/// the queue is full, this thread's next local job.
+fn put_back(hub: &Hub, item: Item, fd: OwnedFd) {
+    if hub.queue.try_send(&item, fd.as_raw_fd()).is_ok() {
+        if matches!(item, Item::Heavy(_)) {
+            hub.in_flight(-1);
+            metrics::with(|m| {
+                m.queue_depth.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        return;
+    }
+    match item {
+        Item::Heavy(job) => hub.push_local(*job, fd),
+        // Adopting a connection is no work: its loop takes it now.
+        Item::Adopt {
+            peer,
+            served,
+            leftover,
+        } => hub.hand_back(Handback {
+            fd,
+            peer,
+            served,
+            leftover,
+            received_ns: 0,
+            finished: None,
+        }),
+    }
+}
+
+fn recv_shared(hub: &Hub, buf: &mut Vec<u8>) -> Option<(Item, OwnedFd)> {
     match hub.queue.try_recv(buf) {
         Ok(Some((item, fd))) => {
             if matches!(item, Item::Heavy(_)) {

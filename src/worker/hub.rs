@@ -11,7 +11,7 @@ use crate::shared::{ServerState, SharedMap, WorkerSlot};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A request a handler thread has finished: the event loop writes and logs the answer.
@@ -36,8 +36,9 @@ pub struct Handback {
     pub finished: Option<Box<Finished>>,
 }
 
-/// Heavy requests of a stopping worker, run by its own threads and never put on the shared
-/// queue, so no request can be left there after the last worker drained it.
+/// Heavy requests for this worker's own threads: while it stops (never put on the shared queue,
+/// so no request can be left there after the last worker drained it), and while it serves, the
+/// ones an idle thread of its own can take at once (no trip through the shared queue).
 #[derive(Default)]
 struct Local {
     jobs: VecDeque<(Job, OwnedFd)>,
@@ -64,6 +65,12 @@ pub struct Hub {
     handbacks_taken: Condvar,
     /// Wakes the event loop when a connection is handed back.
     pub wake: EventFd,
+    /// Wakes an idle thread of this worker for a local job.
+    pub local_wake: EventFd,
+    /// Idle threads not yet claimed by a local job: a thread adds itself before it waits for
+    /// work and takes itself off when it wakes; [`Hub::offer_local`] claims one. A thread that
+    /// finds none left to take off was claimed, and serves a local job first.
+    pub idle_threads: AtomicUsize,
     /// Per handler thread: when its current request started ([`crate::shared::monotonic_ms`]),
     /// 0 when idle. The event loop turns this into the heartbeat.
     pub busy_since_ms: Vec<AtomicU64>,
@@ -96,6 +103,8 @@ impl Hub {
             handbacks: Mutex::new(Vec::new()),
             handbacks_taken: Condvar::new(),
             wake: eventfd()?,
+            local_wake: eventfd()?,
+            idle_threads: AtomicUsize::new(0),
             busy_since_ms: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             gauges,
         })
@@ -122,6 +131,41 @@ impl Hub {
 
     fn local(&self) -> MutexGuard<'_, Local> {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// While serving: gives the job to an idle thread of this worker if one is free for it
+    /// (claiming it), and wakes it. The job comes back if none is: it goes on the shared
+    /// queue, where any idle thread of any worker takes it.
+    pub fn offer_local(&self, job: Job, fd: OwnedFd) -> Option<(Job, OwnedFd)> {
+        let mut local = self.local();
+        if !take_one(&self.idle_threads) {
+            return Some((job, fd));
+        }
+        local.jobs.push_back((job, fd));
+        drop(local);
+        let _ = self.local_wake.write(1);
+        None
+    }
+
+    pub fn has_local(&self) -> bool {
+        !self.local().jobs.is_empty()
+    }
+
+    /// Whether an idle thread of this worker is free for one more local job.
+    pub fn has_idle_thread(&self) -> bool {
+        self.idle_threads.load(Ordering::Acquire) > 0
+    }
+
+    /// A thread woke: it takes itself off the idle count. False if an offer had claimed its
+    /// place (the count was already down to zero): a local job is this thread's.
+    pub fn leave_idle(&self) -> bool {
+        let _local = self.local();
+        take_one(&self.idle_threads)
+    }
+
+    /// A local job, if one waits (for a thread of a serving worker; never blocks).
+    pub fn try_local(&self) -> Option<(Job, OwnedFd)> {
+        self.local().jobs.pop_front()
     }
 
     pub fn push_local(&self, job: Job, fd: OwnedFd) {
@@ -201,4 +245,11 @@ impl Hub {
                 .0;
         }
     }
+}
+
+/// Takes one off a count if it is above zero.
+fn take_one(count: &AtomicUsize) -> bool {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
 }

@@ -157,14 +157,16 @@ class Server:
     'axum' (bench/axum-peer, build it first with build_axum()) or 'nginx' (return 200 with the
     health body; needs nginx-light)."""
 
-    def __init__(self, kind, extra=(), workers=4, threads=2):
+    def __init__(self, kind, extra=(), workers=4, threads=2, binary=None):
         self.kind, self.port = kind, free_port()
         self.label = LABELS[kind] + (f" {workers}x{threads}" if kind == "heavy-api" else "")
+        if binary:
+            self.label += f" ({binary})"
         self.tmp = tempfile.mkdtemp(prefix=f"bench-{kind}-")
         env = dict(os.environ)
         if kind == "heavy-api":
             cmd = [
-                HEAVY_BIN,
+                binary or HEAVY_BIN,
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",

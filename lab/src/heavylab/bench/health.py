@@ -90,8 +90,18 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--conns", default="50,1000")
     ap.add_argument("--servers", default="nginx,heavy-4x2,heavy-2x2,axum,original")
+    ap.add_argument(
+        "--baseline",
+        metavar="BINARY",
+        help="also run this heavy-api build as 4x2 (server name 'baseline'), to compare builds side by side",
+    )
     args = ap.parse_args()
     names = args.servers.split(",")
+    if args.baseline:
+        SERVERS["baseline"] = lambda: Server(
+            "heavy-api", extra=["--keep-alive", "75"], workers=4, threads=2, binary=args.baseline
+        )
+        names.append("baseline")
     conns = [int(c) for c in args.conns.split(",")]
     raise_nofile()
     ensure_tools()
