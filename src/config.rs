@@ -388,6 +388,20 @@ pub enum BindSpec {
     Fd(i32),
 }
 
+impl BindSpec {
+    /// Whether two listeners would claim the same address: the same path or descriptor, or the
+    /// same TCP port (not 0, which picks a free one) on the same host or a wildcard host.
+    pub fn overlaps(&self, other: &BindSpec) -> bool {
+        let wildcard = |h: &str| matches!(h, "0.0.0.0" | "::" | "");
+        match (self, other) {
+            (BindSpec::Tcp { host: a, port: p }, BindSpec::Tcp { host: b, port: q }) => {
+                p == q && *p != 0 && (a == b || wildcard(a) || wildcard(b))
+            }
+            (a, b) => a == b,
+        }
+    }
+}
+
 impl fmt::Display for BindSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -947,6 +961,20 @@ impl Config {
             .map(BindSpec::parse)
             .transpose()
             .map_err(|e| e.replace("--bind", "--metrics-bind"))?;
+        if let Some(m) = &metrics_bind {
+            if let Some(b) = binds.iter().find(|b| b.overlaps(m)) {
+                return Err(format!(
+                    "--metrics-bind {m} is the same address as --bind {b}: the metrics need a \
+                     listener of their own"
+                ));
+            }
+        }
+        if let Some(bad) = args.dogstatsd_tags.chars().find(|c| c.is_control()) {
+            return Err(format!(
+                "--dogstatsd-tags must not contain control characters (found {bad:?}): each \
+                 tag goes into a statsd datagram line"
+            ));
+        }
         Ok(Config {
             binds,
             metrics_bind,

@@ -759,3 +759,45 @@ fn answers_during_a_drain_say_close() {
     );
     assert_eq!(server.wait_exit(SECS), Some(0));
 }
+
+/// Issue 22, defect 13: `--check-config` refuses a `--metrics-bind` on the `--bind` address
+/// (or a wildcard over it) and control characters in `--dogstatsd-tags`, naming the setting.
+#[test]
+fn check_config_refuses_a_shared_metrics_address_and_control_characters_in_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = dir.path().join("data.bin");
+    let check = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--check-config")
+            .arg("--io-file")
+            .arg(&io)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (bind, metrics) in [
+        ("127.0.0.1:8000", "127.0.0.1:8000"),
+        ("0.0.0.0:8000", "127.0.0.1:8000"),
+    ] {
+        let (code, err) = check(&["--bind", bind, "--metrics-bind", metrics]);
+        assert_eq!(code, Some(1), "{bind} / {metrics}: {err}");
+        assert!(
+            err.contains("--metrics-bind") && err.contains("--bind"),
+            "{err}"
+        );
+    }
+    let (code, err) = check(&[
+        "--bind",
+        "127.0.0.1:8000",
+        "--metrics-bind",
+        "127.0.0.1:9000",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = check(&["--dogstatsd-tags", "env:prod\nevil:1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--dogstatsd-tags"), "{err}");
+}

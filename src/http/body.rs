@@ -10,6 +10,9 @@ pub struct BodyReader {
     /// Body bytes seen so far, against `limit`.
     total: u64,
     limit: u64,
+    /// Trailer bytes and fields seen so far, against the trailer bounds.
+    trailer_bytes: usize,
+    trailer_fields: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,11 @@ enum State {
 
 /// The longest chunk-size line (size plus extensions) or trailer line accepted.
 const MAX_CHUNK_LINE: usize = 4096;
+/// The trailer section of a chunked body is bounded like a head: at most this many bytes (the
+/// default `--limit-request-head`) and fields (the default `--limit-request-fields`). Nothing
+/// reads trailers; without a bound a client could stream them forever.
+const MAX_TRAILER_BYTES: usize = 64 * 1024;
+const MAX_TRAILER_FIELDS: usize = 100;
 
 impl BodyReader {
     pub fn new(framing: BodyFraming, limit: u64) -> Self {
@@ -41,6 +49,8 @@ impl BodyReader {
             state,
             total: 0,
             limit,
+            trailer_bytes: 0,
+            trailer_fields: 0,
         }
     }
 
@@ -105,7 +115,19 @@ impl BodyReader {
             State::Trailers if line.len() > MAX_CHUNK_LINE => {
                 Err(HttpError::header_too_large("a trailer field is too large"))
             }
-            State::Trailers if is_field_line(line) => Ok(State::Trailers),
+            State::Trailers if is_field_line(line) => {
+                self.trailer_bytes += line.len() + 2;
+                self.trailer_fields += 1;
+                if self.trailer_bytes > MAX_TRAILER_BYTES {
+                    Err(HttpError::header_too_large(
+                        "the trailer section is too large",
+                    ))
+                } else if self.trailer_fields > MAX_TRAILER_FIELDS {
+                    Err(HttpError::header_too_large("too many trailer fields"))
+                } else {
+                    Ok(State::Trailers)
+                }
+            }
             State::Trailers => Err(HttpError::bad_request("invalid trailer field")),
             State::ChunkSize => {
                 let size = parse_chunk_size(line)?;
@@ -295,5 +317,29 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    /// Issue 22, defect 10: a trailer section is bounded (20 MB of trailers were read before).
+    #[test]
+    fn trailers_are_bounded_in_bytes_and_fields() {
+        let mut r = BodyReader::new(BodyFraming::Chunked, 1 << 20);
+        assert_eq!(r.consume(b"0\r\n").unwrap(), 3);
+        let field = format!("X-T: {}\r\n", "v".repeat(1000));
+        let mut err = None;
+        for _ in 0..1000 {
+            match r.consume(field.as_bytes()) {
+                Ok(used) => assert_eq!(used, field.len()),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        let err = err.expect("refused before 1 MB of trailers");
+        assert_eq!(err.status, 431, "{err}");
+        let mut many = BodyReader::new(BodyFraming::Chunked, 1 << 20);
+        many.consume(b"0\r\n").unwrap();
+        let refused = (0..200).find_map(|_| many.consume(b"A: b\r\n").err());
+        assert_eq!(refused.map(|e| e.status), Some(431), "too many fields");
     }
 }
