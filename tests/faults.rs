@@ -100,3 +100,36 @@ fn a_full_disk_is_a_500_and_the_worker_keeps_serving() {
     );
     assert_no_worker_died(&server);
 }
+
+/// Issue 22, deliver 5: a shared-queue datagram that does not decode (here a frame of a version
+/// no worker reads, `fault=frame`) is counted, logged and answered 500: its client is told,
+/// never left waiting; the queue depth is back to zero and the workers live on.
+#[test]
+fn an_undecodable_queue_frame_is_counted_logged_and_answered() {
+    let server = Server::start(&[
+        "--workers",
+        "2",
+        "--threads",
+        "2",
+        "--enable-fault-injection",
+    ]);
+    let workers = server.wait_workers(2, START_TIMEOUT);
+    for _ in 0..3 {
+        let resp = get(server.port, &format!("{LIGHT}&fault=frame"));
+        assert_eq!(resp.status, 500, "{resp:?}");
+        assert_eq!(resp.header("Connection"), Some("close"));
+    }
+    assert_eq!(get(server.port, LIGHT).status, 200);
+    server.wait_for_log_count("undecodable frame on the shared queue", 3, START_TIMEOUT);
+    let metrics = String::from_utf8(get(server.port, "/metrics").body).unwrap();
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+    };
+    assert_eq!(sample("heavy_api_queue_frames_rejected_total"), 3.0);
+    assert_eq!(sample("heavy_api_queue_depth"), 0.0);
+    assert_eq!(server.worker_pids(), workers);
+    assert_no_worker_died(&server);
+}

@@ -421,6 +421,7 @@ mod tests {
             io_kb: 4,
             io_sync: true,
             panic: false,
+            corrupt_frame: false,
         };
         let dir = tempfile::tempdir().unwrap();
         let (resp, timings) = App::new(Limits::default(), DataFile::new(dir.path().join("io")))
@@ -480,6 +481,7 @@ mod tests {
             io_kb: 0,
             io_sync: true,
             panic: false,
+            corrupt_frame: false,
         };
         let past = Deadline::at(Instant::now() - Duration::from_millis(1));
         assert!(matches!(

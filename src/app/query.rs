@@ -16,6 +16,9 @@ pub struct HeavyParams {
     /// Fault injection for robustness tests: panic inside the handler (`fault=panic`). Only
     /// parsed when the server runs with `--enable-fault-injection`.
     pub panic: bool,
+    /// Fault injection: the worker sends this request on the shared queue in a frame of an
+    /// unknown version (`fault=frame`), to prove an undecodable frame is answered, not lost.
+    pub corrupt_frame: bool,
 }
 
 impl Default for HeavyParams {
@@ -26,6 +29,7 @@ impl Default for HeavyParams {
             io_kb: 128,
             io_sync: true,
             panic: false,
+            corrupt_frame: false,
         }
     }
 }
@@ -44,11 +48,13 @@ impl HeavyParams {
     pub fn from_query(query: &str, limits: &Limits) -> Result<Self, ParamError> {
         let mut raw: [Option<String>; 3] = [None, None, None];
         let mut panic = false;
+        let mut corrupt_frame = false;
         let mut io_sync = true;
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match key.as_ref() {
                 "fault" if limits.fault_injection => {
                     panic = value == "panic";
+                    corrupt_frame = value == "frame";
                     continue;
                 }
                 "io_sync" => {
@@ -93,6 +99,7 @@ impl HeavyParams {
             io_kb,
             io_sync,
             panic,
+            corrupt_frame,
         })
     }
 }
@@ -191,7 +198,8 @@ mod tests {
                 hash_rounds: 3,
                 io_kb: 0,
                 io_sync: true,
-                panic: false
+                panic: false,
+                corrupt_frame: false
             }
         );
     }

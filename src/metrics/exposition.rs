@@ -213,6 +213,16 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
     );
     o.sample("heavy_api_queue_full_total", &[], load(&m.queue_full));
     o.family(
+        "heavy_api_queue_frames_rejected_total",
+        "counter",
+        "Shared-queue datagrams that did not decode as a frame; each client was answered 500.",
+    );
+    o.sample(
+        "heavy_api_queue_frames_rejected_total",
+        &[],
+        load(&m.queue_frames_rejected),
+    );
+    o.family(
         "heavy_api_connections",
         "gauge",
         "Open client connections: active (a request in hand) or idle (kept alive); the \

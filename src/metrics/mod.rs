@@ -177,6 +177,9 @@ pub struct Metrics {
     pub queue_depth: AtomicI64,
     /// Heavy requests answered 503 because the shared queue was full.
     pub queue_full: AtomicU64,
+    /// Datagrams on the shared queue that did not decode as a frame (each logged, and its
+    /// client answered 500).
+    pub queue_frames_rejected: AtomicU64,
     /// Heavy requests answered 503 at `--timeout`.
     pub request_timeouts: AtomicU64,
     pub workers_booted: AtomicU64,

@@ -336,7 +336,15 @@ impl EventLoop {
     /// queue, so nothing queued is lost: requests run on its own threads, connections are
     /// adopted (and closed unless a request is waiting on them).
     fn drain_shared_queue(&mut self) {
-        while let Ok(Some((item, fd))) = self.hub.queue.try_recv(&mut self.queue_buf) {
+        loop {
+            let (item, fd) = match self.hub.queue.try_recv(&mut self.queue_buf) {
+                Ok(Some(got)) => got,
+                Ok(None) | Err(super::queue::RecvError::Other(_)) => break,
+                Err(err) => {
+                    handler::refuse(err);
+                    continue;
+                }
+            };
             match item {
                 Item::Heavy(job) => {
                     crate::metrics::with(|m| {

@@ -153,16 +153,46 @@ fn recv_shared(hub: &Hub, buf: &mut Vec<u8>) -> Option<(Item, OwnedFd)> {
             Some((item, fd))
         }
         Ok(None) => None,
-        Err(RecvError::LostConnection) => {
-            log::error("a connection passed on the shared queue was lost: out of file descriptors");
-            None
-        }
-        Err(RecvError::Other(err)) => {
-            log::error(&format!("shared queue receive failed: {err}"));
+        Err(err @ RecvError::Other(_)) => {
+            log::error(&err.to_string());
             // Not a tight loop on a persistent error.
             std::thread::sleep(Duration::from_millis(100));
             None
         }
+        Err(err) => {
+            refuse(err);
+            None
+        }
+    }
+}
+
+/// A receive that brought no usable item: logged, and an undecodable frame counted and its
+/// connection answered 500 (`Connection: close`), so its client is told, never left waiting.
+pub(super) fn refuse(err: RecvError) {
+    log::error(&err.to_string());
+    let RecvError::Undecodable { conn, heavy, .. } = err else {
+        return;
+    };
+    metrics::with(|m| {
+        m.queue_frames_rejected.fetch_add(1, Ordering::Relaxed);
+        if heavy {
+            m.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
+    if let Some(conn) = conn {
+        let response = Response::error(
+            500,
+            "internal server error: the request could not be passed between workers",
+            json!({}),
+        );
+        let meta = crate::http::ResponseMeta {
+            version: crate::http::Version::Http11,
+            keep_alive: false,
+            head_only: false,
+        };
+        let bytes = crate::http::encode_response(&response, meta);
+        let _ = super::socket::write_nonblocking(conn.as_fd(), &bytes);
+        metrics::record_response("", "", 500, Duration::ZERO);
     }
 }
 

@@ -8,6 +8,11 @@
 //! The bound is the socket's send buffer: when it is full, `try_send` fails and the request is
 //! answered 503 with `Retry-After` instead of queueing without limit. Both ends are
 //! non-blocking; handler threads wait for the receive end with epoll (see `handler`).
+//!
+//! One datagram is one [`Frame`]: a version byte, the item's length, the item in postcard (a
+//! compact serde format with a documented wire layout), then the bytes that travel with it. A
+//! frame that does not decode is a [`FrameError`], returned with its connection so the caller
+//! can count it, log it and answer the client — never dropped silently.
 
 use crate::app::HeavyParams;
 use crate::http::RequestHead;
@@ -18,11 +23,25 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use serde::{Deserialize, Serialize};
+
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Largest datagram: an item's description plus the pipelined bytes read after it.
 pub const MAX_ITEM_BYTES: usize = 64 * 1024;
+/// The frame layout's version: a worker of another build (during a binary upgrade both run)
+/// that sends another layout is refused by name, not misread.
+pub const FRAME_VERSION: u8 = 1;
+/// Version byte, kind byte ([`KIND_HEAVY`] or [`KIND_ADOPT`]: readable even when the rest is
+/// not, so the queue-depth gauge stays exact), the item's length (u32, little-endian).
+const FRAME_HEADER: usize = 6;
+const KIND_HEAVY: u8 = 1;
+const KIND_ADOPT: u8 = 2;
+
+/// Whether a (possibly undecodable) frame says it carries a heavy request.
+pub fn frame_is_heavy(data: &[u8]) -> bool {
+    data.get(1) == Some(&KIND_HEAVY)
+}
 
 /// Who is at the other end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,13 +106,76 @@ pub enum SendError {
     Other(Errno),
 }
 
+/// Why a datagram is not a frame this build can read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is shorter than its header")]
+    Truncated(usize),
+    #[error("frame version {found}, this worker reads version {FRAME_VERSION}")]
+    Version { found: u8 },
+    #[error("frame item of {declared} bytes overruns the {available} bytes that follow")]
+    Length { declared: usize, available: usize },
+    #[error("frame item does not decode: {0}")]
+    Item(String),
+}
+
 /// Why a receive produced nothing usable.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RecvError {
     /// The datagram came but its connection could not be installed (out of descriptors): the
     /// kernel closed it. Never silent: the caller logs it.
+    #[error("a connection passed on the shared queue was lost: out of file descriptors")]
     LostConnection,
+    /// The datagram is not a frame this build reads; its connection, if it carried one, is here
+    /// to be answered.
+    #[error("undecodable frame on the shared queue: {error}")]
+    Undecodable {
+        error: FrameError,
+        conn: Option<OwnedFd>,
+        /// The frame's kind byte said it carried a heavy request (counted in the queue depth).
+        heavy: bool,
+    },
+    #[error("shared queue receive failed: {0}")]
     Other(Errno),
+}
+
+/// Encodes `item` as one frame (header and item; the caller sends the item's bytes after it).
+pub fn encode_frame(item: &Item, version: u8) -> Vec<u8> {
+    let body = postcard::to_stdvec(item).expect("items serialise");
+    let mut frame = Vec::with_capacity(FRAME_HEADER + body.len());
+    frame.push(version);
+    frame.push(match item {
+        Item::Heavy(_) => KIND_HEAVY,
+        Item::Adopt { .. } => KIND_ADOPT,
+    });
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Decodes one frame: the item, with the bytes that followed it as its leftover.
+pub fn decode_frame(data: &[u8]) -> Result<Item, FrameError> {
+    if data.len() < FRAME_HEADER {
+        return Err(FrameError::Truncated(data.len()));
+    }
+    if data[0] != FRAME_VERSION {
+        return Err(FrameError::Version { found: data[0] });
+    }
+    let declared = u32::from_le_bytes(data[2..6].try_into().expect("4 bytes")) as usize;
+    let rest = &data[FRAME_HEADER..];
+    let Some(body) = rest.get(..declared) else {
+        return Err(FrameError::Length {
+            declared,
+            available: rest.len(),
+        });
+    };
+    let mut item: Item = postcard::from_bytes(body).map_err(|e| FrameError::Item(e.to_string()))?;
+    let leftover = rest[declared..].to_vec();
+    match &mut item {
+        Item::Heavy(job) => job.leftover = leftover,
+        Item::Adopt { leftover: l, .. } => *l = leftover,
+    }
+    Ok(item)
 }
 
 impl JobQueue {
@@ -118,17 +200,15 @@ impl JobQueue {
     /// Queues `item` with its connection, without blocking. The caller closes its own copy of
     /// the connection afterwards; the queue holds one until a handler receives it.
     pub fn try_send(&self, item: &Item, conn: RawFd) -> Result<(), SendError> {
-        let meta = serde_json::to_vec(item).expect("items serialise");
-        let len = (meta.len() as u32).to_le_bytes();
+        let corrupt = matches!(item, Item::Heavy(job) if job.params.corrupt_frame);
+        // Fault injection (`fault=frame`): a version no worker reads.
+        let version = if corrupt { 0 } else { FRAME_VERSION };
+        let frame = encode_frame(item, version);
         let leftover = item.leftover();
-        if 4 + meta.len() + leftover.len() > MAX_ITEM_BYTES {
+        if frame.len() + leftover.len() > MAX_ITEM_BYTES {
             return Err(SendError::TooLarge);
         }
-        let iov = [
-            IoSlice::new(&len),
-            IoSlice::new(&meta),
-            IoSlice::new(leftover),
-        ];
+        let iov = [IoSlice::new(&frame), IoSlice::new(leftover)];
         let fds = [conn];
         let cmsg = [ControlMessage::ScmRights(&fds)];
         match sendmsg::<UnixAddr>(
@@ -181,32 +261,18 @@ impl JobQueue {
             }
             (msg.bytes, fd, truncated)
         };
-        let Some(fd) = fd else {
-            return if truncated {
-                Err(RecvError::LostConnection)
-            } else {
-                Ok(None)
-            };
-        };
-        let data = &buf[..len];
-        let Some(meta_len) = data
-            .get(..4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-        else {
-            return Ok(None);
-        };
-        let Some(Ok(mut item)) = data
-            .get(4..4 + meta_len)
-            .map(serde_json::from_slice::<Item>)
-        else {
-            return Ok(None);
-        };
-        let rest = data[4 + meta_len..].to_vec();
-        match &mut item {
-            Item::Heavy(job) => job.leftover = rest,
-            Item::Adopt { leftover, .. } => *leftover = rest,
+        let decoded = decode_frame(&buf[..len]);
+        let heavy = frame_is_heavy(&buf[..len]);
+        match (decoded, fd) {
+            (Ok(item), Some(fd)) => Ok(Some((item, fd))),
+            (Err(error), conn) => Err(RecvError::Undecodable { error, conn, heavy }),
+            (Ok(_), None) if truncated => Err(RecvError::LostConnection),
+            (Ok(_), None) => Err(RecvError::Undecodable {
+                error: FrameError::Item("a frame without its connection".into()),
+                conn: None,
+                heavy,
+            }),
         }
-        Ok(Some((item, fd)))
     }
 }
 
@@ -290,5 +356,57 @@ mod tests {
             queue.try_send(&big, a.as_raw_fd()),
             Err(SendError::TooLarge)
         ));
+    }
+
+    #[test]
+    fn frames_round_trip_and_every_malformed_one_is_a_typed_error() {
+        let item = job();
+        let mut frame = encode_frame(&item, FRAME_VERSION);
+        frame.extend_from_slice(item.leftover());
+        assert_eq!(decode_frame(&frame).unwrap(), item);
+        assert!(frame_is_heavy(&frame));
+        assert_eq!(decode_frame(&frame[..3]), Err(FrameError::Truncated(3)));
+        let mut old = frame.clone();
+        old[0] = 9;
+        assert_eq!(decode_frame(&old), Err(FrameError::Version { found: 9 }));
+        let mut long = frame.clone();
+        long[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            decode_frame(&long),
+            Err(FrameError::Length { .. })
+        ));
+        // Every truncation and every single-byte corruption decodes or fails, never panics.
+        for cut in 0..frame.len() {
+            let _ = decode_frame(&frame[..cut]);
+        }
+        for at in 0..frame.len() {
+            let mut bad = frame.clone();
+            bad[at] ^= 0xff;
+            let _ = decode_frame(&bad);
+        }
+        let mut garbage = vec![FRAME_VERSION, KIND_HEAVY, 4, 0, 0, 0];
+        garbage.extend_from_slice(&[0xff; 4]);
+        assert!(matches!(decode_frame(&garbage), Err(FrameError::Item(_))));
+    }
+
+    #[test]
+    fn an_undecodable_datagram_comes_back_with_its_connection() {
+        let queue = JobQueue::new().unwrap();
+        let mut item = job();
+        let Item::Heavy(j) = &mut item else {
+            unreachable!()
+        };
+        j.params.corrupt_frame = true;
+        let (_ours, theirs) = UnixStream::pair().unwrap();
+        queue.try_send(&item, theirs.as_raw_fd()).unwrap();
+        let mut buf = Vec::new();
+        match queue.try_recv(&mut buf) {
+            Err(RecvError::Undecodable { error, conn, heavy }) => {
+                assert_eq!(error, FrameError::Version { found: 0 });
+                assert!(conn.is_some(), "the connection comes back to be answered");
+                assert!(heavy);
+            }
+            other => panic!("expected an undecodable frame, got {other:?}"),
+        }
     }
 }
