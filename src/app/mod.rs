@@ -124,6 +124,9 @@ pub struct App {
     /// The `/heavy/info/` answer's body (the platform fingerprint and the server's settings),
     /// made once at boot.
     info: Vec<u8>,
+    /// The worker's pid, for the answer's `pid` (read once: `getpid` is a system call). An
+    /// `App` is made in the worker, after the fork.
+    pid: u32,
 }
 
 impl App {
@@ -132,6 +135,7 @@ impl App {
             limits,
             data,
             info: b"{}\n".to_vec(),
+            pid: std::process::id(),
         }
     }
 
@@ -263,7 +267,7 @@ impl App {
             "total_time_sec": round2(timings.total.as_secs_f64()),
             "io_time_sec": round2(timings.io.as_secs_f64()),
             "digest": kernels::to_hex(&digest),
-            "pid": std::process::id(),
+            "pid": self.pid,
         });
         let response =
             Response::json(200, &body).with_header("Server-Timing", timings.server_timing());
