@@ -25,9 +25,18 @@ fn fd_count(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
+/// Threads that serve: the event loop and handler threads, not the log writers (`log-error`,
+/// `log-access`), which each process starts with its first line of that log.
 fn thread_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.count())
+        .map(|d| {
+            d.flatten()
+                .filter(|t| {
+                    let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                    !comm.starts_with("log-")
+                })
+                .count()
+        })
         .unwrap_or(0)
 }
 

@@ -104,7 +104,11 @@ pub fn run(config: Config, argv: Vec<String>) -> i32 {
 impl Master {
     fn start(config: Config, argv: Vec<String>) -> Result<Master, i32> {
         if log::enabled(log::Level::Debug) {
-            log::debug(&format!("Current configuration:\n{}", config.debug_block()));
+            log::block(
+                log::Level::Debug,
+                "Current configuration:",
+                &config.debug_block(),
+            );
         }
         log::info(&format!("Starting heavy-api {}", env!("CARGO_PKG_VERSION")));
         for warning in &config.warnings {
@@ -238,6 +242,7 @@ impl Master {
                     self.signals().wait(wait);
                 }
             }
+            log::tick();
             if let Some(code) = self.reap_workers() {
                 return self.halt(code, "Worker failed to boot.");
             }
@@ -287,8 +292,13 @@ impl Master {
             Some(&SigSet::all()),
             Some(&mut previous),
         );
-        // SAFETY: the master is single-threaded, so the child starts from a consistent state.
+        // The master's only other threads are its log writers; holding their locks across the
+        // fork leaves the child none held.
+        let log_locks = log::fork_guard();
+        // SAFETY: no other thread of the master holds a lock the child needs (see above; glibc
+        // keeps malloc usable across fork), so the child starts from a consistent state.
         let forked = unsafe { fork() };
+        drop(log_locks);
         if !matches!(forked, Ok(ForkResult::Child)) {
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
         }
@@ -362,8 +372,8 @@ impl Master {
             log::error(&format!("Exception in worker process: {what}"));
             1
         });
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+        // `_exit` runs no exit handlers: the worker's queued log lines are written here.
+        log::flush();
         // SAFETY: ends the child without running the master's exit handlers.
         unsafe { libc::_exit(code) }
     }

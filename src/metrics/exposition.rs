@@ -259,6 +259,18 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
         &[],
         load(&m.connections_evicted),
     );
+    o.family(
+        "heavy_api_log_lines_dropped_total",
+        "counter",
+        "Log lines dropped because the log's destination did not keep up (a full pipe).",
+    );
+    for (i, log) in ["error", "access"].into_iter().enumerate() {
+        o.sample(
+            "heavy_api_log_lines_dropped_total",
+            &[("log", log)],
+            load(&m.log_lines_dropped[i]),
+        );
+    }
 
     o.family("heavy_api_workers", "gauge", "Worker processes alive.");
     o.sample("heavy_api_workers", &[], m.live_workers().count());

@@ -192,6 +192,9 @@ pub struct Metrics {
     /// pipelined bytes; `/metrics` scrapes included): one add per read or write call.
     pub http_received_bytes: AtomicU64,
     pub http_sent_bytes: AtomicU64,
+    /// Log lines dropped because their log's destination did not keep up, by log
+    /// ([`crate::log`]'s writer: 0 error, 1 access).
+    pub log_lines_dropped: [AtomicU64; 2],
     /// The server has begun to stop (or drain): readiness is 503.
     pub draining: AtomicBool,
     pub workers: [WorkerGauges; SLOTS],

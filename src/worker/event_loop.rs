@@ -249,6 +249,8 @@ impl EventLoop {
     /// well past its `--timeout` holds the heartbeat back, so a wedged worker is replaced;
     /// nothing a client does can (threads never wait for clients).
     fn heartbeat(&self) {
+        // Drops of the log's writer are reported within a tick even if nothing else is logged.
+        log::tick();
         let now = monotonic_ms();
         let mut beat = now;
         if let Some(timeout) = self.hub.config.timeout {

@@ -99,7 +99,18 @@ impl Server {
 
     /// As [`Server::spawn`], but returns as soon as the `Listening at:` line names the port,
     /// without waiting for a worker to answer.
-    pub fn launch(mut cmd: Command, env: &[(&str, &str)], dir: tempfile::TempDir) -> Server {
+    pub fn launch(cmd: Command, env: &[(&str, &str)], dir: tempfile::TempDir) -> Server {
+        Server::launch_with_stdout(cmd, env, dir, None)
+    }
+
+    /// As [`Server::launch`], with the server's stdout given (`None`: read into the log, as
+    /// stderr always is).
+    pub fn launch_with_stdout(
+        mut cmd: Command,
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+        stdout: Option<Stdio>,
+    ) -> Server {
         let io_file = cmd
             .get_args()
             .skip_while(|a| *a != "--io-file")
@@ -114,15 +125,16 @@ impl Server {
             cmd.env(k, v);
         }
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout.unwrap_or_else(Stdio::piped))
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start heavy-api");
         let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        let streams_open = Arc::new(std::sync::atomic::AtomicUsize::new(2));
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
+        let mut streams = vec![Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>];
+        if let Some(stdout) = child.stdout.take() {
+            streams.push(Box::new(stdout));
+        }
+        let streams_open = Arc::new(std::sync::atomic::AtomicUsize::new(streams.len()));
+        for stream in streams {
             let log = log.clone();
             let streams_open = streams_open.clone();
             std::thread::spawn(move || {

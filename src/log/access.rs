@@ -1,230 +1,7 @@
-//! Gunicorn-compatible logging: the error log (`[time] [pid] [LEVEL] message`) and the access log
-//! (Gunicorn's `%(h)s`-style atoms). One process-wide logger, set up by the master before it
-//! forks (workers inherit it) and reopened in place on SIGUSR1.
+//! The access log's format: Gunicorn's `%(h)s`-style atoms rendered from one served request.
 
-use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::sync::RwLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Debug,
-    Info,
-    Warning,
-    Error,
-    Critical,
-}
-
-impl std::str::FromStr for Level {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "debug" => Level::Debug,
-            "info" => Level::Info,
-            "warning" | "warn" => Level::Warning,
-            "error" => Level::Error,
-            "critical" | "fatal" => Level::Critical,
-            _ => return Err(format!("invalid log level {s:?}")),
-        })
-    }
-}
-
-impl Level {
-    fn label(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Info => "INFO",
-            Level::Warning => "WARNING",
-            Level::Error => "ERROR",
-            Level::Critical => "CRITICAL",
-        }
-    }
-}
-
-/// Where a log goes: `-` is the standard stream, anything else a file opened for append.
-#[derive(Debug)]
-enum Sink {
-    Stdout,
-    Stderr,
-    File { path: String, file: File },
-}
-
-impl Sink {
-    fn open(spec: &str, dash: Sink) -> io::Result<Sink> {
-        if spec == "-" {
-            return Ok(dash);
-        }
-        let file = OpenOptions::new().create(true).append(true).open(spec)?;
-        Ok(Sink::File {
-            path: spec.to_string(),
-            file,
-        })
-    }
-
-    fn reopen(&mut self) -> io::Result<()> {
-        if let Sink::File { path, file } = self {
-            *file = OpenOptions::new().create(true).append(true).open(&*path)?;
-        }
-        Ok(())
-    }
-
-    /// One `write` per line, so lines from many processes and threads never interleave.
-    fn write_line(&self, line: &str) {
-        let _ = match self {
-            Sink::Stdout => io::stdout().lock().write_all(line.as_bytes()),
-            Sink::Stderr => io::stderr().lock().write_all(line.as_bytes()),
-            Sink::File { file, .. } => (&*file).write_all(line.as_bytes()),
-        };
-    }
-}
-
-struct Logger {
-    level: Level,
-    error: Sink,
-    access: Option<(Sink, AccessFormat)>,
-}
-
-static LOGGER: RwLock<Option<Logger>> = RwLock::new(None);
-
-/// Sets up (or replaces, on reload) the process's logs.
-pub fn init(
-    level: Level,
-    error_log: &str,
-    access_log: Option<&str>,
-    access_format: &str,
-) -> io::Result<()> {
-    let access = match access_log {
-        Some(spec) => {
-            let format = AccessFormat::parse(access_format).map_err(io::Error::other)?;
-            Some((Sink::open(spec, Sink::Stdout)?, format))
-        }
-        None => None,
-    };
-    // `%(t)s` and the error log's time are the server's local time, as Gunicorn's; read TZ now.
-    // SAFETY: tzset only (re)reads the time zone settings.
-    unsafe { tzset() };
-    let logger = Logger {
-        level,
-        error: Sink::open(error_log, Sink::Stderr)?,
-        access,
-    };
-    *LOGGER.write().unwrap_or_else(|e| e.into_inner()) = Some(logger);
-    Ok(())
-}
-
-/// Reopens log files (SIGUSR1), so that log rotation can move the old ones away.
-pub fn reopen() -> io::Result<()> {
-    let mut guard = LOGGER.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(logger) = guard.as_mut() {
-        logger.error.reopen()?;
-        if let Some((sink, _)) = logger.access.as_mut() {
-            sink.reopen()?;
-        }
-    }
-    Ok(())
-}
-
-pub fn enabled(level: Level) -> bool {
-    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
-    guard
-        .as_ref()
-        .map_or(level >= Level::Info, |l| level >= l.level)
-}
-
-extern "C" {
-    fn tzset();
-}
-
-/// Writes one error-log line. Before `init`, lines go to stderr at INFO and above.
-pub fn log(level: Level, message: &str) {
-    // Gunicorn's statsd logger counts these whatever the level lets through.
-    match level {
-        Level::Warning => crate::statsd::increment("gunicorn.log.warning", 1),
-        Level::Error => crate::statsd::increment("gunicorn.log.error", 1),
-        Level::Critical => crate::statsd::increment("gunicorn.log.critical", 1),
-        _ => {}
-    }
-    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
-    let threshold = guard.as_ref().map_or(Level::Info, |l| l.level);
-    if level < threshold {
-        return;
-    }
-    let line = format!(
-        "[{}] [{}] [{}] {}\n",
-        local_time("%Y-%m-%d %H:%M:%S %z", SystemTime::now()),
-        std::process::id(),
-        level.label(),
-        message
-    );
-    match guard.as_ref() {
-        Some(logger) => logger.error.write_line(&line),
-        None => Sink::Stderr.write_line(&line),
-    }
-}
-
-pub fn debug(message: &str) {
-    log(Level::Debug, message)
-}
-pub fn info(message: &str) {
-    log(Level::Info, message)
-}
-pub fn warning(message: &str) {
-    log(Level::Warning, message)
-}
-pub fn error(message: &str) {
-    log(Level::Error, message)
-}
-pub fn critical(message: &str) {
-    log(Level::Critical, message)
-}
-
-/// `time` in UTC as RFC 3339 with milliseconds (2026-12-05T10:00:11.250Z), for JSON.
-pub fn utc_rfc3339(time: SystemTime) -> String {
-    let since = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs() as libc::time_t;
-    // SAFETY: `tm` is fully written by gmtime_r before use.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::gmtime_r(&secs, &mut tm).is_null() {
-            return String::new();
-        }
-        tm
-    };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        since.subsec_millis()
-    )
-}
-
-/// Formats `time` in local time with `strftime`.
-pub fn local_time(format: &str, time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as libc::time_t;
-    let fmt = std::ffi::CString::new(format).unwrap_or_default();
-    let mut buf = [0u8; 128];
-    // SAFETY: `tm` is fully written by localtime_r before use; strftime writes at most
-    // `buf.len()` bytes and returns how many.
-    let written = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&secs, &mut tm).is_null() {
-            return String::new();
-        }
-        libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm)
-    };
-    String::from_utf8_lossy(&buf[..written]).into_owned()
-}
+use super::{escape_into, local_time};
+use std::time::{Duration, SystemTime};
 
 /// One served request, as the access log sees it.
 pub struct AccessEntry<'a> {
@@ -245,48 +22,6 @@ pub struct AccessEntry<'a> {
     pub content_type: &'a str,
     pub content_length: usize,
     pub duration: Duration,
-}
-
-/// Writes an access-log line, if an access log is configured. Called after the response is sent.
-pub fn access(entry: &AccessEntry<'_>) {
-    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
-    if let Some((sink, format)) = guard.as_ref().and_then(|l| l.access.as_ref()) {
-        let mut line = format.render(entry);
-        line.push('\n');
-        sink.write_line(&line);
-    }
-}
-
-pub fn access_enabled() -> bool {
-    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().is_some_and(|l| l.access.is_some())
-}
-
-/// Whether the access-log format reads request header `name` (lower case): through
-/// `%({name}i)s`, `%({HTTP_NAME}e)s`, or the atoms built on one (`%(f)s`, `%(a)s`, `%(u)s`).
-pub fn access_reads_header(name: &str) -> bool {
-    let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
-    let Some((_, format)) = guard.as_ref().and_then(|l| l.access.as_ref()) else {
-        return false;
-    };
-    let environ = format!("http_{}", name.replace('-', "_"));
-    format.0.iter().any(|piece| match piece {
-        Piece::Atom(a) => match a.as_str() {
-            "f" => name == "referer",
-            "a" => name == "user-agent",
-            "u" => name == "authorization",
-            a => a
-                .strip_prefix('{')
-                .and_then(|inner| inner.rsplit_once('}'))
-                .is_some_and(|(key, kind)| {
-                    let key = key.to_ascii_lowercase();
-                    (kind == "i" && key == name)
-                        || (kind == "e" && key == environ)
-                        || (kind == "e" && key == name.replace('-', "_"))
-                }),
-        },
-        Piece::Text(_) => false,
-    })
 }
 
 /// A parsed `--access-logformat`: literal text and `%(atom)s` placeholders.
@@ -330,12 +65,35 @@ impl AccessFormat {
         Ok(AccessFormat(pieces))
     }
 
+    /// Whether the format reads request header `name` (lower case): through `%({name}i)s`,
+    /// `%({HTTP_NAME}e)s`, or the atoms built on one (`%(f)s`, `%(a)s`, `%(u)s`).
+    pub fn reads_header(&self, name: &str) -> bool {
+        let environ = format!("http_{}", name.replace('-', "_"));
+        self.0.iter().any(|piece| match piece {
+            Piece::Atom(a) => match a.as_str() {
+                "f" => name == "referer",
+                "a" => name == "user-agent",
+                "u" => name == "authorization",
+                a => a
+                    .strip_prefix('{')
+                    .and_then(|inner| inner.rsplit_once('}'))
+                    .is_some_and(|(key, kind)| {
+                        let key = key.to_ascii_lowercase();
+                        (kind == "i" && key == name)
+                            || (kind == "e" && key == environ)
+                            || (kind == "e" && key == name.replace('-', "_"))
+                    }),
+            },
+            Piece::Text(_) => false,
+        })
+    }
+
     pub fn render(&self, e: &AccessEntry<'_>) -> String {
         let mut out = String::with_capacity(160);
         for piece in &self.0 {
             match piece {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Atom(a) => out.push_str(&escape_quotes(&atom(a, e))),
+                Piece::Atom(a) => escape_field(&atom(a, e), &mut out),
             }
         }
         out
@@ -507,26 +265,34 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn escape_quotes(value: &str) -> String {
-    if !value.contains('"') {
-        return value.to_string();
-    }
-    let mut out = String::with_capacity(value.len() + 4);
-    for c in value.chars() {
-        if c == '"' {
-            out.push_str("\\\"");
-        } else {
-            let _ = out.write_char(c);
+/// An atom's value as it enters the line: `"` as `\"` (Gunicorn's), and control characters
+/// escaped as every log line's are ([`super::escape`]), so a header cannot forge a line.
+fn escape_field(value: &str, out: &mut String) {
+    for piece in value.split_inclusive('"') {
+        match piece.strip_suffix('"') {
+            Some(before) => {
+                escape_into(before, out);
+                out.push_str("\\\"");
+            }
+            None => escape_into(piece, out),
         }
     }
-    out
+}
+
+/// A request for other modules' tests.
+#[cfg(test)]
+pub(super) fn tests_entry(headers: &[(String, String)]) -> AccessEntry<'_> {
+    tests::entry(headers, &[])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry<'a>(headers: &'a [(String, String)], out: &'a [(&'a str, String)]) -> AccessEntry<'a> {
+    pub(super) fn entry<'a>(
+        headers: &'a [(String, String)],
+        out: &'a [(&'a str, String)],
+    ) -> AccessEntry<'a> {
         AccessEntry {
             peer: "127.0.0.1",
             peer_port: Some(50123),
@@ -630,18 +396,5 @@ mod tests {
     fn malformed_formats_are_rejected() {
         assert!(AccessFormat::parse("%(h").is_err());
         assert!(AccessFormat::parse("plain % text").is_ok());
-    }
-
-    #[test]
-    fn utc_rfc3339_is_utc_with_milliseconds() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_378_411_250);
-        assert_eq!(utc_rfc3339(t), "2026-12-04T10:00:11.250Z");
-    }
-
-    #[test]
-    fn local_time_has_gunicorns_shape() {
-        let t = local_time("%Y-%m-%d %H:%M:%S %z", SystemTime::now());
-        assert_eq!(t.len(), 25, "{t}");
-        assert!(t.as_bytes()[20] == b'+' || t.as_bytes()[20] == b'-', "{t}");
     }
 }
