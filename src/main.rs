@@ -1,7 +1,7 @@
 use clap::error::ErrorKind;
 use heavy_api::config::BindSpec;
 use heavy_api::config::{first_line, Config, Invocation, PrintFormat};
-use heavy_api::{app, healthcheck, log, master, proctitle, statsd};
+use heavy_api::{healthcheck, log, master, proctitle, statsd};
 
 fn main() {
     let argv: Vec<String> = std::env::args_os()
@@ -94,7 +94,7 @@ fn main() {
 /// files (their directories exist and they can be opened for appending), the bind hosts (they
 /// resolve). Checking creates nothing.
 fn check(config: &heavy_api::config::Config) -> Result<(), String> {
-    let data = app::io_store::DataFile::new(&config.io_file);
+    let data = heavy_api::io_store::DataFile::new(&config.io_file);
     data.check()
         .map_err(|err| format!("cannot use io file {}: {err}", config.io_file.display()))?;
     let logs = [

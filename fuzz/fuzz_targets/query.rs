@@ -2,7 +2,7 @@
 //! may panic, and whatever is accepted must be within the caps.
 #![no_main]
 
-use heavy_api::app::io_store::DataFile;
+use heavy_api::io_store::DataFile;
 use heavy_api::app::{App, HeavyParams, Limits, Route};
 use libfuzzer_sys::fuzz_target;
 

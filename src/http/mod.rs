@@ -13,7 +13,7 @@ pub use parse::{
 };
 pub use response::{encode_response, encode_response_into, ResponseMeta};
 
-use crate::app::Response;
+use crate::response::Response;
 use serde_json::json;
 
 /// A request the server refuses before it reaches the application. The connection is closed

@@ -1,7 +1,7 @@
 //! Response serialisation: status line, the standard headers, the application's headers, body.
 
 use super::Version;
-use crate::app::Response;
+use crate::response::Response;
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 

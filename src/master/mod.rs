@@ -6,8 +6,8 @@
 mod listeners;
 mod pidfile;
 
-use crate::app::io_store::DataFile;
 use crate::config::Config;
+use crate::io_store::DataFile;
 use crate::log;
 use crate::metrics::{self, ExitCause};
 use crate::platform::fingerprint::Fingerprint;

@@ -25,9 +25,9 @@ pub mod queue;
 mod scrape;
 mod socket;
 
-use crate::app::io_store::DataFile;
 use crate::app::App;
 use crate::config::Config;
+use crate::io_store::DataFile;
 use crate::log;
 use crate::shared::{monotonic_ms, ServerState, SharedMap, WorkerSlot};
 use crate::signals::SignalPipe;
