@@ -83,8 +83,8 @@ fn main() {
         &config.statsd_prefix,
         &config.dogstatsd_tags,
     ) {
-        eprintln!("Error: {err}");
-        std::process::exit(1);
+        // Gunicorn starts without statsd when its host cannot be reached; so does this.
+        log::warning(&err.to_string());
     }
     proctitle::set(&proctitle::master(&config.proc_name));
     std::process::exit(master::run(config, argv));
@@ -92,7 +92,7 @@ fn main() {
 
 /// `--check-config`: what the master prepares at start must be possible — the io file, the log
 /// files (their directories exist and they can be opened for appending), the bind hosts (they
-/// resolve). Checking creates nothing.
+/// resolve). Checking creates nothing (a statsd socket is opened and dropped: no file).
 fn check(config: &heavy_api::config::Config) -> Result<(), String> {
     let data = heavy_api::io_store::DataFile::new(&config.io_file);
     data.check()
@@ -135,13 +135,11 @@ fn check(config: &heavy_api::config::Config) -> Result<(), String> {
             }
         }
     }
-    if let Some(heavy_api::statsd::Target::Udp { host, port }) = &config.statsd {
-        use std::net::ToSocketAddrs;
-        if !(host.as_str(), *port)
-            .to_socket_addrs()
-            .is_ok_and(|mut a| a.next().is_some())
-        {
-            return Err(format!("cannot resolve the --statsd-host {host:?}"));
+    // A --statsd-host that does not resolve does not stop a start (statsd stays off, with a
+    // WARNING): said here the same way, and no error.
+    if let Some(target) = &config.statsd {
+        if let Err(err) = statsd::init(Some(target), "", "") {
+            log::warning(&err.to_string());
         }
     }
     Ok(())

@@ -100,19 +100,40 @@ struct Client {
 
 static CLIENT: RwLock<Option<Client>> = RwLock::new(None);
 
-/// Opens (or, on reload, replaces or closes) the statsd socket. An address that does not
-/// resolve is an error; a collector that is not listening is not.
-pub fn init(target: Option<&Target>, prefix: &str, tags: &str) -> Result<(), String> {
-    let client = match target {
-        None => None,
-        Some(t) => Some(Client {
-            sock: open(t).map_err(|e| format!("cannot use --statsd-host {t}: {e}"))?,
+/// `--statsd-host` cannot be used (its name does not resolve, no socket): statsd is off.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "statsd is off: cannot use --statsd-host {target}: {source}; it stays off until a reload \
+     (HUP) finds the host"
+)]
+pub struct Unusable {
+    pub target: Target,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Opens (or, on reload, replaces or closes) the statsd socket. A host that does not resolve
+/// leaves statsd off and says so (the caller logs it; the server runs on, as Gunicorn's, whose
+/// statsd goes quiet when its host cannot be reached); a collector that is not listening is no
+/// error at all.
+pub fn init(target: Option<&Target>, prefix: &str, tags: &str) -> Result<(), Unusable> {
+    let mut result = Ok(());
+    let client = target.and_then(|t| match open(t) {
+        Ok(sock) => Some(Client {
+            sock,
             prefix: normalise_prefix(prefix),
             tags: tags.to_string(),
         }),
-    };
+        Err(source) => {
+            result = Err(Unusable {
+                target: t.clone(),
+                source,
+            });
+            None
+        }
+    });
     *CLIENT.write().unwrap_or_else(|e| e.into_inner()) = client;
-    Ok(())
+    result
 }
 
 fn open(target: &Target) -> std::io::Result<Sock> {

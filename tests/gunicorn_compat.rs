@@ -475,3 +475,32 @@ fn config_file_messages_never_quote_the_file() {
         "{all}"
     );
 }
+
+/// Issue 22, defect 7: a `--statsd-host` that does not resolve neither stops a start nor fails
+/// `--check-config` (Gunicorn starts and its statsd stays quiet); a WARNING names the host and
+/// says statsd stays off until a reload.
+#[test]
+fn an_unresolvable_statsd_host_starts_with_a_warning() {
+    let host = "no-such-collector.invalid";
+    let server = Server::start(&["--workers", "1", "--statsd-host", host]);
+    let warning = server.wait_for_log("statsd is off", SECS);
+    assert!(warning.contains("[WARNING]"), "{warning}");
+    assert!(warning.contains(&format!("{host}:8125")), "{warning}");
+    assert!(warning.contains("until a reload"), "{warning}");
+    assert_eq!(get(server.port, "/heavy/health/").status, 200);
+
+    let dir = temp_dir("statsd-check");
+    let io = dir.path().join("data.bin");
+    let (code, _, err) = run(
+        &[
+            "--check-config",
+            "--io-file",
+            io.to_str().unwrap(),
+            "--statsd-host",
+            host,
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains(host) && err.contains("statsd is off"), "{err}");
+}

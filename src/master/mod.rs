@@ -579,8 +579,7 @@ impl Master {
                     &config.statsd_prefix,
                     &config.dogstatsd_tags,
                 ) {
-                    log::error(&format!("{err}; statsd is off until the next reload"));
-                    let _ = statsd::init(None, "", "");
+                    log::warning(&err.to_string());
                 }
                 for warning in &config.warnings {
                     log::warning(warning);
