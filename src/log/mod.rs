@@ -12,7 +12,7 @@ mod access;
 mod writer;
 
 pub use access::{AccessEntry, AccessFormat};
-pub use writer::{fork_guard, ForkGuard};
+pub use writer::{count_drops_in, fork_guard, ForkGuard};
 
 use std::borrow::Cow;
 use std::fs::OpenOptions;

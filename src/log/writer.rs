@@ -168,10 +168,9 @@ impl Channel {
         }
         if st.bytes + line.len() > self.capacity {
             st.dropped += 1;
-            crate::metrics::with(|m| {
-                m.log_lines_dropped[self.kind as usize]
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            });
+            if let Some(counters) = DROP_COUNTERS.get() {
+                counters[self.kind as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             return Self::take_report(&mut st, false);
         }
         let idle = st.lines.is_empty() && !st.writing;
@@ -287,6 +286,16 @@ pub fn fork_guard() -> ForkGuard {
     ForkGuard {
         _locks: [ERROR.lock(), ACCESS.lock()],
     }
+}
+
+/// Where dropped lines are counted for `/metrics` (per log kind), handed in by the master once
+/// the shared metrics exist: the log stays beneath the metrics (`src/lib.rs`'s layers).
+static DROP_COUNTERS: std::sync::OnceLock<&'static [std::sync::atomic::AtomicU64; 2]> =
+    std::sync::OnceLock::new();
+
+/// Counts dropped lines in `counters` from now on (in this process and its children).
+pub fn count_drops_in(counters: &'static [std::sync::atomic::AtomicU64; 2]) {
+    let _ = DROP_COUNTERS.set(counters);
 }
 
 #[cfg(test)]

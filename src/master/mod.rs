@@ -120,6 +120,9 @@ impl Master {
         };
         raise_descriptor_limit();
         metrics::init().map_err(|e| fail(format!("cannot map shared memory: {e}")))?;
+        if let Some(m) = metrics::get() {
+            log::count_drops_in(&m.log_lines_dropped);
+        }
         let (fingerprint, ecs_warning) = Fingerprint::gather(&|k| std::env::var(k).ok());
         log::info(&fingerprint.summary());
         if let Some(warning) = ecs_warning {
