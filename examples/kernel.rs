@@ -3,9 +3,9 @@
 //!
 //! Usage: `kernel [RUNS] [IO_FILE]`; prints `total_ms cpu_ms io_ms` per run.
 
-use heavy_api::io_store::DataFile;
 use heavy_api::app::kernels::Deadline;
 use heavy_api::app::{App, HeavyParams, Limits};
+use heavy_api::io_store::DataFile;
 use std::time::{Duration, Instant};
 
 fn main() {
