@@ -312,6 +312,25 @@ def search(platform: str, base_url: str, results: Path, a: argparse.Namespace) -
     return made[-1]
 
 
+def search_valid(platform: str, base_url: str, results: Path, a: argparse.Namespace) -> Path:
+    """A capacity search that produced a run the report can read. A search can abort with no
+    summary when the shared machine is briefly swamped (k6 exits 99 after every step broke); it
+    is run once more, and a second failure is an error naming both runs' reasons."""
+    from heavylab.analysis.runs import load_side
+
+    reasons = []
+    for attempt in (1, 2):
+        run = search(platform, base_url, results, a)
+        try:
+            load_side(run)
+            return run
+        except ValueError as e:
+            reasons.append(str(e))
+            if attempt == 1:
+                log(f"{platform}: no valid run ({e}); searching once more")
+    raise RuntimeError(f"{platform}: no valid capacity run twice: {'; '.join(reasons)}")
+
+
 def check_answers(result, names: dict[str, str]) -> list[str]:
     """The lab's known answers against the report's findings; each wrong answer as a sentence."""
     wrong = []
@@ -405,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 how[name] = runner.start(SPECS[name], port)
                 wait_healthy(f"http://127.0.0.1:{port}")
-                runs[name] = search(name, f"http://127.0.0.1:{port}", out, a)
+                runs[name] = search_valid(name, f"http://127.0.0.1:{port}", out, a)
             finally:
                 runner.stop()
     except RuntimeError as e:
