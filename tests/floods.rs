@@ -7,7 +7,6 @@ use common::*;
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -118,16 +117,7 @@ fn a_worker_out_of_descriptors_holds_fewer_connections_and_answers_every_request
         "--io-file",
     ])
     .arg(dir.path().join("data.bin"));
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 64,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            Ok(())
-        });
-    }
+    with_descriptor_limit(&mut cmd, 64, 64);
     let server = Server::spawn(cmd, &[], dir);
     // The worker fits --worker-connections to its 64 descriptors instead of running out.
     let line = server.wait_for_log(
@@ -187,16 +177,7 @@ fn a_flood_of_silent_connections_cannot_keep_health_out() {
     let mut cmd = Command::new(BIN);
     cmd.args(["--bind", "127.0.0.1:0", "--workers", "1", "--io-file"])
         .arg(dir.path().join("data.bin"));
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 64,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            Ok(())
-        });
-    }
+    with_descriptor_limit(&mut cmd, 64, 64);
     let server = Server::spawn(cmd, &[], dir);
     server.wait_healthy(Duration::from_secs(60));
     // Four times what the worker may hold (about 40 with 64 descriptors), none sending a byte.

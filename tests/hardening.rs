@@ -622,21 +622,11 @@ fn check_config_creates_nothing() {
 /// Item 8: the master raises the soft descriptor limit to the hard one.
 #[test]
 fn the_descriptor_limit_is_raised_to_the_hard_limit() {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(BIN);
     cmd.args(["--bind", "127.0.0.1:0", "--workers", "1", "--io-file"])
         .arg(dir.path().join("data.bin"));
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 4096,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            Ok(())
-        });
-    }
+    with_descriptor_limit(&mut cmd, 64, 4096);
     let server = Server::spawn(cmd, &[], dir);
     let worker = server.worker_pids()[0];
     let limits = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap();

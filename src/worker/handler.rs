@@ -26,26 +26,16 @@ const LOCAL_TOKEN: u64 = 3;
 /// Starts handler thread `index`. Its epoll set is made here, so a failure is a boot error.
 pub fn spawn(hub: Arc<Hub>, index: usize) -> std::io::Result<JoinHandle<()>> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    // EPOLLEXCLUSIVE: a new item wakes one idle thread (across all workers), not every one.
-    epoll.add(
-        hub.queue.recv_fd(),
-        EpollEvent::new(
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
-            QUEUE_TOKEN,
-        ),
-    )?;
-    epoll.add(
-        hub.stop_signal.as_fd(),
-        EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN),
-    )?;
-    // A local job wakes one idle thread of this worker.
-    epoll.add(
-        hub.local_wake.as_fd(),
-        EpollEvent::new(
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
-            LOCAL_TOKEN,
-        ),
-    )?;
+    // EPOLLEXCLUSIVE: a new item on the shared queue wakes one idle thread (across all
+    // workers), a local job one idle thread of this worker, not every one; a stop wakes all.
+    let exclusive = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+    for (fd, flags, token) in [
+        (hub.queue.recv_fd(), exclusive, QUEUE_TOKEN),
+        (hub.stop_signal.as_fd(), EpollFlags::EPOLLIN, STOP_TOKEN),
+        (hub.local_wake.as_fd(), exclusive, LOCAL_TOKEN),
+    ] {
+        epoll.add(fd, EpollEvent::new(flags, token))?;
+    }
     std::thread::Builder::new()
         .name(format!("handler-{index}"))
         .spawn(move || {

@@ -587,3 +587,19 @@ impl Calibration {
         hashing(self.rounds_for(solo))
     }
 }
+
+/// Starts `cmd` with the descriptor limit `soft` / `hard` (set in the child before exec).
+pub fn with_descriptor_limit(cmd: &mut Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+}
