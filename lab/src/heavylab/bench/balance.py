@@ -5,7 +5,7 @@ all at once (issues #16 and #23).
 For each connection count, `wrk -t2 -cN` drives `/heavy/health/` on keep-alive connections (wrk
 opens every connection at once, as k6 and load balancers do in bursts); halfway through the run
 the established client connections each worker holds are counted from its descriptors
-(/proc/PID/fd against /proc/net/tcp). Prints, per count and trial, the per-worker counts and
+(/proc/PID/fd against /proc/net/tcp; wrk is installed from apt if missing). Prints, per count and trial, the per-worker counts and
 busiest / least busy, and the median over the trials.
 
 Usage: heavy-lab bench balance [--binary target/release/heavy-api] [--trials 3]
@@ -20,6 +20,7 @@ import tempfile
 import time
 
 from heavylab.bench.common import HEAVY_BIN, build, free_port, machine, raise_nofile, table
+from heavylab.bench.health import ensure_tools
 
 ESTABLISHED = "01"
 
@@ -94,6 +95,7 @@ def main():
     args = ap.parse_args()
     if args.binary == HEAVY_BIN:
         build()
+    ensure_tools()
     raise_nofile()
     port = free_port()
     print(machine())
