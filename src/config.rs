@@ -111,9 +111,10 @@ pub struct ServeArgs {
     pub worker_class: String,
 
     /// Most connections one worker holds open (active and keep-alive). At the limit a worker
-    /// closes its oldest idle keep-alive connection to make room, or leaves new ones in the
-    /// listen backlog (with a WARNING) when none is idle. [default: what the descriptor limit
-    /// allows]
+    /// closes its least productive connection (silent longest, no complete request) to make
+    /// room, or leaves new ones in the listen backlog (with a WARNING) when every one is
+    /// working. [default: what the descriptors allow and what keeps all workers' unfinished
+    /// heads within 256 MiB, or a quarter of the memory limit]
     #[arg(long, value_name = "INT",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Worker processes")]
     pub worker_connections: Option<u32>,
@@ -483,7 +484,7 @@ pub struct Config {
     /// How `--workers auto` found the count (for the boot log); `None` when it was given.
     pub workers_source: Option<String>,
     pub threads: usize,
-    /// `None`: as many as the descriptor limit allows.
+    /// `None`: derived from descriptors and memory (`worker::accept::connection_limit`).
     pub worker_connections: Option<usize>,
     pub timeout: Option<Duration>,
     pub graceful_timeout: Duration,

@@ -71,7 +71,7 @@ pub const SETTINGS: &[Setting] = &[
     s!("workers", ["-w", "--workers"], Value, Implemented("default $WEB_CONCURRENCY, else 4; also `auto`")),
     s!("worker_class", ["-k", "--worker-class"], Value, Implemented("gthread runs the threaded worker; sync runs it too (with --threads 1: one request at a time and no keep-alive, as sync); any other class is warned about and runs the threaded worker")),
     s!("threads", ["--threads"], Value, Implemented("handler threads per worker; default 2")),
-    s!("worker_connections", ["--worker-connections"], Value, Implemented("open connections per worker")),
+    s!("worker_connections", ["--worker-connections"], Value, Implemented("open connections per worker; by default what the descriptors allow and what keeps all workers' unfinished heads within 256 MiB (or a quarter of the memory limit); at the limit the least productive connection is evicted")),
     s!("max_requests", ["--max-requests"], Value, Implemented("worker recycling")),
     s!("max_requests_jitter", ["--max-requests-jitter"], Value, Implemented("random 0..=N added per worker")),
     s!("timeout", ["-t", "--timeout"], Value, Implemented("per-request limit (503) and worker heartbeat; default 120")),
