@@ -4,7 +4,9 @@ use heavy_api::config::{first_line, Config, Invocation, PrintFormat};
 use heavy_api::{healthcheck, log, master, proctitle, statsd};
 
 fn main() {
-    let argv: Vec<String> = std::env::args_os()
+    // Read once, before any process title overwrites the argument area.
+    let argv: Vec<String> = proctitle::original_args()
+        .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let invocation = match Config::from_env_and_args(&argv) {

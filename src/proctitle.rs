@@ -6,8 +6,24 @@
 //! `ps` shows), which is overwritten in place. Only the original arguments' bytes are used, so
 //! a title longer than the command line that started the process is cut short.
 
+use std::ffi::OsString;
+use std::sync::{Mutex, OnceLock};
+
+static ORIGINAL_ARGS: OnceLock<Vec<OsString>> = OnceLock::new();
+/// Serialises writers of the argument area.
+static WRITING: Mutex<()> = Mutex::new(());
+
+/// The command line the process started with. Read before the first title overwrites the
+/// argument area (`set` makes sure of it): `std::env::args` reads those same bytes on every
+/// call (std keeps argv's pointers, not a copy), so after a title it would return the title.
+pub fn original_args() -> &'static [OsString] {
+    ORIGINAL_ARGS.get_or_init(|| std::env::args_os().collect())
+}
+
 /// Sets the title; silently does nothing where the kernel does not let it.
 pub fn set(title: &str) {
+    original_args();
+    let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
     let comm = std::ffi::CString::new(title.replace('\0', " ")).unwrap_or_default();
     // SAFETY: PR_SET_NAME reads a NUL-terminated string (the kernel copies at most 16 bytes).
     unsafe {
@@ -20,10 +36,13 @@ pub fn set(title: &str) {
         }
         let bytes = title.as_bytes();
         let n = bytes.len().min(len - 1);
-        // SAFETY: [start, end) is this process's own argument area, as the kernel reports it
-        // (/proc/self/stat fields 48-49): mapped and writable stack memory for the life of the
-        // process. Everything that read it (std's copy of argv) did so at start; the master
-        // keeps its own copy of the arguments for reloads.
+        // SAFETY: [start, end) is this process's argument area as the kernel reports it
+        // (/proc/self/stat fields 48-49): the argv strings on the initial stack, mapped and
+        // writable for the life of the process and never freed or moved. The bytes are read
+        // through argv's pointers (std::env::args, glibc's program_invocation_name); the
+        // arguments were copied by `original_args` above, before any write, and nothing in
+        // heavy-api reads argv otherwise (main takes `original_args`), so no read races this
+        // write; writers are serialised by `WRITING`.
         unsafe {
             let area = std::slice::from_raw_parts_mut(start as *mut u8, len);
             area[..n].copy_from_slice(&bytes[..n]);
@@ -51,4 +70,18 @@ pub fn master(name: &str) -> String {
 /// A worker's title.
 pub fn worker(name: &str) -> String {
     format!("heavy-api: worker [{name}]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_title_leaves_the_original_arguments_readable() {
+        let before: Vec<OsString> = std::env::args_os().collect();
+        set("heavy-api: test title");
+        assert_eq!(original_args(), &before[..]);
+        let title = std::fs::read("/proc/self/cmdline").unwrap();
+        assert!(title.starts_with(b"heavy-api: t"), "{title:?}");
+    }
 }
