@@ -966,3 +966,62 @@ fn hup_with_a_bad_config_file_keeps_the_running_configuration_and_workers() {
     });
     assert_eq!(get(server.port, LIGHT).status, 200);
 }
+
+/// Issue 22, defect 13: a worker that cannot stop by itself (here: stopped with SIGSTOP) is
+/// killed at the graceful timeout, the master says which, reaps it and exits, within a bound.
+#[test]
+fn a_stop_kills_and_reaps_a_worker_that_cannot_stop_and_says_so() {
+    let mut server = Server::start(&["--workers", "1", "--graceful-timeout", "1"]);
+    let worker = server.wait_workers(1, SECS)[0];
+    unsafe { libc::kill(worker, libc::SIGSTOP) };
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.exit_code_within(SECS), Some(0));
+    let line = server.wait_for_log("Killing worker(s) still running", SECS);
+    assert!(line.contains(&format!("pid {worker}")), "{line}");
+    server.wait_for_log("Killed workers reaped", SECS);
+}
+
+/// Issue 22, defect 13: `--bind fd://3` given twice is adopted once (one owner, closed once),
+/// with a WARNING naming the duplicate; the server serves on it and stops cleanly.
+#[test]
+fn a_descriptor_bound_twice_is_adopted_once() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let raw = listener.as_raw_fd();
+    let dir = temp_dir("fd-twice");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--bind", "fd://3", "--bind", "fd://3", "--workers", "1"])
+        .arg("--io-file")
+        .arg(dir.path().join("data.bin"));
+    // SAFETY: dup2 and fcntl are async-signal-safe; the child gets the listener as fd 3.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself keeps close-on-exec: clear it instead.
+            let ok = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) >= 0
+            } else {
+                libc::dup2(raw, 3) >= 0
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut server = Server::spawn(cmd, &[], dir);
+    drop(listener);
+    assert_eq!(server.port, port);
+    let warning = server.wait_for_log("given more than once", SECS);
+    assert!(warning.contains("--bind fd://3"), "{warning}");
+    assert_eq!(get(port, "/heavy/health/").status, 200);
+    server.signal(libc::SIGTERM);
+    assert_eq!(
+        server.exit_code_within(SECS),
+        Some(0),
+        "{}",
+        server.log_text()
+    );
+}

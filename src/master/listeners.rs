@@ -38,9 +38,23 @@ impl Listener {
 pub struct BindError(pub String);
 
 /// Binds every spec. An address in use is retried five times a second apart, as Gunicorn does.
+///
+/// A descriptor given twice (`--bind fd://3 --bind fd://3`) is adopted once, with a WARNING:
+/// two owners would close it twice. Gunicorn duplicates the descriptor for each `--bind` and
+/// serves on it, so its users expect the server to start, listening on that socket once.
 pub fn bind_all(specs: &[BindSpec], backlog: i32) -> Result<Vec<Listener>, BindError> {
     let mut listeners = Vec::with_capacity(specs.len());
+    let mut adopted = Vec::new();
     for spec in specs {
+        if let BindSpec::Fd(raw) = spec {
+            if adopted.contains(raw) {
+                log::warning(&format!(
+                    "--bind {spec} is given more than once; listening on it once"
+                ));
+                continue;
+            }
+            adopted.push(*raw);
+        }
         listeners.push(bind_with_retry(spec, backlog)?);
     }
     Ok(listeners)

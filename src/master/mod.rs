@@ -689,16 +689,46 @@ impl Master {
             }
             self.reap_workers();
         }
+        if self.workers.is_empty() {
+            return;
+        }
+        let pids = |workers: &HashMap<Pid, Worker>| {
+            let mut pids: Vec<i32> = workers.keys().map(|p| p.as_raw()).collect();
+            pids.sort();
+            pids.iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        log::warning(&format!(
+            "Killing worker(s) still running after the graceful timeout ({} s): pid {}",
+            self.config.graceful_timeout.as_secs(),
+            pids(&self.workers)
+        ));
         for pid in self.workers.keys() {
             let _ = kill(*pid, Signal::SIGKILL);
         }
+        // A killed process is normally gone at once; one in uninterruptible I/O (a hung
+        // disk) is not, and the stop must not wait for it for ever.
+        let bound = self.config.graceful_timeout.max(Duration::from_secs(1));
+        let deadline = Instant::now() + bound;
         while !self.workers.is_empty() {
             let before = self.workers.len();
             self.reap_workers();
             if self.workers.len() == before {
+                if Instant::now() >= deadline {
+                    log::error(&format!(
+                        "Worker(s) not gone {} s after SIGKILL (uninterruptible I/O?): pid {}; \
+                         exiting without them",
+                        bound.as_secs(),
+                        pids(&self.workers)
+                    ));
+                    return;
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        log::info("Killed workers reaped");
     }
 
     fn cleanup(&mut self) {
