@@ -214,3 +214,48 @@ fn a_flood_of_silent_connections_cannot_keep_health_out() {
     assert!(evicted >= 1.0, "evicted {evicted}");
     drop(flood);
 }
+
+/// The same flood, but each connection dribbles a head one byte every 100 ms (slowloris): bytes
+/// alone are not progress, so these are evicted as the silent ones are; before, each byte made
+/// its connection look fresh and probes waited for the 10 s head timeout.
+#[test]
+fn a_flood_of_connections_dribbling_heads_cannot_keep_health_out() {
+    raise_fd_limit(20_000);
+    let dir = temp_dir("dribble");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--bind", "127.0.0.1:0", "--workers", "1", "--io-file"])
+        .arg(dir.path().join("data.bin"));
+    with_descriptor_limit(&mut cmd, 64, 64);
+    let server = Server::spawn(cmd, &[], dir);
+    server.wait_healthy(Duration::from_secs(60));
+    let flood: Vec<TcpStream> = (0..160).map(|_| connect(server.port)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dribbler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut flood = flood;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // An evicted connection's write fails: it is simply left out.
+                flood.retain_mut(|s| s.write_all(b"X").is_ok());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    const PROBE: Duration = Duration::from_secs(5);
+    for round in 0..5 {
+        let mut s = connect(server.port);
+        s.set_read_timeout(Some(PROBE)).unwrap();
+        s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let resp = read_response(&mut BufReader::new(s), false).unwrap_or_else(|e| {
+            panic!(
+                "health probe {round} unanswered within {PROBE:?} during a dribbling flood: \
+                 {e}; log:\n{}",
+                server.log_text()
+            )
+        });
+        assert_eq!(resp.status, 200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    dribbler.join().unwrap();
+}

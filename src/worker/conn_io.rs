@@ -49,7 +49,7 @@ impl EventLoop {
         }
         if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
             && !conn.reading_paused()
-            && conn.read(&mut self.scratch, self.now).is_err()
+            && conn.read(&mut self.scratch).is_err()
         {
             return self.close(token);
         }

@@ -121,9 +121,10 @@ pub(super) struct Conn {
     request_start_ns: u64,
     /// The state the deadline is counted in, and since when.
     timer: (State, Instant),
-    /// When the client last sent a byte (or was accepted, or last got an answer): the least
-    /// productive connection is the one silent longest.
-    heard_at: Instant,
+    /// Since when the connection has produced nothing: accepted, or last answered. Bytes alone
+    /// do not count (a client dribbling a head a byte at a time is not productive); a complete
+    /// request does. The least productive connection is the one waiting longest.
+    waiting_since: Instant,
     /// Whether epoll watches the connection for writability (else readability).
     watching_write: bool,
     /// Set when the server shuts down: a connection still waiting for a request's first byte
@@ -150,7 +151,7 @@ impl Conn {
             served,
             request_start_ns: monotonic_ns(),
             timer: (State::Head, now),
-            heard_at: now,
+            waiting_since: now,
             watching_write: false,
             shutdown_by: None,
             metrics_port: false,
@@ -206,15 +207,14 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket has (`now`: the loop's clock). `Err`: the peer closed or failed.
-    pub(super) fn read(&mut self, scratch: &mut [u8], now: Instant) -> Result<(), Gone> {
+    /// Reads what the socket has. `Err`: the peer closed or failed.
+    pub(super) fn read(&mut self, scratch: &mut [u8]) -> Result<(), Gone> {
         match read_nonblocking(self.fd.as_fd(), scratch) {
             ReadOutcome::Data(n) => {
                 if self.buf.is_empty() && self.body.is_none() {
                     self.request_start_ns = monotonic_ns();
                 }
                 self.buf.extend_from_slice(&scratch[..n]);
-                self.heard_at = now;
                 Ok(())
             }
             ReadOutcome::WouldBlock => Ok(()),
@@ -350,11 +350,11 @@ impl Conn {
         }
     }
 
-    /// For eviction at the connection limit: since when the connection has been silent, if it
-    /// holds no complete request (waiting for a head, or idle between requests). Connections
-    /// reading a body or being written to are doing work and are never evicted.
-    pub(super) fn silent_since(&self) -> Option<Instant> {
-        matches!(self.state(), State::Head | State::Idle).then_some(self.heard_at)
+    /// For eviction at the connection limit: since when the connection has produced nothing,
+    /// if it holds no complete request (waiting for a head, or idle between requests).
+    /// Connections reading a body or being written to are doing work and are never evicted.
+    pub(super) fn unproductive_since(&self) -> Option<Instant> {
+        matches!(self.state(), State::Head | State::Idle).then_some(self.waiting_since)
     }
 
     /// Whether a retiring worker may pass the connection on: no answer going out, no body half
@@ -436,9 +436,9 @@ impl Conn {
             ));
         }
         // A request ended: whatever comes next (its answer going out, the next head) is timed
-        // afresh from now; the client was heard from (it is owed an answer, not silent).
+        // afresh from now; the connection produced a request.
         self.timer = (State::Writing, now);
-        self.heard_at = now;
+        self.waiting_since = now;
         if !keep_alive {
             self.close_after_out = true;
             self.buf.clear();
@@ -620,7 +620,7 @@ mod tests {
     #[test]
     fn only_connections_without_a_request_in_hand_rank_for_eviction() {
         let mut c = conn(0, b"");
-        assert!(c.silent_since().is_some(), "a silent new connection");
+        assert!(c.unproductive_since().is_some(), "a silent new connection");
         c.buf
             .extend_from_slice(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n");
         assert!(matches!(
@@ -629,10 +629,10 @@ mod tests {
             Next::Wait
         ));
         assert_eq!(c.state(), State::Body);
-        assert!(c.silent_since().is_none(), "reading a body is work");
+        assert!(c.unproductive_since().is_none(), "reading a body is work");
         let mut closing = conn(1, b"");
         closing.queue_last(&Response::json(408, &serde_json::json!({})));
         assert_eq!(closing.state(), State::Closing);
-        assert!(closing.silent_since().is_none());
+        assert!(closing.unproductive_since().is_none());
     }
 }

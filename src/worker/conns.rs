@@ -1,6 +1,6 @@
 //! The event loop's connections, indexed two ways besides their token: by deadline (the next to
-//! expire first) and by silence (the least productive first, for eviction at the connection
-//! limit). Both indexes and the per-state counts are updated in one place, [`Conns::settle`],
+//! expire first) and by how long they have produced no request (the least productive first,
+//! for eviction at the connection limit). Both indexes and the per-state counts are updated in one place, [`Conns::settle`],
 //! after every piece of work on a connection, so the loop never scans every connection.
 //!
 //! An index entry may be early, never late: a settle re-indexes a connection only when its
@@ -51,7 +51,7 @@ impl Conns {
     pub(super) fn insert(&mut self, token: u64, conn: Conn) {
         let state = conn.state();
         let deadline = conn.deadline(self.keep_alive);
-        let silent = conn.silent_since();
+        let silent = conn.unproductive_since();
         self.deadlines.insert((deadline, token));
         if let Some(at) = silent {
             self.silent.insert((at, token));
@@ -105,7 +105,7 @@ impl Conns {
         let watch = entry.conn.settle(now);
         let state = entry.conn.state();
         let deadline = entry.conn.deadline(self.keep_alive);
-        let silent = entry.conn.silent_since();
+        let silent = entry.conn.unproductive_since();
         if entry.deadline.is_none_or(|at| deadline < at) {
             if let Some(at) = entry.deadline {
                 self.deadlines.remove(&(at, token));
@@ -156,15 +156,15 @@ impl Conns {
         due
     }
 
-    /// The least productive connection: silent longest without a complete request in hand,
-    /// and since when. Early entries met on the way are brought up to date.
+    /// The least productive connection: waiting longest for a request, none in hand, and since
+    /// when. Early entries met on the way are brought up to date.
     pub(super) fn least_productive(&mut self) -> Option<(Instant, u64)> {
         while let Some(&(at, token)) = self.silent.first() {
             let Some(entry) = self.map.get_mut(&token) else {
                 self.silent.pop_first();
                 continue;
             };
-            match entry.conn.silent_since() {
+            match entry.conn.unproductive_since() {
                 Some(actual) if actual == at => return Some((at, token)),
                 actual => {
                     self.silent.pop_first();

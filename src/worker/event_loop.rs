@@ -42,10 +42,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// every [`FAIR_SHARE_POLL_MS`] (a burst of connections is over well within it).
 const FAIR_SHARE_WATCH: Duration = Duration::from_secs(1);
 const FAIR_SHARE_POLL_MS: u16 = 5;
-/// At the connection limit, a connection silent this long (no complete request in hand) may be
-/// evicted for a new one. Far longer than a client takes between connecting and sending its
-/// request; short enough that a flood of silent connections holds a worker's every slot for at
-/// most this long before the next connection in the backlog gets one.
+/// At the connection limit, a connection that has produced no request for this long (since its
+/// accept or its last answer) may be evicted for a new one. Far longer than a client takes
+/// between connecting and sending its request; short enough that a flood of silent (or
+/// byte-dribbling) connections holds a worker's every slot for at most this long before the
+/// next connection in the backlog gets one.
 const EVICT_SILENT_AFTER: Duration = Duration::from_millis(250);
 /// At the connection limit, how many of the least productive connections are looked at for one
 /// to evict (those with unread bytes are served instead).
@@ -369,7 +370,7 @@ impl EventLoop {
     }
 
     /// A listener has a connection waiting. At the connection limit the least productive
-    /// connection (silent longest, no complete request in hand) makes room, so a flood of
+    /// connection (waiting longest for a request, none in hand) makes room, so a flood of
     /// silent connections can never keep a real request out; only when every connection is
     /// working does the worker leave new ones in the backlog.
     pub(super) fn on_listener(&mut self, index: usize) {
@@ -398,8 +399,9 @@ impl EventLoop {
     }
 
     /// Below the connection limit, or brought below it by evicting the least productive
-    /// connection. One that turns out to have sent something the loop has not read yet is not
-    /// silent: it is served instead (which may itself make room) and the next is looked at.
+    /// connection. One that turns out to have sent something the loop has not read yet is
+    /// served first (which may complete a request, or itself make room) and the next is
+    /// looked at.
     /// False if every connection is working.
     pub(super) fn make_room(&mut self) -> bool {
         for _ in 0..EVICTION_LOOKS {
@@ -426,7 +428,7 @@ impl EventLoop {
     }
 
     /// When the connection limit lets one more in: now (there is room), or once the least
-    /// productive connection has been silent long enough to evict. `None`: every one works.
+    /// productive connection has waited long enough to evict. `None`: every one works.
     fn room_at(&mut self, now: Instant) -> Option<Instant> {
         if self.conns.len() < self.acceptor.limit() {
             return Some(now);
