@@ -357,6 +357,7 @@ impl Master {
         let ctx = WorkerContext {
             config: self.config.clone(),
             listeners,
+            metrics: metrics::get(),
             metrics_slot,
             info: self.info.clone(),
             platform_labels: self.platform_labels.clone(),

@@ -218,33 +218,6 @@ pub fn get() -> Option<&'static Metrics> {
     GLOBAL.get().map(|m| &**m)
 }
 
-/// Counts one answered request, and its duration.
-pub fn record_response(path: &str, method: &str, status: u16, duration: Duration) {
-    if let Some(m) = get() {
-        let route = Route::of_path(path) as usize;
-        m.requests[route][method_index(method)][status_index(status)]
-            .fetch_add(1, Ordering::Relaxed);
-        m.duration[route].observe(duration);
-    }
-}
-
-/// Counts bytes read from a client socket.
-#[inline]
-pub fn add_received(bytes: usize) {
-    if let Some(m) = get() {
-        m.http_received_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-}
-
-/// Counts bytes written to a client socket.
-#[inline]
-pub fn add_sent(bytes: usize) {
-    if let Some(m) = get() {
-        m.http_sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-}
-
 /// Adds `delta` to a gauge or counter of the metrics, if they exist.
 pub fn with(f: impl FnOnce(&Metrics)) {
     if let Some(m) = get() {
@@ -253,6 +226,28 @@ pub fn with(f: impl FnOnce(&Metrics)) {
 }
 
 impl Metrics {
+    /// Counts one answered request, and its duration.
+    pub fn record_response(&self, path: &str, method: &str, status: u16, duration: Duration) {
+        let route = Route::of_path(path) as usize;
+        self.requests[route][method_index(method)][status_index(status)]
+            .fetch_add(1, Ordering::Relaxed);
+        self.duration[route].observe(duration);
+    }
+
+    /// Counts bytes read from a client socket.
+    #[inline]
+    pub fn add_received(&self, bytes: usize) {
+        self.http_received_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts bytes written to a client socket.
+    #[inline]
+    pub fn add_sent(&self, bytes: usize) {
+        self.http_sent_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     /// A free worker slot for `pid` (the master, at fork). `None` if all are taken: that
     /// worker's gauges go uncounted.
     pub fn claim_slot(&self, pid: i32) -> Option<usize> {
@@ -278,11 +273,6 @@ impl Metrics {
             .iter()
             .filter(|w| w.pid.load(Ordering::Acquire) != 0)
     }
-}
-
-/// This worker's slot, if it has one.
-pub fn worker(index: Option<usize>) -> Option<&'static WorkerGauges> {
-    Some(&get()?.workers[index?])
 }
 
 #[cfg(test)]

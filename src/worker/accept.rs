@@ -237,11 +237,11 @@ impl Acceptor {
 
     /// At the limit with nothing to evict: leave further connections in the kernel's backlog
     /// (for other workers, or for later), and say so.
-    pub fn hold_off(&mut self, epoll: &Epoll) {
-        crate::metrics::with(|m| {
+    pub fn hold_off(&mut self, epoll: &Epoll, metrics: Option<&crate::metrics::Metrics>) {
+        if let Some(m) = metrics {
             m.connections_refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        });
+        }
         let now = Instant::now();
         if self
             .limit_warned

@@ -26,7 +26,9 @@ impl EventLoop {
     ) -> Option<u64> {
         self.make_room();
         set_nodelay(fd.as_fd());
-        let conn = Conn::new(fd, peer, served, leftover).on_metrics_port(metrics_port);
+        let conn = Conn::new(fd, peer, served, leftover)
+            .on_metrics_port(metrics_port)
+            .counted_in(self.hub.metrics);
         let token = self.next_token;
         self.next_token += 1;
         if let Err(err) = self

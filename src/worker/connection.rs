@@ -22,7 +22,7 @@ use crate::http::{
     HeadScan, HttpError, HttpLimits, RequestHead, ResponseMeta, Version,
 };
 use crate::log;
-use crate::metrics;
+use crate::metrics::Metrics;
 use crate::shared::monotonic_ns;
 use crate::statsd;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -135,6 +135,8 @@ pub(super) struct Conn {
     /// A retiring worker could not pass the connection on: it serves it here, and its next
     /// answer says `Connection: close`.
     kept_here: bool,
+    /// The shared metrics its bytes and answers are counted in (handed in by the loop).
+    metrics: Option<&'static Metrics>,
 }
 
 impl Conn {
@@ -156,9 +158,16 @@ impl Conn {
             shutdown_by: None,
             metrics_port: false,
             kept_here: false,
+            metrics: None,
         };
         conn.timer.0 = conn.state();
         conn
+    }
+
+    /// Counts the connection's bytes and answers in `metrics`.
+    pub(super) fn counted_in(mut self, metrics: Option<&'static Metrics>) -> Conn {
+        self.metrics = metrics;
+        self
     }
 
     pub(super) fn on_metrics_port(mut self, yes: bool) -> Conn {
@@ -209,7 +218,7 @@ impl Conn {
 
     /// Reads what the socket has. `Err`: the peer closed or failed.
     pub(super) fn read(&mut self, scratch: &mut [u8]) -> Result<(), Gone> {
-        match read_nonblocking(self.fd.as_fd(), scratch) {
+        match read_nonblocking(self.fd.as_fd(), scratch, self.metrics) {
             ReadOutcome::Data(n) => {
                 if self.buf.is_empty() && self.body.is_none() {
                     self.request_start_ns = monotonic_ns();
@@ -234,7 +243,7 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let n = write_nonblocking(self.fd.as_fd(), &self.out).map_err(|_| Gone)?;
+        let n = write_nonblocking(self.fd.as_fd(), &self.out, self.metrics).map_err(|_| Gone)?;
         self.out.drain(..n);
         if self.out.is_empty() && self.out.capacity() > KEEP_OUT {
             self.out = Vec::new();
@@ -420,7 +429,9 @@ impl Conn {
         encode_response_into(&mut self.out, response, meta);
         self.served += 1;
         let elapsed = Duration::from_nanos(monotonic_ns().saturating_sub(self.request_start_ns));
-        metrics::record_response(&head.path, &head.method, response.status, elapsed);
+        if let Some(m) = self.metrics {
+            m.record_response(&head.path, &head.method, response.status, elapsed);
+        }
         statsd::request(response.status, elapsed);
         if log::enabled(log::Level::Debug) {
             log::debug(&format!("{} {}", head.method, head.path));
@@ -478,7 +489,9 @@ impl Conn {
         ));
         self.queue_last(&err.to_response());
         let elapsed = monotonic_ns().saturating_sub(self.request_start_ns);
-        metrics::record_response("", "", err.status, Duration::from_nanos(elapsed));
+        if let Some(m) = self.metrics {
+            m.record_response("", "", err.status, Duration::from_nanos(elapsed));
+        }
     }
 
     /// Queues a final answer outside any request (an error, a 408 at the deadline) and closes

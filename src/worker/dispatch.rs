@@ -8,7 +8,6 @@ use super::queue::{Item, Job, SendError};
 use crate::app::{Response, Route, METRICS_PATH};
 use crate::http::{HttpError, RequestHead};
 use crate::log;
-use crate::metrics;
 use serde_json::json;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -30,7 +29,10 @@ impl EventLoop {
     /// The server is draining (`--drain-delay`) or shutting down.
     fn server_stopping(&self) -> bool {
         self.hub.state.shutting_down.load(Ordering::Acquire)
-            || metrics::get().is_some_and(|m| m.draining.load(Ordering::Acquire))
+            || self
+                .hub
+                .metrics
+                .is_some_and(|m| m.draining.load(Ordering::Acquire))
     }
 
     /// This worker is retiring while the server goes on (recycling, HUP, TTOU): its connections
@@ -83,6 +85,7 @@ impl EventLoop {
                 } else {
                     self.publish_connection_gauges(Some(token));
                     super::scrape::metrics_response(
+                        self.hub.metrics,
                         &self.acceptor,
                         &self.platform_labels,
                         head.accept.as_deref(),
@@ -149,7 +152,7 @@ impl EventLoop {
         let mut item = Item::Heavy(Box::new(job));
         // Counted before it is sent, so a thread taking it at once never sees the depth below
         // zero; taken back if it was not sent.
-        metrics::with(|m| {
+        self.hub.count(|m| {
             m.queue_depth.fetch_add(1, Ordering::Relaxed);
         });
         let mut sent = self.hub.queue.try_send(&item, fd);
@@ -162,7 +165,7 @@ impl EventLoop {
             sent = self.hub.queue.try_send(&item, fd);
         }
         if sent.is_err() {
-            metrics::with(|m| {
+            self.hub.count(|m| {
                 m.queue_depth.fetch_sub(1, Ordering::Relaxed);
             });
         }
@@ -177,7 +180,7 @@ impl EventLoop {
                 return false;
             }
             Err(SendError::Full) => {
-                metrics::with(|m| {
+                self.hub.count(|m| {
                     m.queue_full.fetch_add(1, Ordering::Relaxed);
                 });
                 Response::error(
@@ -221,7 +224,10 @@ impl EventLoop {
     /// drain has begun, so load balancers stop sending before anything closes.
     fn readiness(&self) -> Response {
         let draining = self.stop_started.is_some()
-            || metrics::get().is_some_and(|m| m.draining.load(Ordering::Relaxed));
+            || self
+                .hub
+                .metrics
+                .is_some_and(|m| m.draining.load(Ordering::Relaxed));
         if draining {
             Response::json(503, &json!({ "status": "draining" }))
         } else {

@@ -104,7 +104,8 @@ impl EventLoop {
             ctx.queue,
             ctx.state,
             ctx.slot,
-            crate::metrics::worker(ctx.metrics_slot),
+            ctx.metrics,
+            ctx.metrics_slot,
         )?);
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(
@@ -158,7 +159,7 @@ impl EventLoop {
         // Serving before booted: the master takes "booted but not serving" for a stop.
         lp.hub.slot.start_serving(&lp.hub.state);
         lp.hub.slot.booted.store(true, Ordering::Release);
-        crate::metrics::with(|m| {
+        lp.hub.count(|m| {
             m.workers_booted.fetch_add(1, Ordering::Relaxed);
         });
         Ok(lp)
@@ -344,13 +345,13 @@ impl EventLoop {
                 Ok(Some(got)) => got,
                 Ok(None) | Err(super::queue::RecvError::Other(_)) => break,
                 Err(err) => {
-                    handler::refuse(err);
+                    handler::refuse(&self.hub, err);
                     continue;
                 }
             };
             match item {
                 Item::Heavy(job) => {
-                    crate::metrics::with(|m| {
+                    self.hub.count(|m| {
                         m.queue_depth.fetch_sub(1, Ordering::Relaxed);
                     });
                     self.hub.in_flight(1);
@@ -381,7 +382,7 @@ impl EventLoop {
             return;
         }
         if !self.make_room() {
-            self.acceptor.hold_off(&self.epoll);
+            self.acceptor.hold_off(&self.epoll, self.hub.metrics);
             return;
         }
         if let Accepted::Conn {
@@ -419,7 +420,7 @@ impl EventLoop {
                 self.on_conn_event(token, EpollFlags::EPOLLIN);
                 continue;
             }
-            crate::metrics::with(|m| {
+            self.hub.count(|m| {
                 m.connections_evicted.fetch_add(1, Ordering::Relaxed);
             });
             self.close(token);
@@ -460,7 +461,7 @@ impl EventLoop {
     /// one is never ahead, so someone always accepts. The counts are each worker's own,
     /// published after every turn of its loop.
     fn ahead_of_the_others(&self) -> bool {
-        let Some(m) = crate::metrics::get() else {
+        let Some(m) = self.hub.metrics else {
             return false;
         };
         let me = self.hub.gauges.map(|g| g as *const _);

@@ -8,7 +8,6 @@ use super::queue::{Item, Job, RecvError};
 use crate::app::kernels::Deadline;
 use crate::app::{timeout_response, Response, Timings};
 use crate::log;
-use crate::metrics;
 use crate::shared::{monotonic_ms, monotonic_ns};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use serde_json::json;
@@ -107,7 +106,7 @@ fn put_back(hub: &Hub, item: Item, fd: OwnedFd) {
     if hub.queue.try_send(&item, fd.as_raw_fd()).is_ok() {
         if matches!(item, Item::Heavy(_)) {
             hub.in_flight(-1);
-            metrics::with(|m| {
+            hub.count(|m| {
                 m.queue_depth.fetch_add(1, Ordering::Relaxed);
             });
         }
@@ -135,7 +134,7 @@ fn recv_shared(hub: &Hub, buf: &mut Vec<u8>) -> Option<(Item, OwnedFd)> {
     match hub.queue.try_recv(buf) {
         Ok(Some((item, fd))) => {
             if matches!(item, Item::Heavy(_)) {
-                metrics::with(|m| {
+                hub.count(|m| {
                     m.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 });
                 hub.in_flight(1);
@@ -150,7 +149,7 @@ fn recv_shared(hub: &Hub, buf: &mut Vec<u8>) -> Option<(Item, OwnedFd)> {
             None
         }
         Err(err) => {
-            refuse(err);
+            refuse(hub, err);
             None
         }
     }
@@ -158,12 +157,13 @@ fn recv_shared(hub: &Hub, buf: &mut Vec<u8>) -> Option<(Item, OwnedFd)> {
 
 /// A receive that brought no usable item: logged, and an undecodable frame counted and its
 /// connection answered 500 (`Connection: close`), so its client is told, never left waiting.
-pub(super) fn refuse(err: RecvError) {
+pub(super) fn refuse(hub: &Hub, err: RecvError) {
     log::error(&err.to_string());
     let RecvError::Undecodable { conn, heavy, .. } = err else {
         return;
     };
-    metrics::with(|m| {
+    let metrics = hub.metrics;
+    hub.count(|m| {
         m.queue_frames_rejected.fetch_add(1, Ordering::Relaxed);
         if heavy {
             m.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -181,8 +181,10 @@ pub(super) fn refuse(err: RecvError) {
             head_only: false,
         };
         let bytes = crate::http::encode_response(&response, meta);
-        let _ = super::socket::write_nonblocking(conn.as_fd(), &bytes);
-        metrics::record_response("", "", 500, Duration::ZERO);
+        let _ = super::socket::write_nonblocking(conn.as_fd(), &bytes, metrics);
+        if let Some(m) = metrics {
+            m.record_response("", "", 500, Duration::ZERO);
+        }
     }
 }
 
@@ -230,7 +232,7 @@ fn run(hub: &Hub, job: &Job) -> (Response, bool) {
     let timeout = hub.config.timeout;
     if let Some(limit) = timeout {
         if waited >= limit {
-            metrics::with(|m| {
+            hub.count(|m| {
                 m.request_timeouts.fetch_add(1, Ordering::Relaxed);
             });
             return (timeout_response(limit, waited), true);
@@ -244,11 +246,11 @@ fn run(hub: &Hub, job: &Job) -> (Response, bool) {
         hub.app.run_heavy(job.params, deadline, waited)
     })) {
         Ok(Ok((response, timings))) => {
-            record(&timings);
+            record(hub, &timings);
             (response, false)
         }
         Ok(Err(_timed_out)) => {
-            metrics::with(|m| {
+            hub.count(|m| {
                 m.request_timeouts.fetch_add(1, Ordering::Relaxed);
             });
             let worked = waited + started.elapsed();
@@ -265,8 +267,8 @@ fn run(hub: &Hub, job: &Job) -> (Response, bool) {
 }
 
 /// A finished heavy request's phases, into the shared histograms.
-fn record(t: &Timings) {
-    metrics::with(|m| {
+fn record(hub: &Hub, t: &Timings) {
+    hub.count(|m| {
         let p = &m.phases;
         p.queue.observe(t.queue);
         p.cpu.observe(t.cpu);

@@ -6,7 +6,7 @@ use super::queue::{Job, JobQueue, Peer};
 use crate::app::{App, Response};
 use crate::config::Config;
 use crate::http::RequestHead;
-use crate::metrics::WorkerGauges;
+use crate::metrics::{Metrics, WorkerGauges};
 use crate::shared::{ServerState, SharedMap, WorkerSlot};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::collections::VecDeque;
@@ -74,7 +74,9 @@ pub struct Hub {
     /// Per handler thread: when its current request started ([`crate::shared::monotonic_ms`]),
     /// 0 when idle. The event loop turns this into the heartbeat.
     pub busy_since_ms: Vec<AtomicU64>,
-    /// This worker's gauges in the shared metrics.
+    /// The shared metrics, handed in (absent in tests of single modules).
+    pub metrics: Option<&'static Metrics>,
+    /// This worker's gauges in them.
     pub gauges: Option<&'static WorkerGauges>,
 }
 
@@ -85,8 +87,10 @@ impl Hub {
         queue: Arc<JobQueue>,
         state: Arc<SharedMap<ServerState>>,
         slot: Arc<SharedMap<WorkerSlot>>,
-        gauges: Option<&'static WorkerGauges>,
+        metrics: Option<&'static Metrics>,
+        metrics_slot: Option<usize>,
     ) -> nix::Result<Hub> {
+        let gauges = metrics.zip(metrics_slot).map(|(m, i)| &m.workers[i]);
         let threads = config.threads;
         let eventfd =
             || EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC);
@@ -106,8 +110,16 @@ impl Hub {
             local_wake: eventfd()?,
             idle_threads: AtomicUsize::new(0),
             busy_since_ms: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            metrics,
             gauges,
         })
+    }
+
+    /// Runs `f` on the shared metrics, if there are any.
+    pub fn count(&self, f: impl FnOnce(&Metrics)) {
+        if let Some(m) = self.metrics {
+            f(m)
+        }
     }
 
     /// Requests this worker holds (read and not yet answered): `+1` when it takes one, `-1`

@@ -60,7 +60,9 @@ pub struct WorkerContext {
     pub max_requests: u64,
     /// The master's pid: when the worker's parent is no longer this, the master is gone.
     pub master_pid: i32,
-    /// This worker's slot in the shared metrics.
+    /// The shared metrics (handed in by the master, which maps them before it forks), and this
+    /// worker's slot in them.
+    pub metrics: Option<&'static crate::metrics::Metrics>,
     pub metrics_slot: Option<usize>,
     /// What `/heavy/info/` answers, and the platform labels of the metrics.
     pub info: Arc<serde_json::Value>,

@@ -5,17 +5,18 @@
 
 use super::accept::Acceptor;
 use crate::app::Response;
-use crate::metrics::{self, exposition};
+use crate::metrics::{exposition, Metrics};
 use std::sync::atomic::Ordering;
 
 /// The scrape's answer. The in-flight gauge leaves the scrape itself out (and the caller its
 /// connection), so an idle server reads zero.
 pub(super) fn metrics_response(
+    metrics: Option<&Metrics>,
     acceptor: &Acceptor,
     platform: &[(&'static str, String)],
     accept: Option<&str>,
 ) -> Response {
-    let Some(m) = metrics::get() else {
+    let Some(m) = metrics else {
         return Response::text(503, exposition::PROMETHEUS_TYPE, String::new());
     };
     let mut processes = vec![];

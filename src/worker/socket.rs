@@ -1,6 +1,7 @@
 //! Socket helpers for the event loop: non-blocking reads and writes, and who the peer is.
 
 use super::queue::Peer;
+use crate::metrics::Metrics;
 use nix::errno::Errno;
 use nix::sys::socket::{getpeername, send, sockopt, MsgFlags, SockaddrStorage};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -12,12 +13,18 @@ pub enum ReadOutcome {
     Closed,
 }
 
-pub fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> ReadOutcome {
+pub fn read_nonblocking(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    metrics: Option<&Metrics>,
+) -> ReadOutcome {
     loop {
         match nix::unistd::read(fd, buf) {
             Ok(0) => return ReadOutcome::Closed,
             Ok(n) => {
-                crate::metrics::add_received(n);
+                if let Some(m) = metrics {
+                    m.add_received(n);
+                }
                 return ReadOutcome::Data(n);
             }
             Err(Errno::EINTR) => continue,
@@ -30,7 +37,11 @@ pub fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> ReadOutcome {
 /// Writes as much as the socket takes now. `Err` means the peer is gone. What went out is
 /// counted in `heavy_api_http_sent_bytes_total` (one add per call), as reads are in
 /// `heavy_api_http_received_bytes_total`.
-pub fn write_nonblocking(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno> {
+pub fn write_nonblocking(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    metrics: Option<&Metrics>,
+) -> Result<usize, Errno> {
     let mut written = 0;
     while written < data.len() {
         match send(
@@ -42,15 +53,15 @@ pub fn write_nonblocking(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => break,
             Err(e) => {
-                if written > 0 {
-                    crate::metrics::add_sent(written);
+                if let (true, Some(m)) = (written > 0, metrics) {
+                    m.add_sent(written);
                 }
                 return Err(e);
             }
         }
     }
-    if written > 0 {
-        crate::metrics::add_sent(written);
+    if let (true, Some(m)) = (written > 0, metrics) {
+        m.add_sent(written);
     }
     Ok(written)
 }
