@@ -9,10 +9,12 @@
 //! answered 503 with `Retry-After` instead of queueing without limit. Both ends are
 //! non-blocking; handler threads wait for the receive end with epoll (see `handler`).
 //!
-//! One datagram is one [`Frame`]: a version byte, the item's length, the item in postcard (a
-//! compact serde format with a documented wire layout), then the bytes that travel with it. A
-//! frame that does not decode is a [`FrameError`], returned with its connection so the caller
-//! can count it, log it and answer the client — never dropped silently.
+//! One datagram is one frame: a version byte, a kind byte, the item's length and the length of
+//! the bytes that travel with it, the item in postcard (a compact serde format with a
+//! documented wire layout), then those bytes. Every length is checked against what arrived, so
+//! a frame cut short or with bytes added anywhere is a [`FrameError`], never a shorter item.
+//! A frame that does not decode is returned with its connection so the caller can count it,
+//! log it and answer the client — never dropped silently.
 
 use crate::app::HeavyParams;
 use crate::http::RequestHead;
@@ -30,11 +32,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 /// Largest datagram: an item's description plus the pipelined bytes read after it.
 pub const MAX_ITEM_BYTES: usize = 64 * 1024;
 /// The frame layout's version: a worker of another build (during a binary upgrade both run)
-/// that sends another layout is refused by name, not misread.
-pub const FRAME_VERSION: u8 = 1;
+/// that sends another layout is refused by name, not misread. 2: the leftover's length joined
+/// the header.
+pub const FRAME_VERSION: u8 = 2;
 /// Version byte, kind byte ([`KIND_HEAVY`] or [`KIND_ADOPT`]: readable even when the rest is
-/// not, so the queue-depth gauge stays exact), the item's length (u32, little-endian).
-const FRAME_HEADER: usize = 6;
+/// not, so the queue-depth gauge stays exact), the item's length and the leftover's length
+/// (u32 each, little-endian).
+const FRAME_HEADER: usize = 10;
 const KIND_HEAVY: u8 = 1;
 const KIND_ADOPT: u8 = 2;
 
@@ -98,11 +102,13 @@ pub struct JobQueue {
     recv_end: OwnedFd,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The queue is at its bound.
+    #[error("the shared queue is full")]
     Full,
+    #[error("the item is larger than a queue datagram ({MAX_ITEM_BYTES} bytes)")]
     TooLarge,
+    #[error("sending on the shared queue failed: {0}")]
     Other(Errno),
 }
 
@@ -113,8 +119,12 @@ pub enum FrameError {
     Truncated(usize),
     #[error("frame version {found}, this worker reads version {FRAME_VERSION}")]
     Version { found: u8 },
-    #[error("frame item of {declared} bytes overruns the {available} bytes that follow")]
+    #[error("frame kind {0} is neither a heavy request nor an adopted connection")]
+    Kind(u8),
+    #[error("frame declares {declared} bytes after its header, {available} arrived")]
     Length { declared: usize, available: usize },
+    #[error("datagram longer than the {MAX_ITEM_BYTES} bytes a frame may have: cut short")]
+    Cut,
     #[error("frame item does not decode: {0}")]
     Item(String),
 }
@@ -148,7 +158,9 @@ pub fn encode_frame(item: &Item, version: u8) -> Vec<u8> {
         Item::Heavy(_) => KIND_HEAVY,
         Item::Adopt { .. } => KIND_ADOPT,
     });
+    // Both lengths fit: `try_send` refuses frames over MAX_ITEM_BYTES.
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&(item.leftover().len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
     frame
 }
@@ -161,19 +173,36 @@ pub fn decode_frame(data: &[u8]) -> Result<Item, FrameError> {
     if data[0] != FRAME_VERSION {
         return Err(FrameError::Version { found: data[0] });
     }
-    let declared = u32::from_le_bytes(data[2..6].try_into().expect("4 bytes")) as usize;
+    let kind = data[1];
+    if kind != KIND_HEAVY && kind != KIND_ADOPT {
+        return Err(FrameError::Kind(kind));
+    }
+    let u32_at =
+        |at: usize| u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+    let item_len = u32_at(2) as usize;
+    let leftover_len = u32_at(6) as usize;
     let rest = &data[FRAME_HEADER..];
-    let Some(body) = rest.get(..declared) else {
+    if item_len + leftover_len != rest.len() {
         return Err(FrameError::Length {
-            declared,
+            declared: item_len + leftover_len,
             available: rest.len(),
         });
-    };
-    let mut item: Item = postcard::from_bytes(body).map_err(|e| FrameError::Item(e.to_string()))?;
-    let leftover = rest[declared..].to_vec();
+    }
+    let (body, leftover) = rest.split_at(item_len);
+    let (mut item, unread) =
+        postcard::take_from_bytes::<Item>(body).map_err(|e| FrameError::Item(e.to_string()))?;
+    if !unread.is_empty() {
+        return Err(FrameError::Item(format!(
+            "{} byte(s) after the item",
+            unread.len()
+        )));
+    }
+    let leftover = leftover.to_vec();
     match &mut item {
-        Item::Heavy(job) => job.leftover = leftover,
-        Item::Adopt { leftover: l, .. } => *l = leftover,
+        Item::Heavy(job) if kind == KIND_HEAVY => job.leftover = leftover,
+        Item::Adopt { leftover: l, .. } if kind == KIND_ADOPT => *l = leftover,
+        // The kind byte keeps the queue gauge: it must say what the item is.
+        _ => return Err(FrameError::Kind(kind)),
     }
     Ok(item)
 }
@@ -234,7 +263,7 @@ impl JobQueue {
     pub fn try_recv(&self, buf: &mut Vec<u8>) -> Result<Option<(Item, OwnedFd)>, RecvError> {
         buf.resize(MAX_ITEM_BYTES, 0);
         let mut cmsg = cmsg_space!([RawFd; 1]);
-        let (len, fd, truncated) = {
+        let (len, fd, truncated, cut) = {
             let mut iov = [IoSliceMut::new(buf)];
             let msg = match recvmsg::<UnixAddr>(
                 self.recv_end.as_raw_fd(),
@@ -247,6 +276,8 @@ impl JobQueue {
                 Err(e) => return Err(RecvError::Other(e)),
             };
             let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+            // The datagram did not fit the buffer: what arrived is not the whole frame.
+            let cut = msg.flags.contains(MsgFlags::MSG_TRUNC);
             let mut fd = None;
             if let Ok(cmsgs) = msg.cmsgs() {
                 for c in cmsgs {
@@ -259,9 +290,13 @@ impl JobQueue {
                     }
                 }
             }
-            (msg.bytes, fd, truncated)
+            (msg.bytes, fd, truncated, cut)
         };
-        let decoded = decode_frame(&buf[..len]);
+        let decoded = if cut {
+            Err(FrameError::Cut)
+        } else {
+            decode_frame(&buf[..len])
+        };
         let heavy = frame_is_heavy(&buf[..len]);
         match (decoded, fd) {
             (Ok(item), Some(fd)) => Ok(Some((item, fd))),
@@ -384,9 +419,16 @@ mod tests {
             bad[at] ^= 0xff;
             let _ = decode_frame(&bad);
         }
-        let mut garbage = vec![FRAME_VERSION, KIND_HEAVY, 4, 0, 0, 0];
+        let mut garbage = vec![FRAME_VERSION, KIND_HEAVY, 4, 0, 0, 0, 0, 0, 0, 0];
         garbage.extend_from_slice(&[0xff; 4]);
         assert!(matches!(decode_frame(&garbage), Err(FrameError::Item(_))));
+        // The kind byte must be known, and say what the item is (the queue gauge reads it).
+        let mut unknown = frame.clone();
+        unknown[1] = 7;
+        assert_eq!(decode_frame(&unknown), Err(FrameError::Kind(7)));
+        let mut lying = frame.clone();
+        lying[1] = KIND_ADOPT;
+        assert_eq!(decode_frame(&lying), Err(FrameError::Kind(KIND_ADOPT)));
     }
 
     #[test]
@@ -407,6 +449,63 @@ mod tests {
                 assert!(heavy);
             }
             other => panic!("expected an undecodable frame, got {other:?}"),
+        }
+    }
+
+    /// A frame cut short anywhere, or with a byte added, is refused: no prefix of a frame is
+    /// itself a frame (the leftover's length is in the header), and nothing may follow it.
+    #[test]
+    fn every_cut_or_padded_frame_is_a_typed_error() {
+        let adopt = Item::Adopt {
+            peer: Peer {
+                ip: "10.0.0.1".into(),
+                port: Some(1),
+            },
+            served: 2,
+            leftover: b"GET /half".to_vec(),
+        };
+        for item in [job(), adopt] {
+            let mut frame = encode_frame(&item, FRAME_VERSION);
+            frame.extend_from_slice(item.leftover());
+            assert_eq!(decode_frame(&frame).as_ref(), Ok(&item));
+            for cut in 0..frame.len() {
+                let err = decode_frame(&frame[..cut]).expect_err("a cut frame decodes");
+                assert!(!err.to_string().is_empty());
+            }
+            let mut padded = frame.clone();
+            padded.push(b'x');
+            assert!(decode_frame(&padded).is_err(), "a padded frame decodes");
+        }
+    }
+
+    /// A datagram longer than any frame (no worker sends one) is refused as cut, not decoded
+    /// from its first 64 KiB.
+    #[test]
+    fn a_datagram_longer_than_a_frame_is_refused_as_cut() {
+        let queue = JobQueue::new().unwrap();
+        let mut item = job();
+        let Item::Heavy(j) = &mut item else {
+            unreachable!()
+        };
+        j.leftover.clear();
+        let mut long = encode_frame(&item, FRAME_VERSION);
+        long.resize(MAX_ITEM_BYTES + 1, b'x');
+        let (_ours, theirs) = UnixStream::pair().unwrap();
+        let fds = [theirs.as_raw_fd()];
+        sendmsg::<UnixAddr>(
+            queue.send_end.as_raw_fd(),
+            &[IoSlice::new(&long)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        match queue.try_recv(&mut Vec::new()) {
+            Err(RecvError::Undecodable { error, conn, heavy }) => {
+                assert_eq!(error, FrameError::Cut);
+                assert!(conn.is_some() && heavy);
+            }
+            other => panic!("expected a cut frame, got {other:?}"),
         }
     }
 }
