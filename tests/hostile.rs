@@ -44,6 +44,10 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Want)> {
         ("chunk size overflow", [h("Transfer-Encoding: chunked\r\n"), b"fffffffffffffffff\r\n".to_vec()].concat(), Status(400)),
         ("chunk longer than size", [h("Transfer-Encoding: chunked\r\n"), b"2\r\nabcd\r\n0\r\n\r\n".to_vec()].concat(), Status(400)),
         ("chunk negative", [h("Transfer-Encoding: chunked\r\n"), b"-2\r\nab\r\n".to_vec()].concat(), Status(400)),
+        // Issue 22, defect 10: trailers bounded like a head (64 KiB, 100 fields), each case
+        // ending exactly at the line that crosses the bound (20 MB were read before).
+        ("trailers over 64 KiB", [h("Transfer-Encoding: chunked\r\n"), b"0\r\n".to_vec(), format!("X-T: {}\r\n", "v".repeat(1017)).repeat(65).into_bytes()].concat(), Status(431)),
+        ("101 trailer fields", [h("Transfer-Encoding: chunked\r\n"), b"0\r\n".to_vec(), "A: b\r\n".repeat(101).into_bytes()].concat(), Status(431)),
         ("chunked too big", [h("Transfer-Encoding: chunked\r\n"), b"200000\r\n".to_vec()].concat(), Status(413)),
         // Limits.
         ("request line over 4094", line(&format!("GET /{} HTTP/1.1", "a".repeat(4100))), Status(400)),
