@@ -657,10 +657,11 @@ fn config_file_arguments(
         if last(&a.name) != Some(index) || a.value == crate::gunicorn_conf::Value::None {
             continue;
         }
-        let Some(flag) = setting.cli.iter().rev().find(|f| f.starts_with("--")) else {
+        let spelled = settings::flags(setting);
+        let Some(flag) = spelled.iter().rev().find(|f| f.starts_with("--")) else {
             continue;
         };
-        if *flag == "--config" {
+        if flag == "--config" {
             continue;
         }
         use crate::gunicorn_conf::Value;

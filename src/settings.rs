@@ -34,8 +34,12 @@ pub enum Support {
 pub struct Setting {
     /// Gunicorn's name (the config-file variable).
     pub name: &'static str,
-    /// Its command-line spellings.
+    /// Its command-line spellings, for settings heavy-api does not parse itself. A setting it
+    /// implements names its clap argument instead (`arg`), whose spellings, type, default and
+    /// help are declared once, in `config::ServeArgs`; [`flags`] gives either.
     pub cli: &'static [&'static str],
+    /// The `config::ServeArgs` argument that implements the setting.
+    pub arg: Option<&'static str>,
     pub takes: Takes,
     pub support: Support,
 }
@@ -58,7 +62,10 @@ const LOG_CONFIG: &str =
 
 macro_rules! s {
     ($name:literal, [$($cli:literal),*], $takes:expr, $support:expr) => {
-        Setting { name: $name, cli: &[$($cli),*], takes: $takes, support: $support }
+        Setting { name: $name, cli: &[$($cli),*], arg: None, takes: $takes, support: $support }
+    };
+    ($name:literal, arg $arg:literal, $takes:expr, $support:expr) => {
+        Setting { name: $name, cli: &[], arg: Some($arg), takes: $takes, support: $support }
     };
 }
 
@@ -66,46 +73,46 @@ macro_rules! s {
 pub const SETTINGS: &[Setting] = &[
     s!("config", ["-c", "--config"], Value, Implemented("the plain-assignment subset of a gunicorn.conf.py (docs/GUNICORN_SETTINGS.md); default ./gunicorn.conf.py when it exists")),
     s!("wsgi_app", [], FileOnly, Ignored("heavy-api serves its own application (as for the APP_MODULE argument)")),
-    s!("bind", ["-b", "--bind"], Value, Implemented("HOST:PORT, [V6]:PORT, unix:PATH, fd://N; repeatable")),
-    s!("backlog", ["--backlog"], Value, Implemented("listen backlog")),
-    s!("workers", ["-w", "--workers"], Value, Implemented("default $WEB_CONCURRENCY, else 4; also `auto`")),
-    s!("worker_class", ["-k", "--worker-class"], Value, Implemented("gthread runs the threaded worker; sync runs it too (with --threads 1: one request at a time and no keep-alive, as sync); any other class is warned about and runs the threaded worker")),
-    s!("threads", ["--threads"], Value, Implemented("handler threads per worker; default 2")),
-    s!("worker_connections", ["--worker-connections"], Value, Implemented("open connections per worker; by default what the descriptors allow and what keeps all workers' unfinished heads within 256 MiB (or a quarter of the memory limit); at the limit the least productive connection is evicted")),
-    s!("max_requests", ["--max-requests"], Value, Implemented("worker recycling")),
-    s!("max_requests_jitter", ["--max-requests-jitter"], Value, Implemented("random 0..=N added per worker")),
-    s!("timeout", ["-t", "--timeout"], Value, Implemented("per-request limit (503) and worker heartbeat; default 120")),
-    s!("graceful_timeout", ["--graceful-timeout"], Value, Implemented("")),
-    s!("keepalive", ["--keep-alive"], Value, Implemented("0 disables keep-alive")),
-    s!("limit_request_line", ["--limit-request-line"], Value, Implemented("")),
-    s!("limit_request_fields", ["--limit-request-fields"], Value, Implemented("")),
-    s!("limit_request_field_size", ["--limit-request-field_size"], Value, Implemented("")),
+    s!("bind", arg "bind", Value, Implemented("HOST:PORT, [V6]:PORT, unix:PATH, fd://N; repeatable")),
+    s!("backlog", arg "backlog", Value, Implemented("listen backlog")),
+    s!("workers", arg "workers", Value, Implemented("default $WEB_CONCURRENCY, else 4; also `auto`")),
+    s!("worker_class", arg "worker_class", Value, Implemented("gthread runs the threaded worker; sync runs it too (with --threads 1: one request at a time and no keep-alive, as sync); any other class is warned about and runs the threaded worker")),
+    s!("threads", arg "threads", Value, Implemented("handler threads per worker; default 2")),
+    s!("worker_connections", arg "worker_connections", Value, Implemented("open connections per worker; by default what the descriptors allow and what keeps all workers' unfinished heads within 256 MiB (or a quarter of the memory limit); at the limit the least productive connection is evicted")),
+    s!("max_requests", arg "max_requests", Value, Implemented("worker recycling")),
+    s!("max_requests_jitter", arg "max_requests_jitter", Value, Implemented("random 0..=N added per worker")),
+    s!("timeout", arg "timeout", Value, Implemented("per-request limit (503) and worker heartbeat; default 120")),
+    s!("graceful_timeout", arg "graceful_timeout", Value, Implemented("")),
+    s!("keepalive", arg "keep_alive", Value, Implemented("0 disables keep-alive")),
+    s!("limit_request_line", arg "limit_request_line", Value, Implemented("")),
+    s!("limit_request_fields", arg "limit_request_fields", Value, Implemented("")),
+    s!("limit_request_field_size", arg "limit_request_field_size", Value, Implemented("")),
     s!("reload", ["--reload"], Flag, Ignored("there is no Python code to watch; restart the process (or send HUP) instead")),
     s!("reload_engine", ["--reload-engine"], Value, Ignored("there is no Python code to watch")),
     s!("reload_extra_files", ["--reload-extra-file"], Value, Ignored("there is no Python code to watch")),
     s!("spew", ["--spew"], Flag, Ignored("it traces Python statements; heavy-api runs no Python")),
-    s!("check_config", ["--check-config"], Flag, Implemented("also checks the log file paths, the io file and that bind hosts resolve")),
-    s!("print_config", ["--print-config"], Flag, Implemented("shows what actually runs; `--print-config=json`: the same settings as one JSON object, with the warnings, for tools")),
+    s!("check_config", arg "check_config", Flag, Implemented("also checks the log file paths, the io file and that bind hosts resolve")),
+    s!("print_config", arg "print_config", Flag, Implemented("shows what actually runs; `--print-config=json`: the same settings as one JSON object, with the warnings, for tools")),
     s!("preload_app", ["--preload"], Flag, Ignored("there is no application to preload: heavy-api's is compiled in")),
     s!("sendfile", ["--no-sendfile"], Flag, Ignored("heavy-api serves no files")),
     s!("reuse_port", ["--reuse-port"], Flag, Ignored("the master binds each listener once and the workers share it")),
     s!("chdir", ["--chdir"], Value, Ignored("it exists to find the Python application; relative paths stay relative to the start directory")),
     s!("daemon", ["-D", "--daemon"], Flag, Ignored("heavy-api stays in the foreground (containers and supervisors need that)")),
     s!("raw_env", ["-e", "--env"], Value, Ignored("the variables would be for the Python application; heavy-api's reads none")),
-    s!("pidfile", ["-p", "--pid"], Value, Implemented("")),
+    s!("pidfile", arg "pidfile", Value, Implemented("")),
     s!("worker_tmp_dir", ["--worker-tmp-dir"], Value, Ignored("worker heartbeats live in shared memory, not in files")),
-    s!("user", ["-u", "--user"], Value, Guarded("accepted when it names the user the server already runs as; refused otherwise, since running on as a more privileged user than asked would be unsafe (start as that user instead)")),
-    s!("group", ["-g", "--group"], Value, Guarded("accepted when it names the group the server already runs as; refused otherwise, for the same reason as --user")),
-    s!("umask", ["-m", "--umask"], Value, Implemented("applied at start (decimal, or octal with a leading 0 / 0o)")),
+    s!("user", arg "user", Value, Guarded("accepted when it names the user the server already runs as; refused otherwise, since running on as a more privileged user than asked would be unsafe (start as that user instead)")),
+    s!("group", arg "group", Value, Guarded("accepted when it names the group the server already runs as; refused otherwise, for the same reason as --user")),
+    s!("umask", arg "umask", Value, Implemented("applied at start (decimal, or octal with a leading 0 / 0o)")),
     s!("initgroups", ["--initgroups"], Flag, Ignored("heavy-api does not switch users, so there are no groups to initialise")),
     s!("tmp_upload_dir", [], FileOnly, Ignored("request bodies are read and discarded, never stored")),
     s!("secure_scheme_headers", [], FileOnly, Ignored("the API's answers do not depend on the client's scheme")),
     s!("forwarded_allow_ips", ["--forwarded-allow-ips"], Value, Ignored("the API's answers do not depend on the client's scheme, and wsgi.url_scheme is always http")),
-    s!("accesslog", ["--access-logfile"], Value, Implemented("")),
+    s!("accesslog", arg "access_logfile", Value, Implemented("")),
     s!("disable_redirect_access_to_syslog", ["--disable-redirect-access-to-syslog"], Flag, Ignored(NO_SYSLOG)),
-    s!("access_log_format", ["--access-logformat"], Value, Implemented("every Gunicorn atom")),
-    s!("errorlog", ["--error-logfile", "--log-file"], Value, Implemented("")),
-    s!("loglevel", ["--log-level"], Value, Implemented("case-insensitive; an unknown level is info, as in Gunicorn (with a WARNING)")),
+    s!("access_log_format", arg "access_logformat", Value, Implemented("every Gunicorn atom")),
+    s!("errorlog", arg "error_logfile", Value, Implemented("")),
+    s!("loglevel", arg "log_level", Value, Implemented("case-insensitive; an unknown level is info, as in Gunicorn (with a WARNING)")),
     s!("capture_output", ["--capture-output"], Flag, Ignored("there is no application output to capture")),
     s!("logger_class", ["--logger-class"], Value, Ignored("it names a Python class; heavy-api's logger is built in (statsd is enabled by --statsd-host, as in Gunicorn)")),
     s!("logconfig", ["--log-config"], Value, Ignored(LOG_CONFIG)),
@@ -116,11 +123,11 @@ pub const SETTINGS: &[Setting] = &[
     s!("syslog_prefix", ["--log-syslog-prefix"], Value, Ignored(NO_SYSLOG)),
     s!("syslog_facility", ["--log-syslog-facility"], Value, Ignored(NO_SYSLOG)),
     s!("enable_stdio_inheritance", ["-R", "--enable-stdio-inheritance"], Flag, Ignored("heavy-api's standard streams are unbuffered lines already")),
-    s!("statsd_host", ["--statsd-host"], Value, Implemented("HOST:PORT (port 8125 if omitted) or unix:PATH; Gunicorn's metric names and wire format")),
-    s!("dogstatsd_tags", ["--dogstatsd-tags"], Value, Implemented("")),
-    s!("statsd_prefix", ["--statsd-prefix"], Value, Implemented("")),
+    s!("statsd_host", arg "statsd_host", Value, Implemented("HOST:PORT (port 8125 if omitted) or unix:PATH; Gunicorn's metric names and wire format")),
+    s!("dogstatsd_tags", arg "dogstatsd_tags", Value, Implemented("")),
+    s!("statsd_prefix", arg "statsd_prefix", Value, Implemented("")),
     s!("enable_backlog_metric", ["--enable-backlog-metric"], Flag, Ignored("the listen backlog is not measured; /metrics has the request queue instead")),
-    s!("proc_name", ["-n", "--name"], Value, Implemented("process titles `heavy-api: master [NAME]` / `heavy-api: worker [NAME]`")),
+    s!("proc_name", arg "proc_name", Value, Implemented("process titles `heavy-api: master [NAME]` / `heavy-api: worker [NAME]`")),
     s!("default_proc_name", [], FileOnly, Ignored("the default process name is heavy-api")),
     s!("pythonpath", ["--pythonpath"], Value, Ignored(NO_PYTHON)),
     s!("paste", ["--paste", "--paster"], Value, Ignored(NO_PYTHON)),
@@ -190,9 +197,40 @@ pub fn by_name(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name == name)
 }
 
+/// A setting's command-line spellings (`-b`, `--bind`): its clap argument's short flag, long
+/// flag and aliases when heavy-api implements it, else the ones listed here.
+pub fn flags(setting: &Setting) -> Vec<String> {
+    static FLAGS: std::sync::OnceLock<std::collections::HashMap<String, Vec<String>>> =
+        std::sync::OnceLock::new();
+    let Some(id) = setting.arg else {
+        return setting.cli.iter().map(|f| f.to_string()).collect();
+    };
+    let table = FLAGS.get_or_init(|| {
+        use clap::CommandFactory;
+        crate::config::Cli::command()
+            .get_arguments()
+            .map(|a| {
+                let mut spelled: Vec<String> =
+                    a.get_short().map(|c| format!("-{c}")).into_iter().collect();
+                spelled.extend(a.get_long().map(|l| format!("--{l}")));
+                spelled.extend(
+                    a.get_all_aliases()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|l| format!("--{l}")),
+                );
+                (a.get_id().to_string(), spelled)
+            })
+            .collect()
+    });
+    table.get(id).cloned().unwrap_or_default()
+}
+
 /// The setting a command-line spelling belongs to (`--keep-alive`, `-D`).
 pub fn by_flag(flag: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.cli.contains(&flag))
+    SETTINGS
+        .iter()
+        .find(|s| s.cli.contains(&flag) || (s.arg.is_some() && flags(s).iter().any(|f| f == flag)))
 }
 
 /// The one WARNING line for an ignored setting.
@@ -208,10 +246,11 @@ pub fn markdown_table() -> String {
     let mut out =
         String::from("| Setting | Command line | Behaviour | Notes |\n|---|---|---|---|\n");
     for s in SETTINGS {
-        let cli = if s.cli.is_empty() {
+        let spelled = flags(s);
+        let cli = if spelled.is_empty() {
             "(config file only)".to_string()
         } else {
-            s.cli
+            spelled
                 .iter()
                 .map(|c| format!("`{c}`"))
                 .collect::<Vec<_>>()
@@ -262,37 +301,42 @@ mod tests {
         let mut flags = std::collections::HashSet::new();
         for s in SETTINGS {
             assert!(names.insert(s.name), "{} twice", s.name);
-            for f in s.cli {
-                assert!(flags.insert(*f), "{f} twice");
+            let spelled = super::flags(s);
+            for f in &spelled {
+                assert!(flags.insert(f.clone()), "{f} twice");
                 assert!(
                     f.starts_with("--") || (f.len() == 2 && f.starts_with('-')),
                     "{f}"
                 );
             }
-            assert_eq!(s.cli.is_empty(), s.takes == Takes::FileOnly, "{}", s.name);
+            assert_eq!(spelled.is_empty(), s.takes == Takes::FileOnly, "{}", s.name);
         }
         // Gunicorn 21.2 has 90 settings; 26.1 has all of these.
         assert_eq!(SETTINGS.len(), 119, "Gunicorn 26.1 has 119 settings");
     }
 
-    /// Every implemented or guarded setting with a command line is a flag of ours.
+    /// Every setting heavy-api parses itself names an argument of ours, and spells no flag by
+    /// hand (so each flag is declared once, in `config::ServeArgs`).
     #[test]
-    fn implemented_flags_exist() {
+    fn implemented_settings_name_our_arguments() {
         use clap::CommandFactory;
         let cmd = crate::config::Cli::command();
         for s in SETTINGS.iter().filter(|s| !matches!(s.support, Ignored(_))) {
-            for f in s.cli {
-                if *f == "-c" || *f == "--config" {
-                    continue; // read before the command line is parsed
-                }
-                let found = cmd.get_arguments().any(|a| {
-                    f.strip_prefix("--").is_some_and(|l| {
-                        a.get_long() == Some(l)
-                            || a.get_all_aliases().is_some_and(|al| al.contains(&l))
-                    }) || (f.len() == 2 && a.get_short() == f.chars().nth(1))
-                });
-                assert!(found, "{} ({f}) is implemented but not a flag", s.name);
+            if s.name == "config" {
+                continue; // -c is read before the command line is parsed
             }
+            if s.takes == Takes::FileOnly {
+                continue;
+            }
+            let id = s
+                .arg
+                .unwrap_or_else(|| panic!("{} is implemented but names no argument", s.name));
+            assert!(s.cli.is_empty(), "{} spells its flags twice", s.name);
+            assert!(
+                cmd.get_arguments().any(|a| a.get_id() == id),
+                "{} names {id}, which is not an argument",
+                s.name
+            );
         }
     }
 }
