@@ -352,3 +352,60 @@ fn a_control_character_in_the_statsd_prefix_is_refused() {
         "app.web"
     );
 }
+
+/// The one precedence rule over all three sources: each setting from the highest source that
+/// gave it, a repeatable one (`bind`) wholly from that source, a switch turned on by the file
+/// staying on; the file's refused values are WARNINGs naming line and setting, the rest apply.
+#[test]
+fn each_setting_comes_from_the_highest_source_that_gave_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.conf.py");
+    std::fs::write(
+        &file,
+        "bind = ['127.0.0.1:5', '127.0.0.1:6']\nthreads = 4\nworkers = 'many'\n\
+         timeout = -1\nkeepalive = 9\ncheck_config = True\nmax_requests = 10\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let env = (
+        "GUNICORN_CMD_ARGS",
+        "--threads 3 --keep-alive 8 -b 127.0.0.1:7",
+    );
+    let c = serve_with(&["-c", file, "--keep-alive", "7"], &[env]).unwrap();
+    assert_eq!(c.threads, 3, "the environment beats the file");
+    assert_eq!(
+        c.keep_alive,
+        Some(Duration::from_secs(7)),
+        "the command line beats both"
+    );
+    assert_eq!(c.max_requests, 10, "the file beats the default");
+    assert!(c.check_config, "a switch the file turned on");
+    assert_eq!(
+        c.binds.len(),
+        1,
+        "the environment's binds replace the file's"
+    );
+    let c = serve_with(
+        &["-c", file, "-b", "unix:/tmp/a", "-b", "unix:/tmp/b"],
+        &[env],
+    )
+    .unwrap();
+    assert_eq!(
+        c.binds.len(),
+        2,
+        "the command line's binds replace the others'"
+    );
+    let c = serve_with(&["-c", file], &[]).unwrap();
+    assert_eq!(c.binds.len(), 2, "the file's binds");
+    assert_eq!((c.workers, c.timeout), (4, Some(Duration::from_secs(120))));
+    for (line, name) in [(3, "workers"), (4, "timeout")] {
+        let prefix = format!("{file}:{line}: {name}: ");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with(&prefix) && w.ends_with("; ignored")),
+            "{prefix}: {:?}",
+            c.warnings
+        );
+    }
+}
