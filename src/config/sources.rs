@@ -5,7 +5,10 @@
 //! `GUNICORN_CMD_ARGS`), and the config file's assignments (as `--flag=value`). Which one a
 //! setting's value comes from is decided in one place, [`Layers::winner`]: the highest source
 //! that gave it, else its default — Gunicorn's precedence. Defaults that read the environment
-//! (`WEB_CONCURRENCY`, `PORT`) are defaults: any source beats them.
+//! (the table's `env`: `WEB_CONCURRENCY`, `PORT`) are defaults: any source beats them, the
+//! config file too. `validate` reads them rather than clap's `env` attribute: they are not
+//! values as written (`PORT` becomes `0.0.0.0:$PORT`), and resolution reads the environment it
+//! is handed (tests hand it one), where clap would read the process's.
 
 use super::table::{self, Support, Takes};
 use super::{first_line, BindSpec, EXTRA_ARGS_ENV, GUNICORN_EXTRA_ARGS_ENV};
