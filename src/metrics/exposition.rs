@@ -31,6 +31,10 @@ pub struct Scrape {
     /// The scrape is itself a request in flight: left out of the gauge, so an idle server reads
     /// zero (the answering worker leaves its connection out of its connection gauges).
     pub own_request: bool,
+    /// The kernel says the shared queue holds nothing: the depth is 0 whatever the counter says
+    /// (a worker killed between counting a job and sending it, or receiving it and counting it,
+    /// cannot leave the gauge above zero on an idle server).
+    pub queue_empty: bool,
 }
 
 struct Out {
@@ -204,7 +208,11 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
     o.sample(
         "heavy_api_queue_depth",
         &[],
-        m.queue_depth.load(Ordering::Relaxed).max(0),
+        if scrape.queue_empty {
+            0
+        } else {
+            m.queue_depth.load(Ordering::Relaxed).max(0)
+        },
     );
     o.family(
         "heavy_api_queue_full_total",

@@ -86,6 +86,7 @@ impl EventLoop {
                     self.publish_connection_gauges(Some(token));
                     super::scrape::metrics_response(
                         self.hub.metrics,
+                        self.hub.queue.is_empty().unwrap_or(false),
                         &self.acceptor,
                         &self.platform_labels,
                         head.accept.as_deref(),

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 /// connection), so an idle server reads zero.
 pub(super) fn metrics_response(
     metrics: Option<&Metrics>,
+    queue_empty: bool,
     acceptor: &Acceptor,
     platform: &[(&'static str, String)],
     accept: Option<&str>,
@@ -37,6 +38,7 @@ pub(super) fn metrics_response(
         version: env!("CARGO_PKG_VERSION"),
         platform: platform.to_vec(),
         own_request: true,
+        queue_empty,
         cgroup: crate::platform::cgroup::usage(),
         interfaces: crate::platform::net::interfaces(),
     };
