@@ -4,8 +4,38 @@
 //! within one deadline.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+
+/// Why a GET gave no answer: what the health check prints and the ECS read logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("only http:// URLs are supported: {0}")]
+    Scheme(String),
+    #[error("{why} in {url}")]
+    Url { url: String, why: &'static str },
+    #[error("cannot resolve {host}{}", .why.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
+    Resolve {
+        host: String,
+        why: Option<std::io::Error>,
+    },
+    #[error("connect {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("no complete answer from {url} within {timeout:?}")]
+    Timeout { url: String, timeout: Duration },
+    #[error("answer from {0} is too large")]
+    TooLarge(String),
+    #[error("{url}: {why}")]
+    Answer { url: String, why: String },
+}
 
 /// An answer: status code and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,17 +45,21 @@ pub struct Answer {
 }
 
 /// Splits `http://host[:port][/path]` into host, port and path (`/` when there is none).
-pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
+pub fn parse_url(url: &str) -> Result<(String, u16, String), ClientError> {
+    let bad = |why| ClientError::Url {
+        url: url.to_string(),
+        why,
+    };
     let rest = url.strip_prefix("http://").unwrap_or(url);
     if rest.contains("://") {
-        return Err(format!("only http:// URLs are supported: {url}"));
+        return Err(ClientError::Scheme(url.to_string()));
     }
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or("missing ']'")?;
+        let (host, after) = v6.split_once(']').ok_or_else(|| bad("missing ']'"))?;
         (host, after.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -34,26 +68,33 @@ pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
         }
     };
     let port = match port {
-        Some(p) => p.parse().map_err(|_| format!("bad port in {url}"))?,
+        Some(p) => p.parse().map_err(|_| bad("bad port"))?,
         None => 80,
     };
     if host.is_empty() {
-        return Err(format!("no host in {url}"));
+        return Err(bad("no host"));
     }
     Ok((host.to_string(), port, path.to_string()))
 }
 
 /// GETs `url`, giving up after `timeout` in all.
-pub fn get(url: &str, timeout: Duration) -> Result<Answer, String> {
+pub fn get(url: &str, timeout: Duration) -> Result<Answer, ClientError> {
     let deadline = Instant::now() + timeout;
     let (host, port, path) = parse_url(url)?;
     let addr = (host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map_err(|e| ClientError::Resolve {
+            host: host.clone(),
+            why: Some(e),
+        })?
         .next()
-        .ok_or_else(|| format!("cannot resolve {host}"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+        .ok_or_else(|| ClientError::Resolve {
+            host: host.clone(),
+            why: None,
+        })?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|source| ClientError::Connect { addr, source })?;
+    let io = |what| move |source| ClientError::Io { what, source };
     let left = || {
         deadline
             .saturating_duration_since(Instant::now())
@@ -61,31 +102,35 @@ pub fn get(url: &str, timeout: Duration) -> Result<Answer, String> {
     };
     stream
         .set_write_timeout(Some(left()))
-        .map_err(|e| e.to_string())?;
+        .map_err(io("set the write timeout"))?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: heavy-api\r\nConnection: close\r\n\r\n",
         host_header(&host, port)
     );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("send: {e}"))?;
+    stream.write_all(request.as_bytes()).map_err(io("send"))?;
     let mut raw = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
         if Instant::now() >= deadline {
-            return Err(format!("no complete answer from {url} within {timeout:?}"));
+            return Err(ClientError::Timeout {
+                url: url.to_string(),
+                timeout,
+            });
         }
         stream
             .set_read_timeout(Some(left()))
-            .map_err(|e| e.to_string())?;
+            .map_err(io("set the read timeout"))?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) if raw.len() + n <= 4 << 20 => raw.extend_from_slice(&chunk[..n]),
-            Ok(_) => return Err(format!("answer from {url} is too large")),
-            Err(e) => return Err(format!("read: {e}")),
+            Ok(_) => return Err(ClientError::TooLarge(url.to_string())),
+            Err(e) => return Err(io("read")(e)),
         }
     }
-    parse_answer(&raw).map_err(|why| format!("{url}: {why}"))
+    parse_answer(&raw).map_err(|why| ClientError::Answer {
+        url: url.to_string(),
+        why,
+    })
 }
 
 /// The `Host` header for `host` and `port`: an IPv6 address in brackets (RFC 9110 7.2), the
@@ -177,19 +222,25 @@ mod tests {
     #[test]
     fn urls() {
         assert_eq!(
-            parse_url("http://127.0.0.1:8000"),
-            Ok(("127.0.0.1".into(), 8000, "/".into()))
+            parse_url("http://127.0.0.1:8000").unwrap(),
+            ("127.0.0.1".into(), 8000, "/".into())
         );
         assert_eq!(
-            parse_url("localhost:9/x"),
-            Ok(("localhost".into(), 9, "/x".into()))
+            parse_url("localhost:9/x").unwrap(),
+            ("localhost".into(), 9, "/x".into())
         );
         assert_eq!(
-            parse_url("http://[::1]:8000/v4/abc"),
-            Ok(("::1".into(), 8000, "/v4/abc".into()))
+            parse_url("http://[::1]:8000/v4/abc").unwrap(),
+            ("::1".into(), 8000, "/v4/abc".into())
         );
-        assert!(parse_url("https://x").is_err());
-        assert!(parse_url("http://:80").is_err());
+        assert_eq!(
+            parse_url("https://x").unwrap_err().to_string(),
+            "only http:// URLs are supported: https://x"
+        );
+        assert_eq!(
+            parse_url("http://:80").unwrap_err().to_string(),
+            "no host in http://:80"
+        );
     }
 
     #[test]

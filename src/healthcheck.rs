@@ -1,8 +1,17 @@
 //! `heavy-api healthcheck [URL]`: the container's health probe. The runtime image has no shell
 //! or curl, so the binary probes itself: GET /heavy/health/, exit 0 on a 200, 1 otherwise.
 
-use crate::client;
+use crate::client::{self, ClientError};
 use std::time::Duration;
+
+/// Why the probe says unhealthy.
+#[derive(Debug, thiserror::Error)]
+pub enum Unhealthy {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{url} answered {status}")]
+    Status { url: String, status: u16 },
+}
 
 /// Probes `url` and returns the exit status. A URL without a path gets `/heavy/health/`.
 pub fn run(url: &str, timeout: Duration) -> i32 {
@@ -16,7 +25,7 @@ pub fn run(url: &str, timeout: Duration) -> i32 {
 }
 
 /// The URL to probe: `url` as given, or with `/heavy/health/` when it has no path.
-pub fn health_url(url: &str) -> Result<String, String> {
+pub fn health_url(url: &str) -> Result<String, ClientError> {
     let (host, port, path) = client::parse_url(url)?;
     let path = if path == "/" {
         crate::app::HEALTH_PATH
@@ -31,13 +40,16 @@ pub fn health_url(url: &str) -> Result<String, String> {
     Ok(format!("http://{host}:{port}{path}"))
 }
 
-fn probe(url: &str, timeout: Duration) -> Result<(), String> {
+fn probe(url: &str, timeout: Duration) -> Result<(), Unhealthy> {
     let url = health_url(url)?;
     let answer = client::get(&url, timeout)?;
     if answer.status == 200 {
         Ok(())
     } else {
-        Err(format!("{url} answered {}", answer.status))
+        Err(Unhealthy::Status {
+            url,
+            status: answer.status,
+        })
     }
 }
 

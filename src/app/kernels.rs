@@ -18,7 +18,8 @@ const CHECK_EVERY: u32 = 1024;
 pub struct Deadline(Option<Instant>);
 
 /// The work was abandoned because its deadline passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request's deadline passed")]
 pub struct TimedOut;
 
 impl Deadline {

@@ -18,7 +18,8 @@ use serde_json::json;
 
 /// A request the server refuses before it reaches the application. The connection is closed
 /// after the answer: after a framing error nothing that follows can be trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {message}")]
 pub struct HttpError {
     pub status: u16,
     pub message: String,
@@ -61,11 +62,5 @@ impl HttpError {
 
     pub fn to_response(&self) -> Response {
         Response::error(self.status, &self.message, json!({ "status": self.status }))
-    }
-}
-
-impl std::fmt::Display for HttpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.message)
     }
 }

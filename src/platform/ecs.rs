@@ -38,19 +38,39 @@ pub struct EcsTask {
     pub container_started_at: Option<String>,
 }
 
+/// Why the metadata could not be read (the boot log's warning says it).
+#[derive(Debug, thiserror::Error)]
+pub enum EcsError {
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error("{url} answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: {source}")]
+    Json {
+        url: String,
+        source: serde_json::Error,
+    },
+}
+
 /// Reads the metadata if the endpoint's variable is set. `Err` says what went wrong (logged as a
 /// warning at boot); `Ok(None)`: not on ECS.
-pub fn read(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<EcsTask>, String> {
+pub fn read(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<EcsTask>, EcsError> {
     let Some(base) = env(METADATA_ENV).filter(|b| !b.is_empty()) else {
         return Ok(None);
     };
     let base = base.trim_end_matches('/');
-    let fetch = |url: &str| -> Result<Value, String> {
+    let fetch = |url: &str| -> Result<Value, EcsError> {
         let answer = client::get(url, TIMEOUT)?;
         if answer.status != 200 {
-            return Err(format!("{url} answered {}", answer.status));
+            return Err(EcsError::Status {
+                url: url.to_string(),
+                status: answer.status,
+            });
         }
-        serde_json::from_str(&answer.body).map_err(|e| format!("{url}: {e}"))
+        serde_json::from_str(&answer.body).map_err(|source| EcsError::Json {
+            url: url.to_string(),
+            source,
+        })
     };
     let task = fetch(&format!("{base}/task"))?;
     let container = fetch(base).unwrap_or(Value::Null);
@@ -120,6 +140,6 @@ mod tests {
             t.container_started_at.as_deref(),
             Some("2026-12-05T10:00:11.25Z")
         );
-        assert_eq!(read(&|_| None), Ok(None));
+        assert_eq!(read(&|_| None).unwrap(), None);
     }
 }
