@@ -85,6 +85,7 @@ def capacity_run(tmp_path):
         ecs: tuple | None = None,
         throttled_ms: float | None = None,
         cpu_wait_ms: float | None = None,
+        at_limit: dict | None = None,
         options: dict | None = None,
     ) -> Path:
         d = tmp_path / "capacity" / label
@@ -108,14 +109,8 @@ def capacity_run(tmp_path):
             )
         (d / "meta.json").write_text(json.dumps(meta))
         summary = json.loads((d / "summary.json").read_text())
-        for name, value in (("server_throttled_ms", throttled_ms), ("server_cpu_wait_ms", cpu_wait_ms)):
-            if value is not None:
-                summary["metrics"][name] = {
-                    "type": "trend",
-                    "contains": "time",
-                    "values": {"avg": value, "p(50)": value, "p(95)": value, "max": value, "min": value},
-                }
-        (d / "summary.json").write_text(json.dumps(summary))
+        split = {"server_throttled_ms": throttled_ms, "server_cpu_wait_ms": cpu_wait_ms}
+        (d / "summary.json").write_text(json.dumps(_with_split(summary, split)))
         rates = [capacity / 4, capacity / 2, capacity] + ([broken] if broken else [])
         phases = ["probe", "climb", "bisect"] + (["bisect"] if broken else [])
         steps = []
@@ -142,6 +137,13 @@ def capacity_run(tmp_path):
             )
         if broken:
             steps.append({**steps[2], "step": len(steps) + 1, "phase": "confirm"})
+            # The step at the limit (the broken one) carries the CPU split the report explains
+            # a capacity with: the split at capacity, with `at_limit`'s averages put over it.
+            limit = d / steps[3]["dir"]
+            limit.mkdir(parents=True)
+            (limit / "summary.json").write_text(
+                json.dumps(_with_split(summary, {**split, **(at_limit or {})}))
+            )
         if status == "budget-spent":
             statement = f"capacity: between {capacity:g} and {broken:g} req/s (search budget spent)"
         else:
@@ -191,6 +193,19 @@ def capacity_run(tmp_path):
         return d
 
     return make
+
+
+def _with_split(summary: dict, split: dict) -> dict:
+    """The summary with the server's CPU split trends set to the given averages."""
+    out = json.loads(json.dumps(summary))
+    for name, value in split.items():
+        if value is not None:
+            out["metrics"][name] = {
+                "type": "trend",
+                "contains": "time",
+                "values": {"avg": value, "p(50)": value, "p(95)": value, "max": value, "min": value},
+            }
+    return out
 
 
 # --- a running heavy-api (target/release/heavy-api; the test command builds it first) --------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 from mdtable import md_row
@@ -300,6 +301,33 @@ def test_an_answer_that_is_not_json_is_no_fingerprint(recorded, run_copy, tmp_pa
     md = c.md_path.read_text()
     assert md_row(md, "source")[1:3] == ["the local host (server started by the runner)", "n/a"]
     assert "other: its server answered no GET /heavy/info/ and was not started by the runner" in md
+
+
+def test_the_cpu_split_is_read_at_each_sides_limit(capacity_run, tmp_path):
+    """A quota is rarely exhausted below the limit: at its step at capacity the quota side shows
+    no throttling, at its lowest broken rate it does. The cause is read there (the platform lab's
+    quota once ranked last with no cause named)."""
+    dedicated = capacity_run(
+        "dedicated", 265.0, 277.0, throttled_ms=0.0, cpu_wait_ms=0.3, at_limit={"server_cpu_wait_ms": 0.4}
+    )
+    quota = capacity_run(
+        "quota",
+        117.0,
+        140.0,
+        status="budget-spent",
+        throttled_ms=0.0,
+        cpu_wait_ms=0.01,
+        at_limit={"server_throttled_ms": 3.7, "server_cpu_wait_ms": 3.0},
+    )
+    c = compare.compare_many([(None, dedicated), (None, quota)], tmp_path / "o")
+    assert c.causes["quota"] == ["throttling", "waiting for a core"]
+    md = c.md_path.read_text()
+    assert md_row(md, "throttled avg (cgroup CFS throttling)")[1:3] == ["0.00", "3.70"]
+    assert md_row(md, "cpu_wait avg (waiting for a core)")[1:3] == ["0.40", "3.00"]
+    # A run folder without its steps (an older search) reads the split at capacity, as before.
+    shutil.rmtree(quota / "steps")
+    c = compare.compare_many([(None, dedicated), (None, quota)], tmp_path / "o2")
+    assert c.causes["quota"] == []
 
 
 def test_a_lower_capacity_is_explained_by_the_cpu_split(capacity_run, tmp_path):

@@ -35,6 +35,9 @@ class Run:
     price: Price | None = None
     metrics: dict = field(default_factory=dict)
     capacity: dict | None = None
+    # A capacity run's step at its limit (the lowest broken rate): where the platform's limit
+    # shows, so the CPU split that says why a capacity is lower is read there.
+    at_limit: Run | None = None
     transfer: object = None  # heavylab.analysis.resources.Transfer: the bytes per request, priced
 
     def values(self, name: str) -> dict:
@@ -96,9 +99,25 @@ def load_run(p: Path) -> Run:
     if not isinstance(metrics, dict):
         raise ValueError(f"{summary_path} has no 'metrics' object (not a k6 summary)")
     capacity = None
+    at_limit = None
     if (p / "capacity.json").is_file():
         capacity = json.loads((p / "capacity.json").read_text(encoding="utf-8"))
-    return Run(path=p, summary=summary, meta=meta, metrics=metrics, capacity=capacity)
+        step = limit_step_dir(capacity)
+        if step and (p / step / "summary.json").is_file():
+            at_limit = load_run(p / step)
+    return Run(path=p, summary=summary, meta=meta, metrics=metrics, capacity=capacity, at_limit=at_limit)
+
+
+def limit_step_dir(capacity: dict) -> str | None:
+    """The folder of a capacity search's step at its limit: the last broken step at the lowest
+    broken rate (None when nothing broke, or the search predates step folders)."""
+    broken = broken_of(capacity)
+    at = [
+        s
+        for s in capacity.get("steps") or []
+        if broken is not None and s.get("rate") == broken and s.get("ok") is False and s.get("dir")
+    ]
+    return str(at[-1]["dir"]) if at else None
 
 
 def exclusion_reason(run: Run) -> str | None:
@@ -193,7 +212,9 @@ def merge_runs(path: Path, runs: list[Run]) -> Run:
     if caps:
         capacity = dict(caps[0])
         capacity["capacity_rps"] = median([c["capacity_rps"] for c in caps])
-    return Run(path=path, summary=summary, meta=meta, metrics=metrics, capacity=capacity)
+    limits = [r.at_limit for r in runs if r.at_limit is not None]
+    at_limit = merge_runs(path, limits) if limits else None
+    return Run(path=path, summary=summary, meta=meta, metrics=metrics, capacity=capacity, at_limit=at_limit)
 
 
 def workload(run: Run) -> dict:
@@ -381,6 +402,12 @@ def broken_of(capacity: dict) -> Number:
         bracket = capacity.get("bracket") or [None, None]
         v = bracket[1] if len(bracket) > 1 else None
     return float(v) if _number(v) else None
+
+
+def split_stat(name: str, key: str):
+    """A statistic of the server's CPU split: a capacity run's at its limit (see Run.at_limit),
+    any other run's over the run."""
+    return lambda r: (r.at_limit or r).stat(name, key)
 
 
 def cost_at_capacity(r: Run) -> Number:

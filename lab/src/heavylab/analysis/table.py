@@ -3,8 +3,10 @@ judged row by row with the one noise rule (heavylab.analysis.stats.differs).
 
 In a capacity comparison every side's other numbers come from its own step at capacity — each at
 a different arrival rate — so those rows are shown, marked "not compared", and never counted as
-findings, except the CPU split per request (why a capacity is lower); the cost per million at the load tested is left out there (the cost at capacity says it,
-by the capacity bracket's rule)."""
+findings, except the CPU split per request (why a capacity is lower), which is read at each side's
+limit: its step at the lowest broken rate, where the limit shows (Run.at_limit). The cost per
+million at the load tested is left out there (the cost at capacity says it, by the capacity
+bracket's rule)."""
 
 from __future__ import annotations
 
@@ -101,11 +103,11 @@ ROWS: list[Row] = [
     Row("Per request (ms)", "IO time avg (io_time_sec)", _s("custom_io_time_ms", "avg"), "ms"),
     Row("Per request (ms)", "IO time avg (Server-Timing)", _s("server_io_ms", "avg"), "ms"),
     Row("Per request (ms)", "fsync avg (inside io)", _s("server_fsync_ms", "avg"), "ms"),
-    Row("CPU truth (ms per request)", CPU_THREAD, _s("server_cpu_thread_ms", "avg"), "ms"),
-    Row("CPU truth (ms per request)", CPU_WAIT, _s("server_cpu_wait_ms", "avg"), "ms"),
-    Row("CPU truth (ms per request)", "cpu_wait p95", _s("server_cpu_wait_ms", "p(95)"), "ms"),
-    Row("CPU truth (ms per request)", THROTTLED, _s("server_throttled_ms", "avg"), "ms"),
-    Row("CPU truth (ms per request)", STEAL, _s("server_steal_ms", "avg"), "ms"),
+    Row("CPU truth (ms per request)", CPU_THREAD, R.split_stat("server_cpu_thread_ms", "avg"), "ms"),
+    Row("CPU truth (ms per request)", CPU_WAIT, R.split_stat("server_cpu_wait_ms", "avg"), "ms"),
+    Row("CPU truth (ms per request)", "cpu_wait p95", R.split_stat("server_cpu_wait_ms", "p(95)"), "ms"),
+    Row("CPU truth (ms per request)", THROTTLED, R.split_stat("server_throttled_ms", "avg"), "ms"),
+    Row("CPU truth (ms per request)", STEAL, R.split_stat("server_steal_ms", "avg"), "ms"),
     Row(UTILIZATION, "CPU used (CPUs, avg)", fmt="num", **_u("cpu_used_cpus_avg")),
     Row(UTILIZATION, "CPU used, share of the usable CPUs (avg)", fmt="pct", **_u("cpu_share_of_usable_avg")),
     Row(UTILIZATION, "CPU used, share of the usable CPUs (peak)", fmt="pct", **_u("cpu_share_of_usable_max")),
