@@ -88,8 +88,16 @@ impl DataFile {
     }
 
     /// Appends `kb` KiB of fresh random bytes (unless the file is at its cap), fsyncs (when
-    /// `sync`), then reads back the first `kb` KiB.
+    /// `sync`), then reads back the first `kb` KiB. Zero KiB is no I/O at all: the original
+    /// opened, locked and fsynced the file to append and read nothing, and that fsync of nothing
+    /// is a disk cache flush on ext4 that made nothing durable.
     pub fn append_and_read(&self, kb: u64, sync: bool) -> io::Result<IoStats> {
+        if kb == 0 {
+            return Ok(IoStats {
+                bytes: 0,
+                fsync: Duration::ZERO,
+            });
+        }
         let len = usize::try_from(kb * 1024)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "io size too large"))?;
         let payload = random_bytes(len)?;
@@ -181,6 +189,16 @@ mod tests {
     }
 
     #[test]
+    fn zero_kib_touches_nothing() {
+        // Not even a missing file is recreated: no open, no lock, no fsync.
+        let (_dir, path) = temp_path();
+        let stats = DataFile::new(&path).append_and_read(0, true).unwrap();
+        assert_eq!(stats.bytes, 0);
+        assert_eq!(stats.fsync, Duration::ZERO);
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn append_grows_the_file_until_the_cap() {
         let (_dir, path) = temp_path();
         let data = DataFile::new(&path);
@@ -197,16 +215,6 @@ mod tests {
         assert!(full >= FILE_CAP_BYTES);
         assert_eq!(data.append_and_read(1024, true).unwrap().bytes, 1024 * 1024);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), full);
-    }
-
-    #[test]
-    fn zero_kb_reads_nothing_and_a_missing_file_is_recreated() {
-        let (_dir, path) = temp_path();
-        assert_eq!(
-            DataFile::new(&path).append_and_read(0, true).unwrap().bytes,
-            0
-        );
-        assert!(path.exists());
     }
 
     #[test]

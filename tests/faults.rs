@@ -89,7 +89,7 @@ fn a_full_disk_is_a_500_and_the_worker_keeps_serving() {
     let error = resp.json()["error"].as_str().unwrap().to_string();
     assert!(error.contains("No space left on device"), "{error}");
     assert_eq!(get(server.port, "/heavy/health/").status, 200);
-    // Reading still works once nothing more needs writing.
+    // A request without I/O does not touch the file, so the full disk does not concern it.
     assert_eq!(
         get(
             server.port,

@@ -12,7 +12,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const SECS: Duration = Duration::from_secs(30);
-const TINY: &str = "/heavy/cpu-io-no-db/?prime_limit=10&hash_rounds=1&io_kb=0";
+/// A heavy request of microseconds that still goes to a handler thread (above the inline bound,
+/// `HeavyParams::runs_inline`): these tests are about the hand-off.
+const TINY: &str = "/heavy/cpu-io-no-db/?prime_limit=200&hash_rounds=1&io_kb=0";
 /// Runs until killed: a `--timeout 0` server lets it go on far past any test's patience.
 const ENDLESS: &str = "/heavy/cpu-io-no-db/?prime_limit=1000000000000&hash_rounds=0&io_kb=0";
 

@@ -114,6 +114,50 @@ fn health_and_errors_are_answered_while_every_thread_is_busy() {
     }
 }
 
+/// Work smaller than a hand-off to a thread (`HeavyParams::runs_inline`) is answered by the
+/// event loop, as health is; one step above the bound waits for a thread like any heavy request.
+#[test]
+fn work_smaller_than_a_hand_off_is_answered_while_every_thread_is_busy() {
+    let cal = calibration();
+    let server = calibrated_server(&["--workers", "1", "--threads", "1"]);
+    let cheapest = "/heavy/cpu-io-no-db/?prime_limit=2&hash_rounds=1&io_kb=0";
+    let started = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(get(server.port, cheapest).status, 200);
+    }
+    // Twenty times what ten of them take idle, and at least a second: longer than all the
+    // cheap requests below.
+    let long = cal.request((started.elapsed() * 20).max(Duration::from_secs(1)));
+    let busy = start_request(server.port, &long);
+    for _ in 0..10 {
+        let resp = get(server.port, cheapest);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.json()["primes_found"], 0);
+        assert_eq!(resp.json()["hash_rounds"], 1);
+    }
+    assert!(
+        !busy.is_finished(),
+        "the cheapest requests were answered only after the long one finished"
+    );
+    let above = start_request(
+        server.port,
+        "/heavy/cpu-io-no-db/?prime_limit=101&hash_rounds=1&io_kb=0",
+    );
+    for _ in 0..10 {
+        assert_eq!(get(server.port, cheapest).status, 200);
+    }
+    assert!(
+        !busy.is_finished(),
+        "the long request finished within twenty cheap requests' time"
+    );
+    assert!(
+        !above.is_finished(),
+        "a request above the inline bound was answered while the only thread was busy"
+    );
+    assert_eq!(busy.join().unwrap().unwrap().status, 200);
+    assert_eq!(above.join().unwrap().unwrap().status, 200);
+}
+
 #[test]
 fn idle_keep_alive_connections_hold_no_handler_thread() {
     let server = Server::start(&["--workers", "1", "--threads", "1", "--keep-alive", "60"]);

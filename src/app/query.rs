@@ -43,7 +43,24 @@ pub struct ParamError {
     pub max: Option<i64>,
 }
 
+/// The most work a heavy request may ask for and still be answered on the event loop, as
+/// health is: fewer than 100 trial-division candidates, 10 hash rounds and no I/O — about a
+/// microsecond, less than handing it to a thread costs (two wake-ups and a descriptor hop).
+pub const INLINE_MAX_PRIME_LIMIT: i64 = 100;
+pub const INLINE_MAX_HASH_ROUNDS: i64 = 10;
+
 impl HeavyParams {
+    /// Whether the request's whole work is smaller than handing it to a handler thread, so
+    /// the event loop answers it itself (never a fault-injection request: those test the
+    /// thread path).
+    pub fn runs_inline(&self) -> bool {
+        self.prime_limit <= INLINE_MAX_PRIME_LIMIT
+            && self.hash_rounds <= INLINE_MAX_HASH_ROUNDS
+            && self.io_kb == 0
+            && !self.panic
+            && !self.corrupt_frame
+    }
+
     /// Parses the raw query string (the part after `?`, without it).
     pub fn from_query(query: &str, limits: &Limits) -> Result<Self, ParamError> {
         let mut raw: [Option<String>; 3] = [None, None, None];
@@ -202,6 +219,33 @@ mod tests {
                 corrupt_frame: false
             }
         );
+    }
+
+    #[test]
+    fn only_work_smaller_than_a_hand_off_runs_inline() {
+        let cheapest = parse("prime_limit=2&hash_rounds=1&io_kb=0").unwrap();
+        assert!(cheapest.runs_inline());
+        assert!(parse("prime_limit=100&hash_rounds=10&io_kb=0")
+            .unwrap()
+            .runs_inline());
+        for above in [
+            "prime_limit=101&hash_rounds=1&io_kb=0",
+            "prime_limit=2&hash_rounds=11&io_kb=0",
+            "prime_limit=2&hash_rounds=1&io_kb=1",
+            "",
+        ] {
+            assert!(!parse(above).unwrap().runs_inline(), "{above}");
+        }
+        let faulty = HeavyParams {
+            panic: true,
+            ..cheapest
+        };
+        assert!(!faulty.runs_inline());
+        let corrupt = HeavyParams {
+            corrupt_frame: true,
+            ..cheapest
+        };
+        assert!(!corrupt.runs_inline());
     }
 
     #[test]

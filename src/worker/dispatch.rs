@@ -94,6 +94,22 @@ impl EventLoop {
                 };
                 self.answer(token, &head, &response, keep_alive, Outcome::Normal)
             }
+            Route::Heavy(params) if params.runs_inline() => {
+                // Less work than a hand-off: answered here, as health is.
+                let received_ns = self
+                    .conns
+                    .get(token)
+                    .expect("live connection")
+                    .request_start_ns();
+                let (response, timed_out) =
+                    super::handler::run(&self.hub, &params, received_ns, &head.target);
+                let outcome = if timed_out {
+                    Outcome::TimedOut
+                } else {
+                    Outcome::Normal
+                };
+                self.answer(token, &head, &response, keep_alive, outcome)
+            }
             Route::Heavy(params) => {
                 let conn = self.conns.get_mut(token).expect("live connection");
                 let job = Job {

@@ -4,9 +4,9 @@
 //! never waits for a client, so no client can hold a thread or the worker's heartbeat.
 
 use super::hub::{Finished, Handback, Hub};
-use super::queue::{Item, Job, RecvError};
+use super::queue::{Item, RecvError};
 use crate::app::kernels::Deadline;
-use crate::app::{timeout_response, Response, Timings};
+use crate::app::{timeout_response, HeavyParams, Response, Timings};
 use crate::log;
 use crate::shared::{monotonic_ms, monotonic_ns};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -205,7 +205,7 @@ fn serve(hub: &Hub, index: usize, item: Item, fd: OwnedFd) {
         Item::Heavy(job) => {
             let job = *job;
             hub.busy_since_ms[index].store(monotonic_ms().max(1), Ordering::Release);
-            let (response, timed_out) = run(hub, &job);
+            let (response, timed_out) = run(hub, &job.params, job.received_ns, &job.head.target);
             hub.busy_since_ms[index].store(0, Ordering::Release);
             Handback {
                 fd,
@@ -225,10 +225,16 @@ fn serve(hub: &Hub, index: usize, item: Item, fd: OwnedFd) {
 }
 
 /// Runs the request within what is left of its `--timeout` (it has been waiting since its
-/// first byte arrived), and records where its time went. True with the answer: it timed out.
-fn run(hub: &Hub, job: &Job) -> (Response, bool) {
+/// first byte arrived, at `received_ns`), and records where its time went. True with the
+/// answer: it timed out. (Also the event loop's, for a request that runs inline.)
+pub(super) fn run(
+    hub: &Hub,
+    params: &HeavyParams,
+    received_ns: u64,
+    target: &str,
+) -> (Response, bool) {
     let started = Instant::now();
-    let waited = Duration::from_nanos(monotonic_ns().saturating_sub(job.received_ns));
+    let waited = Duration::from_nanos(monotonic_ns().saturating_sub(received_ns));
     let timeout = hub.config.timeout;
     if let Some(limit) = timeout {
         if waited >= limit {
@@ -243,7 +249,7 @@ fn run(hub: &Hub, job: &Job) -> (Response, bool) {
         None => Deadline::none(),
     };
     match catch_unwind(AssertUnwindSafe(|| {
-        hub.app.run_heavy(job.params, deadline, waited)
+        hub.app.run_heavy(*params, deadline, waited)
     })) {
         Ok(Ok((response, timings))) => {
             record(hub, &timings);
@@ -257,7 +263,7 @@ fn run(hub: &Hub, job: &Job) -> (Response, bool) {
             (timeout_response(timeout.unwrap_or_default(), worked), true)
         }
         Err(_panic) => {
-            log::error(&format!("Error handling request {}", job.head.target));
+            log::error(&format!("Error handling request {target}"));
             (
                 Response::error(500, "internal server error", json!({})),
                 false,
