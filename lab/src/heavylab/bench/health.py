@@ -13,8 +13,13 @@ the server's whole process tree used during the wrk run (sum of /proc/PID/task/*
 first field) / requests answered. Wall throughput depends on what else the 2 cores are doing
 (wrk runs on them too, and so do neighbours); CPU per request does not, so conclusions rest on it.
 
-Usage: python3 bench/health.py [--rounds 5] [--seconds 5] [--conns 50,1000]
-                               [--servers nginx,heavy-4x2,heavy-2x2,axum,original]
+With heavy-api 4x2 among the servers, the same rounds also drive two heavy paths on that server
+(issue #23): the cheapest heavy request (`prime_limit=2&hash_rounds=1&io_kb=0`, answered by the
+event loop: less work than a hand-off) and the first one above the inline bound
+(`prime_limit=101`, handed to a thread), each also as a ratio to health on the same server.
+
+Usage: heavy-lab bench health [--rounds 5] [--seconds 5] [--conns 50,1000]
+                              [--servers nginx,heavy-4x2,heavy-2x2,axum,original] [--heavy-paths cheapest,handoff]
 """
 
 import argparse
@@ -53,7 +58,15 @@ def ensure_tools():
         )
 
 
-def wrk(port, conns, seconds, threads=2):
+HEALTH = "/heavy/health/"
+# Heavy paths driven on heavy-4x2 beside its health (name: path).
+HEAVY_PATHS = {
+    "cheapest": "/heavy/cpu-io-no-db/?prime_limit=2&hash_rounds=1&io_kb=0",
+    "handoff": "/heavy/cpu-io-no-db/?prime_limit=101&hash_rounds=1&io_kb=0",
+}
+
+
+def wrk(port, conns, seconds, threads=2, path=HEALTH):
     """(requests, req/s, errors, p50 string, p99 string) of one wrk run."""
     out = subprocess.run(
         [
@@ -64,7 +77,7 @@ def wrk(port, conns, seconds, threads=2):
             "--timeout",
             "10s",
             "--latency",
-            f"http://127.0.0.1:{port}/heavy/health/",
+            f"http://127.0.0.1:{port}{path}",
         ],
         capture_output=True,
         text=True,
@@ -91,6 +104,11 @@ def main():
     ap.add_argument("--conns", default="50,1000")
     ap.add_argument("--servers", default="nginx,heavy-4x2,heavy-2x2,axum,original")
     ap.add_argument(
+        "--heavy-paths",
+        default="cheapest,handoff",
+        help="heavy paths also driven on heavy-4x2 (cheapest, handoff; empty: none)",
+    )
+    ap.add_argument(
         "--baseline",
         metavar="BINARY",
         help="also run this heavy-api build as 4x2 (server name 'baseline'), to compare builds side by side",
@@ -102,6 +120,14 @@ def main():
             "heavy-api", extra=["--keep-alive", "75"], workers=4, threads=2, binary=args.baseline
         )
         names.append("baseline")
+    heavy = [h for h in args.heavy_paths.split(",") if h] if "heavy-4x2" in names else []
+    unknown = [h for h in heavy if h not in HEAVY_PATHS]
+    if unknown:
+        ap.error(f"--heavy-paths: unknown {', '.join(unknown)} (known: {', '.join(HEAVY_PATHS)})")
+    # What each wrk run targets: (row name, server, path).
+    targets = [(n, n, HEALTH) for n in names] + [
+        (f"heavy-4x2 {h}", "heavy-4x2", HEAVY_PATHS[h]) for h in heavy
+    ]
     conns = [int(c) for c in args.conns.split(",")]
     raise_nofile()
     ensure_tools()
@@ -116,14 +142,14 @@ def main():
             servers[n] = SERVERS[n]()
         for s in servers.values():  # warm-up: connections, caches, Python imports
             wrk(s.port, 50, 1)
-        res = {(n, c): [] for n in names for c in conns}
+        res = {(t, c): [] for t, _, _ in targets for c in conns}
         for r in range(args.rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
+            order = targets[r % len(targets) :] + targets[: r % len(targets)]
             for c in conns:
-                for n in order:
-                    s = servers[n]
+                for n, server, path in order:
+                    s = servers[server]
                     cpu0 = s.cpu()
-                    reqs, rps, err, p50, p99 = wrk(s.port, c, args.seconds)
+                    reqs, rps, err, p50, p99 = wrk(s.port, c, args.seconds, path=path)
                     cpu = s.cpu() - cpu0
                     res[(n, c)].append(
                         {"rps": rps, "err": err, "p50": p50, "p99": p99, "us": cpu / max(reqs, 1) * 1e6}
@@ -145,12 +171,16 @@ def main():
         ref_rps = statistics.median(x["rps"] for x in res[(ref, c)])
         ref_us = statistics.median(x["us"] for x in res[(ref, c)])
         rows = []
-        for n in names:
+        for n, server, path in targets:
             xs = res[(n, c)]
             rps, us = [x["rps"] for x in xs], [x["us"] for x in xs]
+            label = servers[server].label + ("" if path == HEALTH else f", `{path.split('?')[1]}`")
+            if path != HEALTH:
+                own = statistics.median(x["rps"] for x in res[(server, c)])
+                label += f" ({statistics.median(rps) / own:.2f}x its health)"
             rows.append(
                 [
-                    servers[n].label,
+                    label,
                     spread(rps),
                     f"{statistics.median(rps) / ref_rps:.2f}",
                     spread(us, "{:.1f}"),
