@@ -278,8 +278,12 @@ fn record(hub: &Hub, t: &Timings) {
         let p = &m.phases;
         p.queue.observe(t.queue);
         p.cpu.observe(t.cpu);
-        p.cpu_thread.observe(t.cpu_thread);
-        p.cpu_wait.observe(t.cpu_wait);
+        if let Some(v) = t.cpu_thread {
+            p.cpu_thread.observe(v);
+        }
+        if let Some(v) = t.cpu_wait {
+            p.cpu_wait.observe(v);
+        }
         p.io.observe(t.io);
         p.fsync.observe(t.fsync);
         if let Some(v) = t.throttled {
