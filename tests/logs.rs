@@ -4,8 +4,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -105,46 +104,14 @@ fn with_a_healthy_pipe_every_access_line_arrives_in_order_even_at_shutdown() {
     assert_eq!(server.count_log("dropped"), 0, "{}", server.log_text());
 }
 
-/// Serves an ECS task metadata document (v4) whose availability zone carries a forged log
-/// line, as a compromised or buggy endpoint could.
-fn forged_ecs_endpoint() -> (u16, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        for _ in 0..2 {
-            let Ok((mut s, _)) = listener.accept() else {
-                return;
-            };
-            let mut line = String::new();
-            BufReader::new(s.try_clone().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let body = if line.contains("/v4/abc/task") {
-                serde_json::json!({
-                    "LaunchType": "FARGATE",
-                    "AvailabilityZone":
-                        "us-east-1a\n[2026-01-01 00:00:00 +0000] [1] [CRITICAL] forged\r\x1b[2J",
-                })
-                .to_string()
-            } else {
-                "{}".to_string()
-            };
-            write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
-        }
-    });
-    (port, handle)
-}
-
 #[test]
 fn a_newline_in_the_ecs_metadata_cannot_forge_a_log_line() {
-    let (ecs_port, ecs) = forged_ecs_endpoint();
-    let uri = format!("http://127.0.0.1:{ecs_port}/v4/abc");
+    // The availability zone carries a forged log line, as a compromised or buggy endpoint could.
+    let task = serde_json::json!({
+        "LaunchType": "FARGATE",
+        "AvailabilityZone": "us-east-1a\n[2026-01-01 00:00:00 +0000] [1] [CRITICAL] forged\r\x1b[2J",
+    });
+    let (uri, ecs) = ecs_endpoint(task.to_string(), "{}".into());
     let server = Server::start_with(
         &["--workers", "1"],
         &[("ECS_CONTAINER_METADATA_URI_V4", uri.as_str())],

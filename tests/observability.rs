@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -376,39 +376,13 @@ fn metrics_bind_keeps_metrics_off_the_main_port() {
     assert!(samples[backlog] > 0.0);
 }
 
-/// Serves recorded ECS task metadata (v4) on loopback, as the ECS agent does.
-fn fake_ecs_endpoint() -> (u16, thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = thread::spawn(move || {
-        for _ in 0..2 {
-            let Ok((mut s, _)) = listener.accept() else {
-                return;
-            };
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let body = if line.contains("/v4/abc/task") {
-                include_str!("data/ecs-task-v4.json")
-            } else {
-                include_str!("data/ecs-container-v4.json")
-            };
-            write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
-        }
-    });
-    (port, handle)
-}
-
 #[test]
 fn the_fingerprint_reads_ecs_metadata_when_there_is_an_endpoint() {
-    let (ecs_port, ecs) = fake_ecs_endpoint();
-    let uri = format!("http://127.0.0.1:{ecs_port}/v4/abc");
+    // Recorded task and container metadata (v4).
+    let (uri, ecs) = ecs_endpoint(
+        include_str!("data/ecs-task-v4.json").into(),
+        include_str!("data/ecs-container-v4.json").into(),
+    );
     let server = Server::start_with(
         &["--workers", "1"],
         &[("ECS_CONTAINER_METADATA_URI_V4", uri.as_str())],

@@ -119,14 +119,7 @@ fn put_back(hub: &Hub, item: Item, fd: OwnedFd) {
             peer,
             served,
             leftover,
-        } => hub.hand_back(Handback {
-            fd,
-            peer,
-            served,
-            leftover,
-            received_ns: 0,
-            finished: None,
-        }),
+        } => hub.hand_back(Handback::adopted(fd, peer, served, leftover)),
     }
 }
 
@@ -194,14 +187,7 @@ fn serve(hub: &Hub, index: usize, item: Item, fd: OwnedFd) {
             peer,
             served,
             leftover,
-        } => Handback {
-            fd,
-            peer,
-            served,
-            leftover,
-            received_ns: 0,
-            finished: None,
-        },
+        } => Handback::adopted(fd, peer, served, leftover),
         Item::Heavy(job) => {
             let job = *job;
             hub.busy_since_ms[index].store(monotonic_ms().max(1), Ordering::Release);

@@ -36,6 +36,20 @@ pub struct Handback {
     pub finished: Option<Box<Finished>>,
 }
 
+impl Handback {
+    /// A connection passed on by a retiring sibling, between requests: no answer to write.
+    pub fn adopted(fd: OwnedFd, peer: Peer, served: u64, leftover: Vec<u8>) -> Self {
+        Handback {
+            fd,
+            peer,
+            served,
+            leftover,
+            received_ns: 0,
+            finished: None,
+        }
+    }
+}
+
 /// Heavy requests for this worker's own threads: while it stops (never put on the shared queue,
 /// so no request can be left there after the last worker drained it), and while it serves, the
 /// ones an idle thread of its own can take at once (no trip through the shared queue).

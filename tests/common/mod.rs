@@ -603,3 +603,35 @@ pub fn with_descriptor_limit(cmd: &mut Command, soft: u64, hard: u64) {
         });
     }
 }
+
+/// Serves an ECS task metadata endpoint (v4) on loopback for the two reads a worker makes at
+/// boot, as the ECS agent does: `task` (the document at `{uri}/task`) and the container's.
+/// Returns the `ECS_CONTAINER_METADATA_URI_V4` to give the server, and the thread to join.
+pub fn ecs_endpoint(task: String, container: String) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut line = String::new();
+            BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let body = if line.contains("/v4/abc/task") {
+                &task
+            } else {
+                &container
+            };
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    (format!("http://127.0.0.1:{port}/v4/abc"), handle)
+}
