@@ -46,17 +46,24 @@ def test_growing_queue_breaks_a_step_that_passes_the_slo():
     assert any("latency kept growing" in r for r in st.reasons), st.reasons
 
 
-def test_a_queue_growing_while_the_server_falls_behind_breaks_a_short_step():
-    # The platform lab's quota at 140 req/s in a 4 s step: 96 % served and the median up 1.4x
-    # (128 -> 190 ms) in the 2 s judged; neither alone breaks the step, both together do.
+def test_a_target_a_few_percent_behind_breaks_the_step():
+    # The platform lab's quota at 140 req/s in a 4 s step: 96 % served, the median up 1.4x
+    # (128 -> 190 ms) in the 2 s judged. Once called sustained, with a capacity above what the
+    # target served; a queue that never drains.
     def growing(i, t):
         return 128.0 + 46.0 * (t - 2.0) / (1 - 0.046)
 
     st = steady.judge(steady.step_stats(step_samples(140, 4, growing), 140, 4), 2000, 0.01)
     assert 0.95 * 140 <= st.served_rps < 0.98 * 140, st.served_rps
     assert 1.25 < st.last_p50_ms / st.first_p50_ms < 1.5
-    assert [r for r in st.reasons if "latency kept growing" in r and "req/s served" in r], st.reasons
-    assert not [r for r in st.reasons if r.startswith("served ")], st.reasons
+    assert [r for r in st.reasons if r.startswith("served 134 of 140")], st.reasons
+
+
+def test_the_window_edges_do_not_break_a_held_rate():
+    # Answers of 300 ms: the requests started in the last 0.3 s are answered after the window,
+    # those of the warm-up's last 0.3 s inside it; the count evens out.
+    st = steady.judge(steady.step_stats(step_samples(140, 4, lambda i, t: 300.0), 140, 4), 2000, 0.01)
+    assert st.ok, st.reasons
 
 
 def test_served_less_than_offered_breaks():
