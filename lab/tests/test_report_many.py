@@ -330,6 +330,17 @@ def test_the_cpu_split_is_read_at_each_sides_limit(capacity_run, tmp_path):
     assert c.causes["quota"] == []
 
 
+def test_no_cause_is_named_for_a_side_within_noise_of_the_best(capacity_run, tmp_path):
+    """The same platform twice: its split may differ at the limit, but its capacity does not
+    beyond noise, so there is nothing to explain (the lab once named "waiting for a core" here)."""
+    a = capacity_run("dedicated", 265.0, 277.0, cpu_wait_ms=0.3, at_limit={"server_cpu_wait_ms": 0.3})
+    b = capacity_run("again", 266.0, 277.0, cpu_wait_ms=0.3, at_limit={"server_cpu_wait_ms": 2.0})
+    c = compare.compare_many([(None, a), (None, b)], tmp_path / "o")
+    assert [p.vs_best for p in c.ranking] == ["best", "within noise"]
+    assert c.causes == {"dedicated": [], "again": []}
+    assert md_row(c.md_path.read_text(), "cpu_wait avg (waiting for a core)")[4] == "beyond noise"
+
+
 def test_a_lower_capacity_is_explained_by_the_cpu_split(capacity_run, tmp_path):
     """Capacity runs each at their own rate: latency is not compared, the CPU split per request is,
     and names why the throttled side holds less."""

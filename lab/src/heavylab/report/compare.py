@@ -19,7 +19,7 @@ row: ranges apart and medians more than --min-effect apart, heavylab.analysis.st
 rankings (capacity, cost at capacity; without capacity runs: p95 latency and cost per million)
 order all sides; a side shares the rank of the one above it unless they differ beyond noise. Why a
 side is slower is named against the BEST-ranked side (throttling, waiting for a core, steal,
-slower CPU: heavylab.analysis.verdicts). Two sides give the report of two sides: A and B.
+slower CPU: heavylab.analysis.verdicts); by capacity, for a side ranked worse beyond noise only. Two sides give the report of two sides: A and B.
 
 API (for the platform lab and other callers):
 
@@ -216,16 +216,19 @@ def _has(c: Comparison, row_label: str) -> bool:
 
 
 def _causes(c: Comparison) -> None:
-    """Each side's named causes against the best-ranked side (beyond noise, in its direction)."""
+    """Each side's named causes against the best-ranked side (beyond noise, in its direction).
+    In a capacity comparison none for a side whose capacity is within noise of the best: there
+    is nothing to explain (by latency, a side may be slower at p50 while its p95 ranks level)."""
     if not c.ranking:
         return
     best = c.labels.index(c.ranking[0].label)
+    worse = {p.label for p in c.ranking if p.vs_best == "beyond noise" or not c.capacity_mode}
     for j, label in enumerate(c.labels):
         if j == best:
             c.causes[label] = []
             continue
         rows = table.pair_rows(c.table, best, j, not c.capacity_mode, c.min_effect)
-        c.causes[label] = named_causes(rows, slower_is_b=True)
+        c.causes[label] = named_causes(rows, slower_is_b=True) if label in worse else []
         c.split_measured[label] = split_measured(rows)
 
 
