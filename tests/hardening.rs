@@ -677,6 +677,21 @@ fn wait_for_one(
 /// a retiring worker passes a connection on with the requests it already read.
 #[test]
 fn pipelining_clients_lose_no_request_across_recycling() {
+    pipelined_requests_survive_recycling(TINY);
+}
+
+/// The same for requests the event loop answers itself (health, and heavy work smaller than a
+/// hand-off): the `--max-requests`-th of them is answered on the loop, and the connection must
+/// still move on with the requests behind it.
+#[test]
+fn pipelined_requests_answered_on_the_loop_survive_recycling() {
+    pipelined_requests_survive_recycling(
+        "/heavy/cpu-io-no-db/?prime_limit=2&hash_rounds=1&io_kb=0",
+    );
+    pipelined_requests_survive_recycling("/heavy/health/");
+}
+
+fn pipelined_requests_survive_recycling(path: &'static str) {
     let server = Server::start(&[
         "--workers",
         "2",
@@ -696,7 +711,7 @@ fn pipelining_clients_lose_no_request_across_recycling() {
                     let mut reader = BufReader::new(s.try_clone().unwrap());
                     let mut batch = String::new();
                     for _ in 0..5 {
-                        batch.push_str(&format!("GET {TINY} HTTP/1.1\r\nHost: t\r\n\r\n"));
+                        batch.push_str(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
                     }
                     s.write_all(batch.as_bytes()).unwrap();
                     for i in 0..5 {

@@ -138,12 +138,13 @@ def capacity_run(tmp_path):
         if broken:
             steps.append({**steps[2], "step": len(steps) + 1, "phase": "confirm"})
             # The step at the limit (the broken one) carries the CPU split the report explains
-            # a capacity with: the split at capacity, with `at_limit`'s averages put over it.
+            # a capacity with: the split at capacity (with a cpu_thread, which a server with the
+            # split always sends, when any part is given), `at_limit`'s averages put over it.
             limit = d / steps[3]["dir"]
             limit.mkdir(parents=True)
-            (limit / "summary.json").write_text(
-                json.dumps(_with_split(summary, {**split, **(at_limit or {})}))
-            )
+            given = at_limit or any(v is not None for v in split.values())
+            at = {**({"server_cpu_thread_ms": 3.7} if given else {}), **split, **(at_limit or {})}
+            (limit / "summary.json").write_text(json.dumps(_with_split(summary, at)))
         if status == "budget-spent":
             statement = f"capacity: between {capacity:g} and {broken:g} req/s (search budget spent)"
         else:

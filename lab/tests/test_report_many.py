@@ -324,10 +324,18 @@ def test_the_cpu_split_is_read_at_each_sides_limit(capacity_run, tmp_path):
     md = c.md_path.read_text()
     assert md_row(md, "throttled avg (cgroup CFS throttling)")[1:3] == ["0.00", "3.70"]
     assert md_row(md, "cpu_wait avg (waiting for a core)")[1:3] == ["0.40", "3.00"]
-    # A run folder without its steps (an older search) reads the split at capacity, as before.
+    # One side without its steps (an older search): every side is read at capacity, and the
+    # report says so — never one side at its limit and the other at capacity.
     shutil.rmtree(quota / "steps")
     c = compare.compare_many([(None, dedicated), (None, quota)], tmp_path / "o2")
     assert c.causes["quota"] == []
+    md = c.md_path.read_text()
+    assert md_row(md, "cpu_wait avg (waiting for a core)")[1:3] == ["0.30", "0.01"]
+    assert "read at each side's step at capacity, not at its limit" in md
+    assert any("compared at each side's step at capacity" in v for v in c.verdict), c.verdict
+    # A limit step whose summary is not readable counts as missing, with a warning.
+    (dedicated / "steps" / "04-277rps" / "summary.json").write_text("{")
+    assert compare.load_run(dedicated).at_limit is None
 
 
 def test_no_cause_is_named_for_a_side_within_noise_of_the_best(capacity_run, tmp_path):

@@ -152,7 +152,7 @@ impl App {
     }
 
     /// Runs the heavy endpoint: primes, hash chain, then the file append + read. `queued` is how
-    /// long the request waited for a handler thread. Gives up with [`TimedOut`] once `deadline`
+    /// long the request waited to start (for a handler thread, or the event loop). Gives up with [`TimedOut`] once `deadline`
     /// passes; the caller answers with [`timeout_response`]. Measures what the platform gave
     /// the request (see [`Timings`]) and reports it in `Server-Timing`.
     pub fn run_heavy(

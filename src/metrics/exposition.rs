@@ -148,7 +148,7 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
     for (name, help, h) in [
         (
             "queue",
-            "Time heavy requests waited for a handler thread.",
+            "Time heavy requests waited to start: for a handler thread, or the event loop.",
             &p.queue,
         ),
         (

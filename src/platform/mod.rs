@@ -111,8 +111,14 @@ fn ticks_to_duration(ticks: u64) -> Duration {
 /// Asks the scheduler (EEVDF, Linux 6.12 and later) for a short time slice, 0.3 ms (the default
 /// is 0.75 ms times a factor for the CPU count), for the calling thread: a thread that runs
 /// briefly and often then gets its turn sooner when woken. Best effort: false where the kernel or
-/// a seccomp profile refuses it (older kernels accept the call and ignore the slice).
+/// a seccomp profile refuses it (older kernels accept the call and ignore the slice), and left
+/// alone when an operator chose another policy (`chrt`, systemd's `CPUSchedulingPolicy`).
 pub fn request_short_slice() -> bool {
+    // SAFETY: sched_getscheduler has no memory arguments; pid 0 is the calling thread. A policy
+    // with SCHED_RESET_ON_FORK set reads as a different number, so it is left alone too.
+    if unsafe { libc::sched_getscheduler(0) } != libc::SCHED_OTHER {
+        return false;
+    }
     /// `struct sched_attr` (include/uapi/linux/sched/types.h), the version-1 size.
     #[repr(C)]
     struct SchedAttr {

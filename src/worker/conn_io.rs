@@ -61,8 +61,10 @@ impl EventLoop {
     /// Writes what is pending, then dispatches whatever complete requests the buffer holds, in
     /// order, until the connection has to wait (or leaves the loop with a request).
     pub(super) fn advance(&mut self, token: u64) {
-        let pass_on = self.passes_connections_on();
         loop {
+            // Asked every time: the request just answered may have been this worker's last
+            // (`--max-requests`), and the pipelined ones behind it go to another worker.
+            let pass_on = self.passes_connections_on();
             let limits = &self.hub.config.http_limits;
             let Some(conn) = self.conns.get_mut(token) else {
                 return;

@@ -1,6 +1,7 @@
-//! What happens to a complete request: answered here (health, every error), or handed to a
-//! handler thread (heavy work) through the shared queue — or, while this worker stops, its own
-//! local queue. Also where a retiring worker passes its connections on.
+//! What happens to a complete request: answered here (health, every error, heavy work smaller
+//! than a hand-off), or handed to a handler thread (heavy work) through the shared queue — or,
+//! while this worker stops, its own local queue. Also where a retiring worker passes its
+//! connections on.
 
 use super::connection::{Outcome, SHUTDOWN_GRACE};
 use super::event_loop::EventLoop;

@@ -102,10 +102,34 @@ def load_run(p: Path) -> Run:
     at_limit = None
     if (p / "capacity.json").is_file():
         capacity = json.loads((p / "capacity.json").read_text(encoding="utf-8"))
-        step = limit_step_dir(capacity)
-        if step and (p / step / "summary.json").is_file():
-            at_limit = load_run(p / step)
+        at_limit = _limit_run(p, capacity)
     return Run(path=p, summary=summary, meta=meta, metrics=metrics, capacity=capacity, at_limit=at_limit)
+
+
+def _limit_run(p: Path, capacity: dict) -> Run | None:
+    """The run of a capacity search's step at its limit, when its folder holds a readable summary
+    with the server's CPU split; else None (the report then reads every side at capacity)."""
+    step = limit_step_dir(capacity)
+    if not step or not (p / step / "summary.json").is_file():
+        return None
+    try:
+        run = load_run(p / step)
+    except (OSError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        print(f"warning: {p / step}: its summary cannot be read ({e}); the CPU split is read at capacity")
+        return None
+    return run if run.stat("server_cpu_thread_ms", "avg") is not None else None
+
+
+def split_at_limit(sides: list) -> bool:
+    """Whether a comparison reads the CPU split at each side's limit: only if every run of every
+    side has its limit step, so that no two sides are read at different points of their search.
+    Otherwise every run's limit step is set aside and the split is read at capacity."""
+    runs = [r for s in sides for r in [*s.runs, s.merged]]
+    if runs and all(r.at_limit is not None for r in runs):
+        return True
+    for r in runs:
+        r.at_limit = None
+    return False
 
 
 def limit_step_dir(capacity: dict) -> str | None:
@@ -213,7 +237,7 @@ def merge_runs(path: Path, runs: list[Run]) -> Run:
         capacity = dict(caps[0])
         capacity["capacity_rps"] = median([c["capacity_rps"] for c in caps])
     limits = [r.at_limit for r in runs if r.at_limit is not None]
-    at_limit = merge_runs(path, limits) if limits else None
+    at_limit = merge_runs(path, limits) if limits and len(limits) == len(runs) else None
     return Run(path=path, summary=summary, meta=meta, metrics=metrics, capacity=capacity, at_limit=at_limit)
 
 

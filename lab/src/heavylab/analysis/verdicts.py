@@ -87,8 +87,13 @@ def verdicts(a: Side, b: Side, rows: list[dict], with_platform: bool = True) -> 
         notes.append(
             "The other numbers describe each side's step at its own capacity (different "
             "arrival rates), so they are shown but not read as findings; the CPU split per "
-            "request is compared at each side's limit (its step at the lowest broken rate), to "
-            "say why a capacity is lower."
+            "request is compared "
+            + (
+                "at each side's limit (its step at the lowest broken rate)"
+                if a.merged.at_limit is not None
+                else "at each side's step at capacity"
+            )
+            + ", to say why a capacity is lower."
         )
         return _overall(wins, la, lb) + notes + platform + ([spread_note([a, b])] if with_platform else [])
 

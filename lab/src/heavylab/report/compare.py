@@ -63,7 +63,14 @@ from heavylab.analysis.prices import (  # noqa: F401
     parse_price,
     price_table_markdown,
 )
-from heavylab.analysis.runs import Side, exclusion_reason, load_run, load_side, workload_differences  # noqa: F401
+from heavylab.analysis.runs import (  # noqa: F401
+    Side,
+    exclusion_reason,
+    load_run,
+    load_side,
+    split_at_limit,
+    workload_differences,
+)
 from heavylab.analysis.stats import DEFAULT_MIN_EFFECT, DEFAULT_NOISE, differs
 from heavylab.analysis.verdicts import (
     Place,
@@ -336,6 +343,11 @@ def compare_many(
         if burst:
             warnings.append(burst)
     cap = table.capacity_mode(loaded)
+    if cap and not split_at_limit(loaded):
+        warnings.append(
+            "The CPU split is read at each side's step at capacity, not at its limit: not every run "
+            "has its limit step (a search that never broke, or one recorded without its step folders)."
+        )
     c = Comparison(
         sides=loaded, min_effect=min_effect, table=table.side_stats(loaded, noise), capacity_mode=cap
     )
