@@ -100,25 +100,42 @@ fn thousands_of_idle_connections_cost_no_threads_and_health_stays_green() {
     drop(idle);
 }
 
+/// A 1-worker server with `args`, started with a limit of 64 descriptors.
+fn server_with_64_descriptors(name: &str, args: &[&str]) -> Server {
+    raise_fd_limit(20_000);
+    let dir = temp_dir(name);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--bind", "127.0.0.1:0", "--workers", "1"])
+        .args(args)
+        .arg("--io-file")
+        .arg(dir.path().join("data.bin"));
+    with_descriptor_limit(&mut cmd, 64, 64);
+    Server::spawn(cmd, &[], dir)
+}
+
+/// Five health probes, each answered 200 within `bound` (else the failure names `during`).
+fn health_probes_answered_within(server: &Server, bound: Duration, during: &str) {
+    for round in 0..5 {
+        let mut s = connect(server.port);
+        s.set_read_timeout(Some(bound)).unwrap();
+        s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let resp = read_response(&mut BufReader::new(s), false).unwrap_or_else(|e| {
+            panic!(
+                "health probe {round} unanswered within {bound:?} during {during}: {e}; log:\n{}",
+                server.log_text()
+            )
+        });
+        assert_eq!(resp.status, 200);
+    }
+}
+
 #[test]
 fn a_worker_out_of_descriptors_holds_fewer_connections_and_answers_every_request() {
-    raise_fd_limit(20_000);
-    let dir = temp_dir("emfile");
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "--bind",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--threads",
-        "2",
-        "--worker-connections",
-        "1000",
-        "--io-file",
-    ])
-    .arg(dir.path().join("data.bin"));
-    with_descriptor_limit(&mut cmd, 64, 64);
-    let server = Server::spawn(cmd, &[], dir);
+    let server = server_with_64_descriptors(
+        "emfile",
+        &["--threads", "2", "--worker-connections", "1000"],
+    );
     // The worker fits --worker-connections to its 64 descriptors instead of running out.
     let line = server.wait_for_log(
         "--worker-connections 1000 lowered to ",
@@ -172,33 +189,14 @@ fn a_worker_out_of_descriptors_holds_fewer_connections_and_answers_every_request
 /// the silent ones' 10 s head timeout.
 #[test]
 fn a_flood_of_silent_connections_cannot_keep_health_out() {
-    raise_fd_limit(20_000);
-    let dir = temp_dir("silent");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--bind", "127.0.0.1:0", "--workers", "1", "--io-file"])
-        .arg(dir.path().join("data.bin"));
-    with_descriptor_limit(&mut cmd, 64, 64);
-    let server = Server::spawn(cmd, &[], dir);
+    let server = server_with_64_descriptors("silent", &[]);
     server.wait_healthy(Duration::from_secs(60));
     // Four times what the worker may hold (about 40 with 64 descriptors), none sending a byte.
     let mut flood: Vec<TcpStream> = (0..160).map(|_| connect(server.port)).collect();
     // Each probe is answered within a bound well under the 10 s head timeout that used to
     // free the slots.
     const PROBE: Duration = Duration::from_secs(5);
-    for round in 0..5 {
-        let mut s = connect(server.port);
-        s.set_read_timeout(Some(PROBE)).unwrap();
-        s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let resp = read_response(&mut BufReader::new(s), false).unwrap_or_else(|e| {
-            panic!(
-                "health probe {round} unanswered within {PROBE:?} during a silent flood: {e}; \
-                 log:\n{}",
-                server.log_text()
-            )
-        });
-        assert_eq!(resp.status, 200);
-    }
+    health_probes_answered_within(&server, PROBE, "a silent flood");
     // The oldest silent connection was the one evicted first.
     assert!(
         closed_within(&mut flood[0], PROBE),
@@ -220,13 +218,7 @@ fn a_flood_of_silent_connections_cannot_keep_health_out() {
 /// its connection look fresh and probes waited for the 10 s head timeout.
 #[test]
 fn a_flood_of_connections_dribbling_heads_cannot_keep_health_out() {
-    raise_fd_limit(20_000);
-    let dir = temp_dir("dribble");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--bind", "127.0.0.1:0", "--workers", "1", "--io-file"])
-        .arg(dir.path().join("data.bin"));
-    with_descriptor_limit(&mut cmd, 64, 64);
-    let server = Server::spawn(cmd, &[], dir);
+    let server = server_with_64_descriptors("dribble", &[]);
     server.wait_healthy(Duration::from_secs(60));
     let flood: Vec<TcpStream> = (0..160).map(|_| connect(server.port)).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -242,20 +234,7 @@ fn a_flood_of_connections_dribbling_heads_cannot_keep_health_out() {
         })
     };
     const PROBE: Duration = Duration::from_secs(5);
-    for round in 0..5 {
-        let mut s = connect(server.port);
-        s.set_read_timeout(Some(PROBE)).unwrap();
-        s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let resp = read_response(&mut BufReader::new(s), false).unwrap_or_else(|e| {
-            panic!(
-                "health probe {round} unanswered within {PROBE:?} during a dribbling flood: \
-                 {e}; log:\n{}",
-                server.log_text()
-            )
-        });
-        assert_eq!(resp.status, 200);
-    }
+    health_probes_answered_within(&server, PROBE, "a dribbling flood");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     dribbler.join().unwrap();
 }
