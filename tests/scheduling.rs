@@ -114,6 +114,47 @@ fn health_and_errors_are_answered_while_every_thread_is_busy() {
     }
 }
 
+/// Two heavy requests reaching one worker in the same turn, with both its threads idle, run
+/// at once: each was offered to an idle thread, and neither waits for the other to finish (a
+/// second thread once slept through its wake-up, so one request queued behind the other).
+#[test]
+fn two_requests_offered_at_once_to_idle_threads_both_start() {
+    let cal = calibration();
+    let server = calibrated_server(&["--workers", "1", "--threads", "2"]);
+    let work = cal.request(Duration::from_millis(400));
+    for round in 0..8 {
+        let mut conns: Vec<_> = (0..2).map(|_| connect(server.port)).collect();
+        // Both threads idle again (the last round's answers are in).
+        for s in &mut conns {
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+        }
+        let request = format!("GET {work} HTTP/1.1\r\nHost: t\r\n\r\n");
+        for s in &mut conns {
+            s.write_all(request.as_bytes()).unwrap();
+        }
+        for (i, s) in conns.into_iter().enumerate() {
+            let resp = read_response(&mut BufReader::new(s), false).unwrap();
+            assert_eq!(resp.status, 200);
+            let timing = resp.header("Server-Timing").unwrap().to_string();
+            let phase = |name: &str| -> f64 {
+                timing
+                    .split(", ")
+                    .find_map(|p| p.strip_prefix(&format!("{name};dur=")))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in {timing}"))
+            };
+            // Waiting for the other request to finish would be a queue as long as its work.
+            assert!(
+                phase("queue") < phase("cpu") / 2.0,
+                "round {round}, request {i} waited for a thread with one idle: {timing}"
+            );
+        }
+    }
+}
+
 /// Work smaller than a hand-off to a thread (`HeavyParams::runs_inline`) is answered by the
 /// event loop, as health is; one step above the bound waits for a thread like any heavy request.
 #[test]

@@ -79,7 +79,7 @@ pub struct Hub {
     handbacks_taken: Condvar,
     /// Wakes the event loop when a connection is handed back.
     pub wake: EventFd,
-    /// Wakes an idle thread of this worker for a local job.
+    /// Wakes an idle thread of this worker for a local job (a semaphore: one read, one wake).
     pub local_wake: EventFd,
     /// Idle threads not yet claimed by a local job: a thread adds itself before it waits for
     /// work and takes itself off when it wakes; [`Hub::offer_local`] claims one. A thread that
@@ -121,7 +121,13 @@ impl Hub {
             handbacks: Mutex::new(Vec::new()),
             handbacks_taken: Condvar::new(),
             wake: eventfd()?,
-            local_wake: eventfd()?,
+            // A semaphore: one wake-up per job offered. A plain counter let the first thread
+            // woken read every offer's wake-up at once, and a second idle thread, woken for
+            // the second job, found nothing to read and slept on while the job waited.
+            local_wake: EventFd::from_value_and_flags(
+                0,
+                EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_SEMAPHORE,
+            )?,
             idle_threads: AtomicUsize::new(0),
             busy_since_ms: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             metrics,
