@@ -242,7 +242,10 @@ http {{
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
         self.log.close()
+        # The data file and the log: nothing of a benchmark's server stays in the temp dir.
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):
         return self
