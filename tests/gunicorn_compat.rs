@@ -55,15 +55,13 @@ fn the_original_command_line_starts_and_warns_about_the_app_module() {
         "120",
     ]);
     server.wait_workers(4, SECS);
-    let log = server.log_text();
-    assert!(
-        log.contains(
-            "[WARNING] Ignoring the application \"loadtest_project.wsgi:application\": heavy-api \
-             serves its own application."
-        ),
-        "{log}"
+    // Waited for, not read at once: the test's reader thread may not have the lines yet.
+    server.wait_for_log(
+        "[WARNING] Ignoring the application \"loadtest_project.wsgi:application\": heavy-api \
+         serves its own application.",
+        SECS,
     );
-    assert!(log.contains("[INFO] Using worker: gthread"), "{log}");
+    server.wait_for_log("[INFO] Using worker: gthread", SECS);
     assert_eq!(get(server.port, "/heavy/health/").status, 200);
 }
 

@@ -280,8 +280,16 @@ pub fn parse_complete_head(
     }
     let head_end = buf.len();
 
-    let mut storage = vec![httparse::EMPTY_HEADER; fields];
-    let mut req = httparse::Request::new(&mut storage);
+    // A request has a few fields as a rule: their slots live on the stack then.
+    let mut on_stack = [httparse::EMPTY_HEADER; 16];
+    let mut on_heap;
+    let storage = if fields <= on_stack.len() {
+        &mut on_stack[..fields]
+    } else {
+        on_heap = vec![httparse::EMPTY_HEADER; fields];
+        &mut on_heap[..]
+    };
+    let mut req = httparse::Request::new(storage);
     match req.parse(&buf[..head_end]) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {
@@ -352,12 +360,19 @@ fn check_request_line(line: &[u8]) -> Result<Version, HttpError> {
                 .logged_as(format!("Invalid HTTP request line: {}", py_repr(line))),
         );
     }
-    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(HttpError::bad_request("malformed request line")
-            .logged_as(format!("Invalid HTTP request line: {}", py_repr(line))));
-    }
-    match parts[2] {
+    let mut parts = line.split(|&b| b == b' ');
+    let version = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(target), Some(version), None)
+            if !method.is_empty() && !target.is_empty() && !version.is_empty() =>
+        {
+            version
+        }
+        _ => {
+            return Err(HttpError::bad_request("malformed request line")
+                .logged_as(format!("Invalid HTTP request line: {}", py_repr(line))))
+        }
+    };
+    match version {
         b"HTTP/1.1" => Ok(Version::Http11),
         b"HTTP/1.0" => Ok(Version::Http10),
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
@@ -369,7 +384,7 @@ fn check_request_line(line: &[u8]) -> Result<Version, HttpError> {
             Err(HttpError::version_not_supported())
         }
         _ => Err(HttpError::bad_request("invalid HTTP version")
-            .logged_as(format!("Invalid HTTP Version: {}", py_repr(parts[2])))),
+            .logged_as(format!("Invalid HTTP Version: {}", py_repr(version)))),
     }
 }
 

@@ -2,8 +2,9 @@
 
 use super::Version;
 use crate::response::Response;
+use nix::time::{clock_gettime, ClockId};
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// How a response goes out: in which version, whether the connection stays open, and whether
 /// the body is left off (`HEAD`).
@@ -64,15 +65,16 @@ pub fn http_date() -> String {
 /// Calls `f` with the current HTTP date, without copying it (the hot path).
 fn with_http_date<T>(f: impl FnOnce(&str) -> T) -> T {
     thread_local!(static CACHE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+    // The date has whole seconds: the coarse clock (the kernel's last tick, a few ms behind at
+    // most) tells the second without reading the hardware clock on every response.
+    let secs = clock_gettime(ClockId::CLOCK_REALTIME_COARSE)
+        .map(|t| t.tv_sec().max(0) as u64)
         .unwrap_or(0);
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.0 != secs || cache.1.is_empty() {
-            *cache = (secs, httpdate::fmt_http_date(now));
+            let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+            *cache = (secs, date);
         }
         f(&cache.1)
     })

@@ -3,7 +3,7 @@
 //! answering worker can see at scrape time (listen backlogs, process CPU and memory, the
 //! platform) comes in a [`Scrape`].
 
-use super::{ExitCause, Histogram, Metrics, Route, BUCKETS, METHODS, STATUSES};
+use super::{ExitCause, Histogram, Metrics, Route, Traffic, BUCKETS, METHODS, STATUSES};
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
@@ -105,6 +105,7 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
         openmetrics,
     };
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let traffic = m.totals();
 
     o.family(
         "heavy_api_requests_total",
@@ -114,7 +115,7 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
     for route in Route::ALL {
         for (mi, method) in METHODS.iter().enumerate() {
             for (si, status) in STATUSES.iter().enumerate() {
-                let n = load(&m.requests[route as usize][mi][si]);
+                let n = load(&traffic.requests[route as usize][mi][si]);
                 if n > 0 {
                     let status = status.to_string();
                     o.sample(
@@ -140,11 +141,11 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
         o.histogram(
             "heavy_api_request_duration_seconds",
             &[("route", route.label())],
-            &m.duration[route as usize],
+            &traffic.duration[route as usize],
         );
     }
 
-    let p = &m.phases;
+    let p = &traffic.phases;
     for (name, help, h) in [
         (
             "queue",
@@ -372,7 +373,7 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
             rss,
         );
     }
-    render_utilization(&mut o, m, scrape);
+    render_utilization(&mut o, &traffic, scrape);
     o.family(
         "heavy_api_draining",
         "gauge",
@@ -410,7 +411,7 @@ pub fn render(m: &Metrics, scrape: &Scrape, openmetrics: bool) -> String {
 }
 
 /// What utilization needs: bytes at the HTTP layer, the namespace's interfaces, the cgroup.
-fn render_utilization(o: &mut Out, m: &Metrics, scrape: &Scrape) {
+fn render_utilization(o: &mut Out, traffic: &Traffic, scrape: &Scrape) {
     o.family(
         "heavy_api_http_received_bytes_total",
         "counter",
@@ -419,7 +420,7 @@ fn render_utilization(o: &mut Out, m: &Metrics, scrape: &Scrape) {
     o.sample(
         "heavy_api_http_received_bytes_total",
         &[],
-        m.http_received_bytes.load(Ordering::Relaxed),
+        traffic.http_received_bytes.load(Ordering::Relaxed),
     );
     o.family(
         "heavy_api_http_sent_bytes_total",
@@ -429,7 +430,7 @@ fn render_utilization(o: &mut Out, m: &Metrics, scrape: &Scrape) {
     o.sample(
         "heavy_api_http_sent_bytes_total",
         &[],
-        m.http_sent_bytes.load(Ordering::Relaxed),
+        traffic.http_sent_bytes.load(Ordering::Relaxed),
     );
 
     type Field = fn(&crate::platform::net::Interface) -> u64;
@@ -528,9 +529,9 @@ mod tests {
 
     fn sample_metrics() -> SharedMap<Metrics> {
         let m: SharedMap<Metrics> = SharedMap::new().unwrap();
-        m.requests[Route::Health as usize][0][0].fetch_add(3, Ordering::Relaxed);
-        m.duration[Route::Health as usize].observe(Duration::from_millis(2));
-        m.phases.queue.observe(Duration::from_secs(200));
+        m.traffic().requests[Route::Health as usize][0][0].fetch_add(3, Ordering::Relaxed);
+        m.traffic().duration[Route::Health as usize].observe(Duration::from_millis(2));
+        m.traffic().phases.queue.observe(Duration::from_secs(200));
         m
     }
 
@@ -560,8 +561,10 @@ mod tests {
     #[test]
     fn utilization_families_show_what_was_read_and_leave_out_what_was_not() {
         let m = sample_metrics();
-        m.http_received_bytes.store(1234, Ordering::Relaxed);
-        m.http_sent_bytes.store(5678, Ordering::Relaxed);
+        m.traffic()
+            .http_received_bytes
+            .store(1234, Ordering::Relaxed);
+        m.traffic().http_sent_bytes.store(5678, Ordering::Relaxed);
         let scrape = Scrape {
             cgroup: crate::platform::cgroup::Usage {
                 cpu_usage: Some(Duration::from_micros(2_500_000)),

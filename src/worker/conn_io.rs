@@ -43,6 +43,7 @@ impl EventLoop {
     }
 
     pub(super) fn on_conn_event(&mut self, token: u64, events: EpollFlags) {
+        let now_ns = self.now_ns();
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -51,7 +52,7 @@ impl EventLoop {
         }
         if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
             && !conn.reading_paused()
-            && conn.read(&mut self.scratch).is_err()
+            && conn.read(&mut self.scratch, now_ns).is_err()
         {
             return self.close(token);
         }

@@ -216,12 +216,14 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket has. `Err`: the peer closed or failed.
-    pub(super) fn read(&mut self, scratch: &mut [u8]) -> Result<(), Gone> {
+    /// Reads what the socket has; a request whose first bytes these are started at `now_ns`
+    /// (the loop's clock for this turn: when it learned the bytes were there). `Err`: the peer
+    /// closed or failed.
+    pub(super) fn read(&mut self, scratch: &mut [u8], now_ns: u64) -> Result<(), Gone> {
         match read_nonblocking(self.fd.as_fd(), scratch, self.metrics) {
             ReadOutcome::Data(n) => {
                 if self.buf.is_empty() && self.body.is_none() {
-                    self.request_start_ns = monotonic_ns();
+                    self.request_start_ns = now_ns;
                 }
                 self.buf.extend_from_slice(&scratch[..n]);
                 Ok(())

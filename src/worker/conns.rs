@@ -9,11 +9,11 @@
 //! request after request is re-indexed about once per keep-alive period, not per request.
 
 use super::connection::{Conn, State};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 pub(super) struct Conns {
-    map: HashMap<u64, Entry>,
+    map: foldhash::HashMap<u64, Entry>,
     deadlines: BTreeSet<(Instant, u64)>,
     silent: BTreeSet<(Instant, u64)>,
     /// Connections per [`State`].
@@ -32,7 +32,7 @@ struct Entry {
 impl Conns {
     pub(super) fn new(keep_alive: Duration) -> Conns {
         Conns {
-            map: HashMap::new(),
+            map: foldhash::HashMap::default(),
             deadlines: BTreeSet::new(),
             silent: BTreeSet::new(),
             counts: [0; State::ALL.len()],

@@ -18,7 +18,7 @@ use super::WorkerContext;
 use crate::app::App;
 use crate::http::HttpError;
 use crate::log;
-use crate::shared::monotonic_ms;
+use crate::shared::{monotonic_ms, monotonic_ns};
 use crate::signals::SignalPipe;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -73,6 +73,9 @@ pub struct EventLoop {
     /// The loop's clock: read once after each wait, for every deadline set in that turn
     /// (deadlines are seconds; one clock read per turn instead of several per request).
     pub(super) now: Instant,
+    /// An instant and the same moment in [`monotonic_ns`] (both are `CLOCK_MONOTONIC`): turns
+    /// the loop's clock into nanoseconds without reading the clock again.
+    clock_base: (Instant, u64),
     /// More workers than usable CPUs: a busy loop yields instead of sleeping (see `run`).
     yield_when_busy: bool,
     /// Since when this worker has stopped listening for being ahead of its fair share.
@@ -136,6 +139,7 @@ impl EventLoop {
             ahead_since: None,
             yield_when_busy: ctx.config.workers > crate::platform::usable_cpus().count,
             now: Instant::now(),
+            clock_base: (Instant::now(), monotonic_ns()),
             idle_wait_ms: ctx
                 .config
                 .timeout
@@ -163,6 +167,12 @@ impl EventLoop {
             m.workers_booted.fetch_add(1, Ordering::Relaxed);
         });
         Ok(lp)
+    }
+
+    /// The loop's clock (read once per turn) in [`monotonic_ns`] terms.
+    pub(super) fn now_ns(&self) -> u64 {
+        let (instant, ns) = self.clock_base;
+        ns + self.now.saturating_duration_since(instant).as_nanos() as u64
     }
 
     /// Runs until the worker has stopped and every request it took is answered.

@@ -261,7 +261,7 @@ pub(super) fn run(
 /// A finished heavy request's phases, into the shared histograms.
 fn record(hub: &Hub, t: &Timings) {
     hub.count(|m| {
-        let p = &m.phases;
+        let p = &m.traffic().phases;
         p.queue.observe(t.queue);
         p.cpu.observe(t.cpu);
         if let Some(v) = t.cpu_thread {
