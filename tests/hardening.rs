@@ -79,6 +79,38 @@ fn a_client_that_never_reads_cannot_get_its_worker_killed() {
     writer.join().unwrap();
 }
 
+/// A client that pipelines far more than one read takes (about 130 KB of heads in one write)
+/// through a small receive window, and reads its answers slowly: the loop reads in chunks,
+/// stops reading while answers wait for the client, and takes up reading again once they are
+/// taken — with edge-triggered events, without being told the socket is still readable. Every
+/// request is answered, in order.
+#[test]
+fn a_pipelining_client_that_reads_slowly_gets_every_answer_in_order() {
+    const N: usize = 3_000;
+    let server = Server::start(&["--workers", "1"]);
+    let client = small_window_connect(server.port);
+    client.set_read_timeout(Some(SECS)).unwrap();
+    let requests: String = (0..N)
+        .map(|i| format!("GET /missing-{i} HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .collect();
+    let writer = {
+        let mut s = client.try_clone().unwrap();
+        thread::spawn(move || s.write_all(requests.as_bytes()).unwrap())
+    };
+    let mut reader = BufReader::new(client);
+    for i in 0..N {
+        if i % 500 == 0 {
+            // Let the answers back up on the server.
+            thread::sleep(Duration::from_millis(100));
+        }
+        let resp = read_response(&mut reader, false)
+            .unwrap_or_else(|e| panic!("answer {i} of {N} not read within {SECS:?}: {e}"));
+        assert_eq!(resp.status, 404, "answer {i}");
+        assert_eq!(resp.json()["path"], format!("/missing-{i}"), "answer {i}");
+    }
+    writer.join().unwrap();
+}
+
 /// Item 3: each pipelined head has its own time. A client that completes one request every
 /// 2 s, always sending the first byte of the next with it, used to get 408 at ~10 s.
 #[test]

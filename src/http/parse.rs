@@ -404,9 +404,10 @@ fn split_target(method: &str, target: &str) -> Result<(String, String), HttpErro
     } else {
         return Err(HttpError::bad_request("invalid request target"));
     };
-    let origin = origin.split('#').next().unwrap_or_default();
-    Ok(match origin.split_once('?') {
-        Some((path, query)) => (path.to_string(), query.to_string()),
+    // memchr, not `str` patterns: this runs for every request.
+    let origin = &origin[..memchr::memchr(b'#', origin.as_bytes()).unwrap_or(origin.len())];
+    Ok(match memchr::memchr(b'?', origin.as_bytes()) {
+        Some(at) => (origin[..at].to_string(), origin[at + 1..].to_string()),
         None => (origin.to_string(), String::new()),
     })
 }

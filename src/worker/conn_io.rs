@@ -31,10 +31,14 @@ impl EventLoop {
             .counted_in(self.hub.metrics);
         let token = self.next_token;
         self.next_token += 1;
-        if let Err(err) = self
-            .epoll
-            .add(conn.fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
-        {
+        // Edge-triggered, both directions, once for the connection's stay: epoll reports a
+        // socket when it becomes readable or writable, and the connection remembers what it
+        // may still read (`Conn::may_read`). Level-triggered, epoll looked at every reported
+        // socket again in the next wait, and a connection that began to wait for writability
+        // (or stopped) cost a change of its watch (perf: ~1.5 % of a health request's CPU).
+        // Registering reports what the socket holds already (a connection handed back).
+        let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET;
+        if let Err(err) = self.epoll.add(conn.fd(), EpollEvent::new(watch, token)) {
             log::error(&format!("cannot watch a connection: {err}"));
             return None;
         }
@@ -42,6 +46,8 @@ impl EventLoop {
         Some(token)
     }
 
+    /// What epoll reported for a connection (empty: nothing new, but it may have more to
+    /// read). Reads at most one chunk: a connection with more waits for the next turn.
     pub(super) fn on_conn_event(&mut self, token: u64, events: EpollFlags) {
         let now_ns = self.now_ns();
         let Some(conn) = self.conns.get_mut(token) else {
@@ -50,13 +56,21 @@ impl EventLoop {
         if events.contains(EpollFlags::EPOLLOUT) && conn.write(self.now).is_err() {
             return self.close(token);
         }
-        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
-            && !conn.reading_paused()
-            && conn.read(&mut self.scratch, now_ns).is_err()
-        {
+        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+            conn.readable();
+        }
+        if conn.wants_read() && conn.read(&mut self.scratch, now_ns).is_err() {
             return self.close(token);
         }
         self.advance(token);
+    }
+
+    /// Connections left with bytes to read at the end of a piece of work (a full read, or
+    /// answers the client had not taken yet): read in the next turn, as no new edge may come.
+    pub(super) fn on_reads_left(&mut self) {
+        for token in std::mem::take(&mut self.reads_left) {
+            self.on_conn_event(token, EpollFlags::empty());
+        }
     }
 
     /// Writes what is pending, then dispatches whatever complete requests the buffer holds, in
@@ -85,25 +99,12 @@ impl EventLoop {
         self.rearm(token);
     }
 
-    /// Re-indexes the connection for its new state and watches it for what it waits for.
+    /// Re-indexes the connection for its new state; one with bytes left to read is read again
+    /// in the next turn.
     pub(super) fn rearm(&mut self, token: u64) {
-        let Some(wants_write) = self.conns.settle(token, self.now) else {
-            return;
-        };
-        let Some(conn) = self.conns.get(token) else {
-            return;
-        };
-        let flags = if wants_write {
-            EpollFlags::EPOLLOUT
-        } else {
-            EpollFlags::EPOLLIN
-        };
-        if self
-            .epoll
-            .modify(conn.fd(), &mut EpollEvent::new(flags, token))
-            .is_err()
-        {
-            self.close(token);
+        self.conns.settle(token, self.now);
+        if self.conns.get(token).is_some_and(Conn::wants_read) {
+            self.reads_left.push(token);
         }
     }
 

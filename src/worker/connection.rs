@@ -125,8 +125,9 @@ pub(super) struct Conn {
     /// do not count (a client dribbling a head a byte at a time is not productive); a complete
     /// request does. The least productive connection is the one waiting longest.
     waiting_since: Instant,
-    /// Whether epoll watches the connection for writability (else readability).
-    watching_write: bool,
+    /// The socket may hold bytes not read yet: epoll said it became readable (its events are
+    /// edge-triggered) and no read since has found it empty.
+    may_read: bool,
     /// Set when the server shuts down: a connection still waiting for a request's first byte
     /// is given up at this moment.
     shutdown_by: Option<Instant>,
@@ -154,7 +155,7 @@ impl Conn {
             request_start_ns: monotonic_ns(),
             timer: (State::Head, now),
             waiting_since: now,
-            watching_write: false,
+            may_read: false,
             shutdown_by: None,
             metrics_port: false,
             kept_here: false,
@@ -226,11 +227,27 @@ impl Conn {
                     self.request_start_ns = now_ns;
                 }
                 self.buf.extend_from_slice(&scratch[..n]);
+                // A stream socket fills a read while it has bytes: a short one emptied it.
+                self.may_read = n == scratch.len();
                 Ok(())
             }
-            ReadOutcome::WouldBlock => Ok(()),
+            ReadOutcome::WouldBlock => {
+                self.may_read = false;
+                Ok(())
+            }
             ReadOutcome::Closed => Err(Gone),
         }
+    }
+
+    /// epoll said the socket became readable (or hung up, or failed: a read tells which).
+    pub(super) fn readable(&mut self) {
+        self.may_read = true;
+    }
+
+    /// Whether the socket is to be read now: it may hold bytes, and the client takes its
+    /// answers.
+    pub(super) fn wants_read(&self) -> bool {
+        self.may_read && !self.reading_paused()
     }
 
     /// Whether reading is on hold: a client that does not take its answers gets nothing more
@@ -391,8 +408,7 @@ impl Conn {
     }
 
     /// Restarts the timer when the state changed, and gives back an idle connection's memory.
-    /// Returns whether epoll must now watch for the other direction.
-    pub(super) fn settle(&mut self, now: Instant) -> Option<bool> {
+    pub(super) fn settle(&mut self, now: Instant) {
         let state = self.state();
         if state != self.timer.0 {
             self.timer = (state, now);
@@ -401,11 +417,6 @@ impl Conn {
             // An idle connection holds no memory for the head it may never send.
             self.buf = Vec::new();
         }
-        let wants_write = !self.out.is_empty();
-        (wants_write != self.watching_write).then(|| {
-            self.watching_write = wants_write;
-            wants_write
-        })
     }
 
     /// The server is shutting down: a connection that has sent nothing gets until `by`.
@@ -580,11 +591,7 @@ mod tests {
         assert_eq!(c.deadline(KEEP), t0 + KEEP);
         c.out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
         let t1 = t0 + Duration::from_secs(1);
-        assert_eq!(
-            c.settle(t1),
-            Some(true),
-            "epoll now watches for writability"
-        );
+        c.settle(t1);
         assert_eq!(c.deadline(KEEP), t1 + WRITE_TIMEOUT);
         c.settle(t0 + Duration::from_secs(20));
         assert_eq!(

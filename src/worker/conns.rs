@@ -98,11 +98,12 @@ impl Conns {
         self.map.keys().copied().collect()
     }
 
-    /// After work on a connection: lets it restart its timer, re-indexes it, and returns
-    /// whether epoll must now watch it for writability (`Some(true)`) or readability.
-    pub(super) fn settle(&mut self, token: u64, now: Instant) -> Option<bool> {
-        let entry = self.map.get_mut(&token)?;
-        let watch = entry.conn.settle(now);
+    /// After work on a connection: lets it restart its timer and re-indexes it.
+    pub(super) fn settle(&mut self, token: u64, now: Instant) {
+        let Some(entry) = self.map.get_mut(&token) else {
+            return;
+        };
+        entry.conn.settle(now);
         let state = entry.conn.state();
         let deadline = entry.conn.deadline(self.keep_alive);
         let silent = entry.conn.unproductive_since();
@@ -123,7 +124,6 @@ impl Conns {
             self.counts[state.index()] += 1;
             entry.state = state;
         }
-        watch
     }
 
     /// When the loop must wake next for a deadline.

@@ -89,6 +89,8 @@ pub struct EventLoop {
     /// Whether an access log is written (fixed for a worker's life): request headers are kept
     /// only then.
     pub(super) access_log: bool,
+    /// Connections to read again next turn (see `on_reads_left`).
+    pub(super) reads_left: Vec<u64>,
     /// Where reads land before they are appended to a connection's buffer.
     pub(super) scratch: Box<[u8]>,
     /// Receive buffer for draining the shared queue when this is the last worker stopping.
@@ -153,6 +155,7 @@ impl EventLoop {
             parent: nix::unistd::Pid::from_raw(ctx.master_pid),
             next_sweep: Instant::now(),
             access_log: log::access_enabled(),
+            reads_left: Vec::new(),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             queue_buf: Vec::new(),
         };
@@ -230,6 +233,10 @@ impl EventLoop {
                 unsafe { libc::sched_yield() };
                 timeout = 0;
             }
+            if !self.reads_left.is_empty() {
+                // Bytes are waiting already: look for events without sleeping.
+                timeout = 0;
+            }
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => 0,
@@ -248,6 +255,7 @@ impl EventLoop {
                     token => self.on_conn_event(token, event.events()),
                 }
             }
+            self.on_reads_left();
             let now = self.now;
             self.expire(now);
             self.resume_accepting(now);
