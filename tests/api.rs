@@ -215,6 +215,48 @@ fn keep_alive_pipelining_and_connection_close() {
     );
 }
 
+/// A keep-alive client that sends its last request and closes its side in the same breath (or
+/// closes halfway through a head) is answered, then let go at once: the close comes in one
+/// edge-triggered event with the last bytes, and the loop reads on to it instead of waiting out
+/// keep-alive (60 s here) or the head timeout.
+#[test]
+fn a_client_closing_its_side_with_its_last_bytes_is_let_go_at_once() {
+    const REQUEST: &[u8] = b"GET /heavy/health/ HTTP/1.1\r\nHost: t\r\n\r\n";
+    let server = Server::start(&["--workers", "1", "--keep-alive", "60"]);
+    // A connection that has been served once: its close is not seen when it is taken in.
+    let served_once = || {
+        let s = connect(server.port);
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        (&s).write_all(REQUEST).unwrap();
+        assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+        (s, reader)
+    };
+    for round in 0..10 {
+        let (mut s, mut reader) = served_once();
+        s.write_all(REQUEST).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+        assert!(
+            closed_within(&mut s, CLOSE_TIMEOUT),
+            "round {round}: still open {CLOSE_TIMEOUT:?} after the client closed its side"
+        );
+        // A half head: closed without an answer (waiting out the head timeout would end in a
+        // 408 first).
+        let (mut s, _) = served_once();
+        s.write_all(b"GET /heavy/health/ HTTP/1.1\r\nHo").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut answer).unwrap_or_else(|e| {
+            panic!("round {round}: a half head not closed within the read timeout: {e}")
+        });
+        assert_eq!(
+            String::from_utf8_lossy(&answer),
+            "",
+            "round {round}: a half head then the client's close"
+        );
+    }
+}
+
 #[test]
 fn http10_closes_unless_it_asks_to_keep_alive() {
     let server = Server::start(&["--workers", "1"]);

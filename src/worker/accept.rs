@@ -3,7 +3,7 @@
 //! descriptors and memory unless `--worker-connections` says otherwise.
 
 use super::queue::Peer;
-use super::socket::peer_of;
+use super::socket::{peer_of, set_nodelay};
 use super::WorkerListener;
 use crate::config::Config;
 use crate::log;
@@ -213,6 +213,9 @@ impl Acceptor {
             SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         ) {
             Ok(fd) => {
+                // Once per connection: the option stays with the socket when it travels to a
+                // thread or another worker and back.
+                set_nodelay(fd.as_fd());
                 let peer = peer_of(fd.as_fd());
                 self.take_turn(epoll, index);
                 Accepted::Conn {

@@ -5,10 +5,9 @@
 use super::connection::{Conn, Next, Outcome};
 use super::event_loop::EventLoop;
 use super::queue::Peer;
-use super::socket::set_nodelay;
 use crate::log;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 impl EventLoop {
     /// Takes a connection into the loop. Its `leftover` bytes are not parsed yet: the caller
@@ -25,7 +24,6 @@ impl EventLoop {
         metrics_port: bool,
     ) -> Option<u64> {
         self.make_room();
-        set_nodelay(fd.as_fd());
         let conn = Conn::new(fd, peer, served, leftover)
             .on_metrics_port(metrics_port)
             .counted_in(self.hub.metrics);
@@ -37,7 +35,11 @@ impl EventLoop {
         // socket again in the next wait, and a connection that began to wait for writability
         // (or stopped) cost a change of its watch (perf: ~1.5 % of a health request's CPU).
         // Registering reports what the socket holds already (a connection handed back).
-        let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET;
+        // EPOLLRDHUP: the client's close can come in one edge with its last bytes.
+        let watch = EpollFlags::EPOLLIN
+            | EpollFlags::EPOLLOUT
+            | EpollFlags::EPOLLRDHUP
+            | EpollFlags::EPOLLET;
         if let Err(err) = self.epoll.add(conn.fd(), EpollEvent::new(watch, token)) {
             log::error(&format!("cannot watch a connection: {err}"));
             return None;
@@ -56,8 +58,9 @@ impl EventLoop {
         if events.contains(EpollFlags::EPOLLOUT) && conn.write(self.now).is_err() {
             return self.close(token);
         }
-        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
-            conn.readable();
+        let closed = EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP;
+        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLERR | closed) {
+            conn.readable(events.intersects(closed));
         }
         if conn.wants_read() && conn.read(&mut self.scratch, now_ns).is_err() {
             return self.close(token);

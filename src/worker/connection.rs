@@ -128,6 +128,9 @@ pub(super) struct Conn {
     /// The socket may hold bytes not read yet: epoll said it became readable (its events are
     /// edge-triggered) and no read since has found it empty.
     may_read: bool,
+    /// The client has closed its side: reads go on until they return nothing (a short read
+    /// stops at the end of the data, not at the close, and no new edge follows).
+    peer_closed: bool,
     /// Set when the server shuts down: a connection still waiting for a request's first byte
     /// is given up at this moment.
     shutdown_by: Option<Instant>,
@@ -156,6 +159,7 @@ impl Conn {
             timer: (State::Head, now),
             waiting_since: now,
             may_read: false,
+            peer_closed: false,
             shutdown_by: None,
             metrics_port: false,
             kept_here: false,
@@ -227,8 +231,9 @@ impl Conn {
                     self.request_start_ns = now_ns;
                 }
                 self.buf.extend_from_slice(&scratch[..n]);
-                // A stream socket fills a read while it has bytes: a short one emptied it.
-                self.may_read = n == scratch.len();
+                // A stream socket fills a read while it has bytes: a short one emptied it —
+                // unless the client closed, whose end a next read returns.
+                self.may_read = n == scratch.len() || self.peer_closed;
                 Ok(())
             }
             ReadOutcome::WouldBlock => {
@@ -239,9 +244,11 @@ impl Conn {
         }
     }
 
-    /// epoll said the socket became readable (or hung up, or failed: a read tells which).
-    pub(super) fn readable(&mut self) {
+    /// epoll said the socket became readable (or hung up, or failed: a read tells which);
+    /// `closed`: the client has closed its side.
+    pub(super) fn readable(&mut self, closed: bool) {
         self.may_read = true;
+        self.peer_closed |= closed;
     }
 
     /// Whether the socket is to be read now: it may hold bytes, and the client takes its

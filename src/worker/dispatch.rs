@@ -156,7 +156,12 @@ impl EventLoop {
                         self.hub.in_flight(-1);
                         return false;
                     };
-                    return self.send_shared(token, job);
+                    // Under its new token: the caller's token has left the loop, so an answer
+                    // queued here (queue full) is written here.
+                    if self.send_shared(token, job) {
+                        self.advance(token);
+                    }
+                    return false;
                 }
             }
         }
