@@ -1,6 +1,7 @@
 //! Connection I/O on the event loop: taking connections in (accepted, handed back, adopted),
-//! driving each through its states as its socket becomes ready, and watching it for what it
-//! waits for next. The states themselves are the connection's (`connection`).
+//! driving each through its states as its socket becomes ready (epoll, edge-triggered), and
+//! coming back next turn to one that has bytes left to read. The states themselves are the
+//! connection's (`connection`).
 
 use super::connection::{Conn, Next, Outcome};
 use super::event_loop::EventLoop;
